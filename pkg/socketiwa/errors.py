@@ -1,0 +1,50 @@
+"""Typed errors. Each also derives from the closest builtin so generic handlers still work."""
+from __future__ import annotations
+
+
+class SocketIwaError(Exception):
+    """Base class of every error socketiwa raises."""
+
+
+class PermissionDeniedError(SocketIwaError, PermissionError):
+    """The page's permissions policy or the user denied a Direct Sockets capability."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.missing = tuple(missing)
+
+
+class ConnectError(SocketIwaError, ConnectionError):
+    """Opening a socket failed: peer unreachable, connection refused, address in use, bad host."""
+
+
+class SocketClosedError(SocketIwaError, ConnectionError):
+    """The socket is closed (or closing) and cannot be used for this operation."""
+
+
+class InvalidOptionError(SocketIwaError, ValueError):
+    """An option or argument is out of range or inconsistent."""
+
+
+class NotSupportedError(SocketIwaError, NotImplementedError):
+    """The platform cannot do this (for example changing multicast TTL after open in Direct Sockets)."""
+
+
+class FrameError(SocketIwaError, ValueError):
+    """A received frame or envelope could not be decoded. ``data`` holds the raw bytes."""
+
+    def __init__(self, message: str, data: bytes = b""):
+        super().__init__(message)
+        self.data = data
+
+
+class MessageTooLargeError(FrameError):
+    """A message exceeds the configured or platform maximum size."""
+
+
+class AckTimeoutError(SocketIwaError, TimeoutError):
+    """No acknowledgement arrived within the timeout of ``emit_with_ack``."""
+
+
+class BackpressureError(SocketIwaError, BufferError):
+    """A bounded queue is full and the operation cannot wait (for example too many pending acks)."""

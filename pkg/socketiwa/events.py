@@ -1,0 +1,109 @@
+"""A small event emitter: ``on``, ``off``, ``once`` and local dispatch.
+
+Handlers may be plain functions or coroutine functions. Like JavaScript listeners, a handler is
+called with as many of the event's arguments as it accepts, so ``on("message", lambda data: ...)``
+and ``on("message", lambda data, rinfo: ...)`` both work.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any, Callable
+
+log = logging.getLogger("socketiwa")
+Handler = Callable[..., Any]
+_arity_cache: dict[Any, int] = {}
+
+
+def _arity(fn: Handler) -> int:
+    key = getattr(fn, "__func__", fn)
+    n = _arity_cache.get(key)
+    if n is None:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            n = 1 << 16
+        else:
+            n = 0
+            for p in params:
+                if p.kind is p.VAR_POSITIONAL:
+                    n = 1 << 16
+                    break
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    n += 1
+        if len(_arity_cache) < 4096:
+            _arity_cache[key] = n
+    return n
+
+
+class EventEmitter:
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[tuple[Handler, bool]]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def on(self, event: str, handler: Handler | None = None):
+        """Register ``handler`` for ``event``. Usable as a decorator: ``@sock.on("message")``."""
+        if handler is None:
+            return lambda fn: self.on(event, fn) and fn
+        self._handlers.setdefault(event, []).append((handler, False))
+        return self
+
+    def once(self, event: str, handler: Handler | None = None):
+        if handler is None:
+            return lambda fn: self.once(event, fn) and fn
+        self._handlers.setdefault(event, []).append((handler, True))
+        return self
+
+    def off(self, event: str | None = None, handler: Handler | None = None):
+        """Remove one handler, all handlers of one event, or (no arguments) every handler."""
+        if event is None:
+            self._handlers.clear()
+        elif handler is None:
+            self._handlers.pop(event, None)
+        else:
+            entries = self._handlers.get(event, [])
+            for i, (h, _) in enumerate(entries):
+                if h == handler:
+                    del entries[i]
+                    break
+            if not entries:
+                self._handlers.pop(event, None)
+        return self
+
+    def listener_count(self, event: str) -> int:
+        return len(self._handlers.get(event, ()))
+
+    def _dispatch(self, event: str, *args: Any) -> bool:
+        """Call the handlers of ``event`` locally. Returns whether any handler ran."""
+        entries = self._handlers.get(event)
+        if not entries:
+            if event == "error" and args:
+                log.warning("unhandled socketiwa error: %r", args[0])
+            return False
+        for handler, once in list(entries):
+            if once:
+                self.off(event, handler)
+            try:
+                result = handler(*args[: _arity(handler)])
+            except Exception as exc:  # a failing handler must not kill the receive loop
+                self._handler_failed(event, exc)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done(event))
+        return True
+
+    def _task_done(self, event: str):
+        def done(task: asyncio.Task) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                self._handler_failed(event, task.exception())
+        return done
+
+    def _handler_failed(self, event: str, exc: BaseException) -> None:
+        if event == "error":
+            log.error("error handler failed", exc_info=exc)
+        else:
+            self._dispatch("error", exc)

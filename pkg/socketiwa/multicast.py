@@ -1,0 +1,88 @@
+"""Multicast UDP: a bound UDP socket with group membership."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from .errors import InvalidOptionError
+from .udp import UDPSocket
+
+
+def _check_group(group: str) -> None:
+    try:
+        ok = ipaddress.ip_address(group).is_multicast
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidOptionError(f"{group!r} is not a multicast group address")
+
+
+def _check_unicast(address: str, what: str) -> None:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise InvalidOptionError(f"{what} {address!r} is not an IP address") from None
+
+
+class MulticastSocket(UDPSocket):
+    """A bound UDP socket that joins multicast groups (any-source and source-specific)."""
+
+    async def add_membership(self, group: str, iface_or_source: str | None = None) -> None:
+        """Join ``group``. The optional second argument is the local interface address (as in
+        Node's dgram ``addMembership``)."""
+        self._require_open()
+        _check_group(group)
+        if iface_or_source is not None:
+            _check_unicast(iface_or_source, "interface")
+        await self._transport.join_group(group, interface=iface_or_source)
+
+    async def drop_membership(self, group: str, iface_or_source: str | None = None) -> None:
+        self._require_open()
+        _check_group(group)
+        await self._transport.leave_group(group, interface=iface_or_source)
+
+    async def add_source_specific_membership(self, source: str, group: str, iface: str | None = None) -> None:
+        """Join ``group`` receiving only from ``source`` (SSM, RFC 4607)."""
+        self._require_open()
+        _check_unicast(source, "source")
+        _check_group(group)
+        await self._transport.join_group(group, interface=iface, source=source)
+
+    async def drop_source_specific_membership(self, source: str, group: str, iface: str | None = None) -> None:
+        self._require_open()
+        _check_unicast(source, "source")
+        _check_group(group)
+        await self._transport.leave_group(group, interface=iface, source=source)
+
+    @property
+    def joined_groups(self) -> list[str]:
+        return self._transport.joined_groups() if self._transport is not None else []
+
+    def set_multicast_ttl(self, ttl: int) -> None:
+        """Change the TTL of outgoing multicast. Raises NotSupportedError where the platform
+        fixes it at open (Direct Sockets): pass ``multicast_time_to_live`` instead."""
+        if not isinstance(ttl, int) or not 0 <= ttl <= 255:
+            raise InvalidOptionError("ttl must be in 0..255")
+        self._require_open()
+        self._transport.set_multicast_ttl(ttl)
+        self.options.multicast_time_to_live = ttl
+
+    def set_multicast_loopback(self, flag: bool) -> None:
+        """Change whether our own multicast is looped back. Raises NotSupportedError where the
+        platform fixes it at open (Direct Sockets): pass ``multicast_loopback`` instead."""
+        self._require_open()
+        self._transport.set_multicast_loopback(bool(flag))
+        self.options.multicast_loopback = bool(flag)
+
+
+async def create_multicast_socket(local_address: str = "0.0.0.0", local_port: int = 0, *,
+                                  multicast_time_to_live: int | None = None,
+                                  multicast_loopback: bool | None = None,
+                                  allow_address_sharing: bool | None = None,
+                                  **options: Any) -> MulticastSocket:
+    """Open a bound UDP socket ready for ``add_membership``."""
+    sock = MulticastSocket(local_address=local_address, local_port=local_port,
+                           multicast_time_to_live=multicast_time_to_live,
+                           multicast_loopback=multicast_loopback,
+                           multicast_allow_address_sharing=allow_address_sharing, **options)
+    return await sock.open()

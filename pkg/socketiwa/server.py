@@ -1,0 +1,206 @@
+"""TCP server with socket.io-style rooms."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Iterable
+
+from . import wire
+from ._base import ReadyState
+from .backends import get_backend
+from .errors import InvalidOptionError, SocketClosedError
+from .events import EventEmitter
+from .tcp import FRAMINGS, TCPSocket
+from .udp import _as_bytes, _check_port
+
+
+class Broadcast:
+    """A set of target connections: ``server.to("room")``, chainable with ``.to("other")``."""
+
+    def __init__(self, server: "TCPServer", rooms: Iterable[str] | None):
+        self._server = server
+        self._rooms = None if rooms is None else set(rooms)
+
+    def to(self, room: str) -> "Broadcast":
+        return Broadcast(self._server, (self._rooms or set()) | {room})
+
+    def connections(self) -> list[TCPSocket]:
+        if self._rooms is None:
+            return list(self._server.connections)
+        members: set[TCPSocket] = set()
+        for room in self._rooms:
+            members |= self._server._rooms.get(room, set())
+        return [c for c in self._server.connections if c in members]  # stable order
+
+    async def _each(self, send) -> int:
+        targets = [c for c in self.connections() if c.ready_state is ReadyState.OPEN]
+        results = await asyncio.gather(*(send(c) for c in targets), return_exceptions=True)
+        for conn, res in zip(targets, results):
+            if isinstance(res, Exception):
+                conn._dispatch("error", res)
+        return sum(1 for r in results if not isinstance(r, BaseException))
+
+    async def emit(self, event: str, payload: Any = None) -> int:
+        """Send an event to every target; returns how many connections it reached."""
+        if event in ("open", "message", "error", "close", "connect", "disconnect", "connection"):
+            raise ValueError(f"{event!r} is a reserved lifecycle event and cannot be emitted")
+        envelope = wire.encode_event(event, payload)  # encode once for all targets
+        return await self._each(lambda c: c._send_envelope(envelope))
+
+    async def send(self, data: Any) -> int:
+        raw = _as_bytes(data)
+        return await self._each(lambda c: c.send(raw))
+
+
+class TCPServer(EventEmitter):
+    """Events: ``open``, ``connection(conn)``, ``error(exc)``, ``close``."""
+
+    def __init__(self, host: str, local_port: int = 0, backlog: int | None = None, *,
+                 ipv6_only: bool | None = None, framing: str = "frames",
+                 max_message_size: int = wire.DEFAULT_MAX_MESSAGE, max_connections: int = 1024,
+                 **connection_options: Any):
+        super().__init__()
+        _check_port(local_port, "local_port", allow_zero=True)
+        if backlog is not None and (not isinstance(backlog, int) or backlog < 1):
+            raise InvalidOptionError("backlog must be a positive integer")
+        if framing not in FRAMINGS:
+            raise InvalidOptionError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+        self.host, self.backlog, self.ipv6_only = host, backlog, ipv6_only
+        self.requested_port = local_port
+        self.framing = framing
+        self.max_message_size = max_message_size
+        self.max_connections = max_connections
+        self.connection_options = connection_options
+        self.ready_state = ReadyState.CONNECTING
+        self.connections: list[TCPSocket] = []
+        self._rooms: dict[str, set[TCPSocket]] = {}
+        self._transport = None
+        self._accept_task: asyncio.Task | None = None
+        self._closed_event = asyncio.Event()
+        self.local_address: str | None = None
+        self.local_port: int | None = None
+
+    async def open(self) -> "TCPServer":
+        if self.ready_state is not ReadyState.CONNECTING:
+            raise SocketClosedError(f"server is already {self.ready_state.value}")
+        try:
+            self._transport = await get_backend().open_tcp_server(
+                self.host, self.requested_port, self.backlog, self.ipv6_only)
+        except BaseException:
+            self.ready_state = ReadyState.CLOSED
+            self._closed_event.set()
+            raise
+        self.local_address = self._transport.endpoints.local_address
+        self.local_port = self._transport.endpoints.local_port
+        self.ready_state = ReadyState.OPEN
+        self._accept_task = asyncio.ensure_future(self._accept_loop())
+        self._dispatch("open")
+        return self
+
+    async def _accept_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    transport = await self._transport.accept()
+                except OSError as exc:
+                    self._dispatch("error", exc)
+                    continue
+                if transport is None:
+                    break
+                if len(self.connections) >= self.max_connections:
+                    await transport.close()
+                    self._dispatch("error", SocketClosedError(
+                        f"connection refused: max_connections={self.max_connections} reached"))
+                    continue
+                conn = TCPSocket(framing=self.framing, max_message_size=self.max_message_size,
+                                 **self.connection_options)
+                conn.server = self
+                self.connections.append(conn)
+                conn._attach(transport)
+                self._dispatch("connection", conn)
+        except asyncio.CancelledError:
+            pass
+
+    # ---- rooms
+    def _join(self, conn: TCPSocket, room: str) -> None:
+        self._rooms.setdefault(room, set()).add(conn)
+        conn.rooms.add(room)
+
+    def _leave(self, conn: TCPSocket, room: str) -> None:
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self._rooms[room]
+        conn.rooms.discard(room)
+
+    def _forget(self, conn: TCPSocket) -> None:
+        for room in list(conn.rooms):
+            self._leave(conn, room)
+        if conn in self.connections:
+            self.connections.remove(conn)
+
+    def rooms(self) -> dict[str, int]:
+        return {room: len(members) for room, members in self._rooms.items()}
+
+    def to(self, room: str) -> Broadcast:
+        return Broadcast(self, [room])
+
+    async def emit(self, event: str, payload: Any = None) -> int:
+        """Send an event to every connection."""
+        return await Broadcast(self, None).emit(event, payload)
+
+    async def send(self, data: Any) -> int:
+        return await Broadcast(self, None).send(data)
+
+    def __aiter__(self):
+        """Iterate over incoming connections (an alternative to the ``connection`` event)."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=self.backlog or 128)
+
+        def on_conn(conn):
+            queue.put_nowait(conn) if not queue.full() else conn._dispatch(
+                "error", SocketClosedError("connection iterator queue full"))
+        self.on("connection", on_conn)
+
+        async def gen():
+            try:
+                while self.ready_state is ReadyState.OPEN or not queue.empty():
+                    getter = asyncio.ensure_future(queue.get())
+                    closed = asyncio.ensure_future(self._closed_event.wait())
+                    done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter in done:
+                        closed.cancel()
+                        yield getter.result()
+                    else:
+                        getter.cancel()
+                        break
+            finally:
+                self.off("connection", on_conn)
+        return gen()
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection, wait until all are closed."""
+        if self.ready_state is ReadyState.CLOSED:
+            return
+        was_open = self._transport is not None
+        self.ready_state = ReadyState.CLOSING
+        if was_open:
+            await self._transport.close()
+        await asyncio.gather(*(c.close() for c in list(self.connections)), return_exceptions=True)
+        if self._accept_task is not None:
+            await asyncio.wait({self._accept_task}, timeout=5)
+        self.ready_state = ReadyState.CLOSED
+        self._closed_event.set()
+        if was_open:
+            self._dispatch("close")
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+
+async def create_tcp_server(host: str, local_port: int = 0, backlog: int | None = None,
+                            **options: Any) -> TCPServer:
+    """Listen on ``host:local_port`` (0 picks a free port; see ``server.local_port``)."""
+    return await TCPServer(host, local_port, backlog, **options).open()

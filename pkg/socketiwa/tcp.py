@@ -1,0 +1,217 @@
+"""TCP connections, client side and accepted by a server.
+
+``framing="frames"`` (default): every ``send``/``emit`` is one length-prefixed frame, and the
+receiver gets whole messages however the network splits or merges them. ``framing="raw"``: a
+plain byte stream (``message`` gets chunks as they arrive; ``emit`` is not available), for
+talking to peers that are not socketiwa.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from . import wire
+from ._base import ReadyState, SocketBase
+from .backends import get_backend
+from .backends.base import TcpOptions
+from .errors import FrameError, InvalidOptionError, NotSupportedError, SocketClosedError
+from .udp import _as_bytes, _check_port
+
+if TYPE_CHECKING:
+    from .server import TCPServer
+
+FRAMINGS = ("frames", "raw")
+
+
+class TCPSocket(SocketBase):
+    """Events: ``open``, ``connect``, ``message(data)``, ``error(exc)``, ``disconnect`` (peer
+    closed or connection lost), ``close``, and application events ``name(payload, ack)``."""
+
+    def __init__(self, host: str | None = None, port: int | None = None, *, no_delay: bool = False,
+                 keep_alive_delay: int | None = None, send_buffer_size: int | None = None,
+                 receive_buffer_size: int | None = None, dns_query_type: str | None = None,
+                 framing: str = "frames", max_message_size: int = wire.DEFAULT_MAX_MESSAGE,
+                 max_queue: int = 1024, ack_timeout: float = 5.0):
+        super().__init__(max_queue=max_queue, ack_timeout=ack_timeout)
+        if framing not in FRAMINGS:
+            raise InvalidOptionError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+        if keep_alive_delay is not None and (not isinstance(keep_alive_delay, int) or keep_alive_delay < 1000):
+            # Direct Sockets rejects delays under one second; keep both backends alike.
+            raise InvalidOptionError("keep_alive_delay is in milliseconds and must be >= 1000")
+        if dns_query_type not in (None, "ipv4", "ipv6"):
+            raise InvalidOptionError(f"dns_query_type must be 'ipv4' or 'ipv6', got {dns_query_type!r}")
+        if host is not None:
+            _check_port(port, "port", allow_zero=False)
+        self.host, self.port = host, port
+        self.options = TcpOptions(no_delay, keep_alive_delay, send_buffer_size, receive_buffer_size,
+                                  dns_query_type)
+        self.framing = framing
+        self.max_message_size = max_message_size
+        self._deframer = wire.Deframer(max_message_size) if framing == "frames" else None
+        self._transport = None
+        self._write_lock = asyncio.Lock()
+        self.server: TCPServer | None = None
+        self.rooms: set[str] = set()
+        self.local_address: str | None = None
+        self.local_port: int | None = None
+        self.remote_address: str | None = None
+        self.remote_port: int | None = None
+
+    async def open(self) -> "TCPSocket":
+        if self.ready_state is not ReadyState.CONNECTING:
+            raise SocketClosedError(f"socket is already {self.ready_state.value}")
+        if self.host is None:
+            raise InvalidOptionError("no host/port to connect to")
+        try:
+            transport = await get_backend().open_tcp(self.host, self.port, self.options)
+        except BaseException:
+            self.ready_state = ReadyState.CLOSED
+            self._closed_event.set()
+            raise
+        self._attach(transport)
+        return self
+
+    def _attach(self, transport) -> None:
+        self._transport = transport
+        ep = transport.endpoints
+        self.local_address, self.local_port = ep.local_address, ep.local_port
+        self.remote_address, self.remote_port = ep.remote_address, ep.remote_port
+        self.ready_state = ReadyState.OPEN
+        self._reader_task = asyncio.ensure_future(self._receive_loop())
+        self._dispatch("open")
+        self._dispatch("connect")
+
+    # ---- sending
+    async def _write(self, raw: bytes) -> None:
+        self._require_open()
+        # One writer at a time so concurrent frames never interleave on the stream.
+        async with self._write_lock:
+            await self._transport.write(raw)
+
+    async def send(self, data: Any) -> None:
+        """Send a message (framed mode) or bytes (raw mode)."""
+        payload = _as_bytes(data)
+        if self._deframer is None:
+            await self._write(payload)
+        else:
+            await self._write(wire.frame(wire.encode_data(payload), self.max_message_size))
+
+    async def _send_envelope(self, envelope: bytes) -> None:
+        await self._write(wire.frame(envelope, self.max_message_size))
+
+    def _require_frames(self) -> None:
+        if self._deframer is None:
+            raise NotSupportedError("events need framing='frames'; this connection is raw")
+
+    async def emit(self, event: str, payload: Any = None) -> None:
+        """Send an application event to the peer."""
+        self._check_event_name(event)
+        self._require_frames()
+        await self._send_envelope(wire.encode_event(event, payload))
+
+    async def emit_with_ack(self, event: str, payload: Any = None, *, timeout: float | None = None) -> Any:
+        """Send an event and wait for the peer handler's ``ack(response)``; returns the response."""
+        self._check_event_name(event)
+        self._require_frames()
+        ack_id, fut = self._new_ack()
+        try:
+            await self._send_envelope(wire.encode_event(event, payload, ack_id))
+        except BaseException:
+            self._pending.pop(ack_id, None)
+            raise
+        return await self._await_ack(ack_id, fut, event, timeout)
+
+    # ---- rooms (connections accepted by a TCPServer)
+    def join(self, room: str) -> None:
+        if self.server is None:
+            raise NotSupportedError("rooms exist only on connections accepted by a server")
+        self.server._join(self, room)
+
+    def leave(self, room: str) -> None:
+        if self.server is not None:
+            self.server._leave(self, room)
+
+    # ---- receiving
+    async def _receive_loop(self) -> None:
+        transport = self._transport
+        lost: BaseException | None = None
+        try:
+            while True:
+                try:
+                    chunk = await transport.read()
+                except SocketClosedError:
+                    break
+                except OSError as exc:
+                    lost = exc
+                    break
+                if not chunk:
+                    break
+                if self._deframer is None:
+                    await self._deliver(chunk, chunk)
+                    continue
+                for item in self._deframer.feed(chunk):
+                    if isinstance(item, FrameError):
+                        self._dispatch("error", item)
+                        continue
+                    await self._handle_frame(item)
+        finally:
+            if self._deframer is not None and self._deframer.buffered and lost is None:
+                self._dispatch("error", FrameError(
+                    f"stream ended inside a frame ({self._deframer.buffered} bytes left)"))
+            if lost is not None:
+                self._dispatch("error", lost)
+            if self.ready_state is ReadyState.OPEN:
+                self._dispatch("disconnect")
+            await self._finish()
+
+    async def _handle_frame(self, frame: bytes) -> None:
+        try:
+            env = wire.decode(frame)
+        except FrameError as exc:
+            self._dispatch("error", exc)
+            return
+        if not self._on_envelope(env, self._send_envelope):
+            await self._deliver(env.payload, env.payload)
+
+    # ---- closing
+    async def close(self) -> None:
+        """Flush, close our side, and wait until the connection is closed."""
+        if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
+            await self._closed_event.wait()
+            return
+        if self._transport is None:
+            self.ready_state = ReadyState.CLOSED
+            self._closed_event.set()
+            return
+        self.ready_state = ReadyState.CLOSING
+        async with self._write_lock:
+            await self._transport.close()
+        if self._reader_task is not None and not self._reader_task.done():
+            await asyncio.wait({self._reader_task}, timeout=5)
+            if not self._reader_task.done():
+                self._reader_task.cancel()
+                await self._finish()
+
+    async def _finish(self) -> None:
+        if self.ready_state is ReadyState.CLOSED:
+            return
+        if self.ready_state is ReadyState.OPEN:
+            self.ready_state = ReadyState.CLOSING
+            try:
+                await self._transport.close()
+            except Exception:
+                pass
+        self.ready_state = ReadyState.CLOSED
+        if self.server is not None:
+            self.server._forget(self)
+        self._fail_pending()
+        self._end_queue()
+        self._closed_event.set()
+        self._dispatch("close")
+
+
+async def create_tcp(host: str, port: int, **options: Any) -> TCPSocket:
+    """Connect a TCP socket. Options: ``no_delay``, ``keep_alive_delay`` (ms),
+    ``send_buffer_size``, ``receive_buffer_size``, ``dns_query_type``, ``framing`` ('frames' or
+    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``."""
+    return await TCPSocket(host, port, **options).open()

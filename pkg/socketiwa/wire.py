@@ -1,0 +1,175 @@
+"""The socketiwa wire format for application events.
+
+Envelope (identical on UDP and TCP), big-endian:
+
+    magic   4 bytes  b"SIW1"
+    kind    1 byte   0 = DATA (a plain message), 1 = EVENT, 2 = ACK
+    ack_id  4 bytes  EVENT: 0 when no acknowledgement is wanted; ACK: the id being answered
+    codec   1 byte   payload encoding: 0 = raw bytes, 1 = JSON (UTF-8), 2 = none
+    name    1 byte length + UTF-8 (EVENT only; 1..255 bytes)
+    payload the rest
+
+UDP carries exactly one envelope per datagram; plain ``send(data)`` datagrams travel raw (no
+envelope) so socketiwa interoperates with any UDP peer. TCP in ``framed`` mode carries a stream of
+frames, each ``u32 length`` + envelope, so messages the network splits or merges arrive whole.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import FrameError, MessageTooLargeError
+
+MAGIC = b"SIW1"
+KIND_DATA, KIND_EVENT, KIND_ACK = 0, 1, 2
+CODEC_BYTES, CODEC_JSON, CODEC_NONE = 0, 1, 2
+_HEAD = struct.Struct("!4sBIB")  # magic, kind, ack_id, codec
+_LEN = struct.Struct("!I")
+HEADER_SIZE = _HEAD.size
+DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
+# Payload encodings are chosen by type so bytes never pay for JSON.
+_NO_PAYLOAD = object()
+
+
+@dataclass(slots=True)
+class Envelope:
+    kind: int
+    ack_id: int = 0
+    name: str = ""
+    payload: Any = None
+
+
+def _encode_payload(payload: Any) -> tuple[int, bytes]:
+    if payload is _NO_PAYLOAD:
+        return CODEC_NONE, b""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return CODEC_BYTES, bytes(payload)
+    try:
+        return CODEC_JSON, json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"event payload must be bytes or JSON-serialisable: {e}") from None
+
+
+def encode(kind: int, payload: Any = _NO_PAYLOAD, *, name: str = "", ack_id: int = 0) -> bytes:
+    codec, body = _encode_payload(payload)
+    head = _HEAD.pack(MAGIC, kind, ack_id, codec)
+    if kind == KIND_EVENT:
+        raw_name = name.encode()
+        if not 0 < len(raw_name) < 256:
+            raise ValueError("event name must be 1..255 UTF-8 bytes")
+        return b"".join((head, bytes((len(raw_name),)), raw_name, body))
+    return head + body
+
+
+def encode_event(name: str, payload: Any = _NO_PAYLOAD, ack_id: int = 0) -> bytes:
+    return encode(KIND_EVENT, payload, name=name, ack_id=ack_id)
+
+
+def encode_ack(ack_id: int, payload: Any = _NO_PAYLOAD) -> bytes:
+    return encode(KIND_ACK, payload, ack_id=ack_id)
+
+
+def encode_data(data: bytes) -> bytes:
+    return _HEAD.pack(MAGIC, KIND_DATA, 0, CODEC_BYTES) + data
+
+
+def is_envelope(data: bytes) -> bool:
+    return data[:4] == MAGIC
+
+
+def decode(data: bytes) -> Envelope:
+    """Decode one envelope; raises FrameError (with the raw bytes attached) if malformed."""
+    if len(data) < HEADER_SIZE:
+        raise FrameError(f"envelope too short ({len(data)} bytes)", bytes(data))
+    magic, kind, ack_id, codec = _HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise FrameError("bad envelope magic", bytes(data))
+    pos = HEADER_SIZE
+    name = ""
+    if kind == KIND_EVENT:
+        if len(data) <= pos:
+            raise FrameError("event envelope without a name", bytes(data))
+        n = data[pos]
+        pos += 1
+        if n == 0 or len(data) < pos + n:
+            raise FrameError("event name length out of range", bytes(data))
+        try:
+            name = bytes(data[pos:pos + n]).decode()
+        except UnicodeDecodeError:
+            raise FrameError("event name is not UTF-8", bytes(data)) from None
+        pos += n
+    elif kind not in (KIND_DATA, KIND_ACK):
+        raise FrameError(f"unknown envelope kind {kind}", bytes(data))
+    body = bytes(data[pos:])
+    if codec == CODEC_BYTES:
+        payload: Any = body
+    elif codec == CODEC_JSON:
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise FrameError("event payload is not valid JSON", bytes(data)) from None
+    elif codec == CODEC_NONE:
+        if body:
+            raise FrameError("payload present with codec NONE", bytes(data))
+        payload = None
+    else:
+        raise FrameError(f"unknown payload codec {codec}", bytes(data))
+    return Envelope(kind, ack_id, name, payload)
+
+
+def frame(envelope: bytes, max_message: int = DEFAULT_MAX_MESSAGE) -> bytes:
+    """Length-prefix one envelope for a byte stream."""
+    if len(envelope) > max_message:
+        raise MessageTooLargeError(
+            f"message of {len(envelope)} bytes exceeds max_message_size {max_message}")
+    return _LEN.pack(len(envelope)) + envelope
+
+
+class Deframer:
+    """Turns stream chunks back into whole frames.
+
+    An oversize frame is skipped (its length is known) and reported as MessageTooLargeError, so
+    the stream stays in sync and usable.
+    """
+
+    __slots__ = ("_buf", "_skip", "max_message")
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE):
+        self._buf = bytearray()
+        self._skip = 0
+        self.max_message = max_message
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, chunk: bytes) -> list[bytes | FrameError]:
+        """Return the complete frames (and errors, in stream order) that ``chunk`` completes."""
+        out: list[bytes | FrameError] = []
+        buf = self._buf
+        if self._skip:
+            n = min(self._skip, len(chunk))
+            self._skip -= n
+            chunk = chunk[n:]
+        buf += chunk
+        pos = 0
+        size = len(buf)
+        while size - pos >= 4:
+            (length,) = _LEN.unpack_from(buf, pos)
+            if length > self.max_message:
+                out.append(MessageTooLargeError(
+                    f"incoming frame of {length} bytes exceeds max_message_size {self.max_message}"))
+                pos += 4
+                take = min(length, size - pos)
+                pos += take
+                self._skip = length - take
+                continue
+            if size - pos - 4 < length:
+                break
+            out.append(bytes(buf[pos + 4:pos + 4 + length]))
+            pos += 4 + length
+        if pos:
+            del buf[:pos]
+        return out
