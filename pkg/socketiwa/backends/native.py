@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import ipaddress
 import socket
-import struct
 
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
                       SocketClosedError)
@@ -14,6 +12,9 @@ from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOp
 
 name = "native"
 READ_CHUNK = 256 * 1024
+# Python < 3.12 lacks these constants; the values are Linux's (<linux/in.h>).
+IP_ADD_SOURCE_MEMBERSHIP = getattr(socket, "IP_ADD_SOURCE_MEMBERSHIP", 39)
+IP_DROP_SOURCE_MEMBERSHIP = getattr(socket, "IP_DROP_SOURCE_MEMBERSHIP", 40)
 
 
 def _family_for(address: str | None, dns_query_type: str | None) -> int:
@@ -159,7 +160,7 @@ class NativeUdp:
         iface = socket.inet_aton(interface or "0.0.0.0")
         if source:
             # struct ip_mreq_source on Linux: multiaddr, interface, sourceaddr
-            return (socket.IP_ADD_SOURCE_MEMBERSHIP, socket.IP_DROP_SOURCE_MEMBERSHIP,
+            return (IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP,
                     socket.inet_aton(group) + iface + socket.inet_aton(source))
         return (socket.IP_ADD_MEMBERSHIP, socket.IP_DROP_MEMBERSHIP,
                 socket.inet_aton(group) + iface)

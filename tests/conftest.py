@@ -1,0 +1,283 @@
+"""Shared fixtures: the runtimes (CPython, Pyodide in Node, Chromium IWA) and loopback peers."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtimes import ALL_RUNTIMES, ROOT  # noqa: E402
+
+NODE_GLOBALS = ["socketiwaBridge", "TCPSocket", "UDPSocket", "TCPServerSocket",
+                "MulticastController", "directSocketsHarness", "DOMException"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runtimes", default=os.environ.get("SOCKETIWA_RUNTIMES", "cpython,node"),
+                     help=f"comma-separated runtimes for @everywhere tests: {','.join(ALL_RUNTIMES)}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "multicast: needs a multicast route on loopback")
+
+
+def selected_runtimes(config) -> list[str]:
+    names = [r.strip() for r in config.getoption("--runtimes").split(",") if r.strip()]
+    bad = [n for n in names if n not in ALL_RUNTIMES]
+    if bad:
+        raise pytest.UsageError(f"unknown runtimes {bad}; choose from {ALL_RUNTIMES}")
+    return names
+
+
+def pytest_generate_tests(metafunc):
+    if "runtime_env" in metafunc.fixturenames:
+        metafunc.parametrize("runtime_env", selected_runtimes(metafunc.config), indirect=True,
+                             scope="session")
+
+
+@dataclass
+class RuntimeEnv:
+    name: str
+    runner: Any = None
+
+
+def pyodide_dist(version: str = "314") -> Path:
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pyodide_dist.py"), "--version", version],
+                         check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def start_node_runner():
+    from pytest_pyodide.config import get_global_config
+    from pytest_pyodide.hook import pytest_wrapper
+    from pytest_pyodide.runner import NodeRunner
+
+    dist = pyodide_dist()
+    pytest_wrapper.pyodide_dist_dir = dist  # where run_in_pyodide looks for pytest/tblib wheels
+    config = get_global_config()
+    config.set_flags("node", [f"--import={ROOT / 'bridge' / 'node' / 'register.mjs'}",
+                              f"--import={ROOT / 'bridge' / 'register-adapter.mjs'}"])
+    missing = [g for g in NODE_GLOBALS if g not in config.node_extra_globals]
+    config.add_node_extra_globals(missing)
+    runner = NodeRunner(server_port=1, dist_dir=dist, load_pyodide=True)
+    runner.default_timeout = 60
+    runner.set_script_timeout(runner.default_timeout)
+    return runner
+
+
+_runners: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def runtime_env(request):
+    name = request.param
+    if name == "cpython":
+        return RuntimeEnv(name)
+    if name not in _runners:
+        if name == "node":
+            _runners[name] = start_node_runner()
+        else:
+            from iwa.runner import start_iwa_runner  # tests/iwa/runner.py
+            _runners[name] = start_iwa_runner()
+        request.session.config.add_cleanup(_runners[name].quit)
+    return RuntimeEnv(name, _runners[name])
+
+
+# ---------------------------------------------------------------- loopback peers (plain sockets,
+# independent of socketiwa, each in its own thread)
+class _Peer:
+    """A serving thread; ``target(stop_event)`` runs until the event is set."""
+
+    def __init__(self, target, sock):
+        self.sock = sock
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=target, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.thread.join(2)
+
+
+@pytest.fixture
+def udp_echo():
+    """A UDP echo server on 127.0.0.1: returns (address, port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+
+    def serve(stop):
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(65535)
+                sock.sendto(data, addr)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+    peer = _Peer(serve, sock)
+    yield ("127.0.0.1", sock.getsockname()[1])
+    peer.close()
+
+
+@pytest.fixture
+def tcp_echo():
+    """A TCP echo server on 127.0.0.1 (one thread per client): returns (address, port)."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    srv.settimeout(0.2)
+    clients: list[socket.socket] = []
+
+    def echo(conn):
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(262144)
+                except OSError:
+                    return
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def serve(stop):
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            clients.append(conn)
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+    peer = _Peer(serve, srv)
+    yield ("127.0.0.1", srv.getsockname()[1])
+    peer.close()
+    for c in clients:
+        try:
+            c.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback TCP/UDP port with nothing listening."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def multicast_route_ok() -> bool:
+    try:
+        out = subprocess.run(["ip", "route", "get", "239.255.0.1"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    # Only over loopback: multicast must never leave this machine.
+    return out.returncode == 0 and " dev lo " in out.stdout
+
+
+@pytest.fixture
+def multicast_group():
+    if not multicast_route_ok():
+        pytest.skip("multicast is not routed to loopback here; run the tests via scripts/netns.sh")
+    return "239.255.42.99"
+
+
+@pytest.fixture
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def free_tcp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class _LoopThread:
+    """An asyncio loop in a thread, for CPython socketiwa peers that tests talk to."""
+
+    def __init__(self):
+        import asyncio
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=10):
+        import asyncio
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def event_server():
+    """A socketiwa TCP server on CPython (native backend) speaking the event protocol.
+
+    'echo' acks its payload; 'join' puts the connection in a room and acks; 'shout' sends
+    'news' to the room given in the payload; 'slow' never acks; plain messages are echoed.
+    Returns (address, port)."""
+    import socketiwa
+    lt = _LoopThread()
+
+    async def start():
+        srv = await socketiwa.create_tcp_server("127.0.0.1", 0)
+
+        def on_connection(conn):
+            conn.on("message", lambda data: conn.send(data))
+            conn.on("echo", lambda payload, ack: ack and ack(payload))
+            conn.on("join", lambda room, ack: (conn.join(room), ack and ack(sorted(conn.rooms))))
+
+            async def shout(payload, ack):
+                n = await srv.to(payload["room"]).emit("news", payload["text"])
+                if ack:
+                    ack(n)
+            conn.on("shout", shout)
+        srv.on("connection", on_connection)
+        return srv
+    srv = lt.run(start())
+    yield ("127.0.0.1", srv.local_port)
+    lt.run(srv.close())
+    lt.stop()
+
+
+@pytest.fixture
+def udp_event_peer():
+    """A socketiwa bound UDP socket on CPython that acks 'echo' events and echoes messages."""
+    import socketiwa
+    lt = _LoopThread()
+
+    async def start():
+        sock = await socketiwa.create_udp(local_address="127.0.0.1")
+        sock.on("message", lambda data, rinfo: sock.send(data, rinfo.port, rinfo.address))
+        sock.on("echo", lambda payload, rinfo, ack: ack and ack({"echo": payload, "from_port": rinfo.port}))
+        return sock
+    sock = lt.run(start())
+    yield ("127.0.0.1", sock.local_port)
+    lt.run(sock.close())
+    lt.stop()

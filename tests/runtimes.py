@@ -1,0 +1,84 @@
+"""Write a test once, run it on CPython, in Pyodide under Node, and in the real Chromium IWA.
+
+    @everywhere
+    async def test_udp_echo(selenium, udp_echo):
+        import socketiwa
+        ...
+
+The body is an ``async def`` whose first parameter is ``selenium`` (pytest-pyodide's convention:
+``None`` when the body runs); the other parameters are pytest fixtures resolved on the host
+(peers on loopback, ports, payloads) and must be picklable. On CPython the body runs in this
+process under asyncio; elsewhere pytest-pyodide's ``run_in_pyodide`` ships its source to the
+runtime. Only the function travels: import inside the body.
+"""
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import sys
+from copy import deepcopy
+from pathlib import Path
+
+import pytest
+from pytest_pyodide import run_in_pyodide
+from pytest_pyodide.hook import ORIGINAL_MODULE_ASTS, REWRITTEN_MODULE_ASTS
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_RUNTIMES = ("cpython", "node", "iwa")
+
+
+def _register_module_ast(module) -> None:
+    # pytest-pyodide only records modules whose source mentions its decorator by name; record
+    # ours explicitly so the test modules need no such marker.
+    path = module.__file__
+    if path in ORIGINAL_MODULE_ASTS:
+        return
+    source = Path(path).read_bytes()
+    tree = ast.parse(source, filename=path)
+    ORIGINAL_MODULE_ASTS[path] = tree
+    rewritten = deepcopy(tree)
+    try:
+        from _pytest.assertion.rewrite import rewrite_asserts
+        rewrite_asserts(rewritten, source, path, None)
+    except Exception:  # rewriting is a nicety; plain asserts still fail the test
+        rewritten = tree
+    REWRITTEN_MODULE_ASTS[path] = rewritten
+
+
+def everywhere(fn=None, *, timeout: float = 60, only: tuple[str, ...] | None = None,
+               packages: tuple[str, ...] = ("socketiwa",)):
+    """Turn ``async def body(selenium, *fixtures)`` into a test run on every selected runtime."""
+    if fn is None:
+        return lambda f: everywhere(f, timeout=timeout, only=only, packages=packages)
+    _register_module_ast(sys.modules[fn.__module__])
+    remote = run_in_pyodide(packages=list(packages))(fn)
+    params = list(inspect.signature(fn).parameters.values())
+    if not params or not params[0].name.startswith("selenium"):
+        raise TypeError(f"{fn.__name__}: first parameter must be named 'selenium'")
+    fixture_names = [p.name for p in params[1:]]
+
+    def test(runtime_env, **fixtures):
+        if only is not None and runtime_env.name not in only:
+            pytest.skip(f"runs only on {', '.join(only)}")
+        args = [fixtures[n] for n in fixture_names]
+        if runtime_env.name == "cpython":
+            async def main():
+                return await asyncio.wait_for(fn(None, *args), timeout)
+            return asyncio.run(main())
+        runner = runtime_env.runner
+        runner.set_script_timeout(timeout)
+        try:
+            return remote(runner, *args)
+        finally:
+            runner.set_script_timeout(runner.default_timeout)
+
+    test.__name__ = fn.__name__
+    test.__qualname__ = fn.__qualname__
+    test.__module__ = fn.__module__
+    test.__doc__ = fn.__doc__
+    test.__signature__ = inspect.Signature(
+        [inspect.Parameter("runtime_env", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in fixture_names])
+    test.pytestmark = list(getattr(fn, "pytestmark", []))
+    return test

@@ -1,0 +1,138 @@
+"""TCP client: raw and framed echo, 10 MB transfers, options, failures."""
+import hashlib
+import os
+
+import pytest
+from runtimes import everywhere
+
+
+@pytest.fixture(scope="module")
+def ten_mb():
+    data = os.urandom(10 * 1024 * 1024)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+@everywhere(timeout=120)
+async def test_tcp_raw_echo_10mb(selenium, tcp_echo, ten_mb):
+    import asyncio
+    import hashlib
+    import socketiwa
+    host, port = tcp_echo
+    data, digest = ten_mb
+    sock = await socketiwa.create_tcp(host, port, framing="raw", no_delay=True)
+    assert sock.ready_state == socketiwa.ReadyState.OPEN
+    assert (sock.remote_address, sock.remote_port) == (host, port) and sock.local_port > 0
+
+    async def writer():
+        for i in range(0, len(data), 256 * 1024):
+            await sock.send(data[i:i + 256 * 1024])
+    task = asyncio.ensure_future(writer())
+    h = hashlib.sha256()
+    n = 0
+    async for chunk in sock:
+        h.update(chunk)
+        n += len(chunk)
+        if n >= len(data):
+            break
+    await task
+    assert n == len(data)
+    assert h.hexdigest() == digest
+    await sock.close()
+    assert sock.ready_state == socketiwa.ReadyState.CLOSED
+
+
+@everywhere(timeout=120)
+async def test_tcp_framed_echo_keeps_message_boundaries(selenium, tcp_echo, ten_mb):
+    """A plain echo server returns our frames; messages arrive whole, in order, 10 MB included."""
+    import hashlib
+    import socketiwa
+    host, port = tcp_echo
+    data, digest = ten_mb
+    sock = await socketiwa.create_tcp(host, port)
+    sizes = [0, 1, 3, 1000, 65536, 70001]
+    for s in sizes:
+        await sock.send(bytes([s % 251]) * s)
+    await sock.send(data)
+    for s in sizes:
+        assert await sock.receive(timeout=10) == bytes([s % 251]) * s
+    big = await sock.receive(timeout=60)
+    assert len(big) == len(data) and hashlib.sha256(big).hexdigest() == digest
+    await sock.close()
+
+
+@everywhere
+async def test_tcp_connect_refused_is_typed(selenium, closed_port):
+    import socketiwa
+    try:
+        await socketiwa.create_tcp("127.0.0.1", closed_port)
+    except socketiwa.ConnectError as e:
+        assert isinstance(e, ConnectionError)
+    else:
+        raise AssertionError("connect to a closed port succeeded")
+
+
+@everywhere
+async def test_tcp_options_and_bad_input(selenium, tcp_echo):
+    import socketiwa
+    host, port = tcp_echo
+    for kwargs in (dict(keep_alive_delay=10), dict(framing="lines"), dict(dns_query_type="x")):
+        try:
+            await socketiwa.create_tcp(host, port, **kwargs)
+        except socketiwa.InvalidOptionError:
+            continue
+        raise AssertionError(f"{kwargs} accepted")
+    for bad_port in (0, 65536, "80"):
+        try:
+            await socketiwa.create_tcp(host, bad_port)
+        except socketiwa.InvalidOptionError:
+            continue
+        raise AssertionError(f"port {bad_port!r} accepted")
+    sock = await socketiwa.create_tcp(host, port, no_delay=True, keep_alive_delay=2000,
+                                      send_buffer_size=65536, receive_buffer_size=65536,
+                                      max_message_size=1024)
+    try:
+        await sock.send(b"x" * 2048)
+    except socketiwa.MessageTooLargeError:
+        pass
+    else:
+        raise AssertionError("oversize message accepted")
+    try:
+        await sock.send(12345)
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("int accepted as data")
+    await sock.send(b"fine")
+    assert await sock.receive(timeout=5) == b"fine"
+    raw = await socketiwa.create_tcp(host, port, framing="raw")
+    try:
+        await raw.emit("event", 1)
+    except socketiwa.NotSupportedError:
+        pass
+    else:
+        raise AssertionError("emit on a raw connection accepted")
+    await raw.close()
+    await sock.close()
+    try:
+        await sock.send(b"late")
+    except socketiwa.SocketClosedError:
+        pass
+    else:
+        raise AssertionError("send after close accepted")
+
+
+@everywhere
+async def test_tcp_disconnect_and_close_events(selenium, event_server):
+    import asyncio
+    import socketiwa
+    host, port = event_server
+    sock = socketiwa.TCPSocket(host, port)
+    seen = []
+    for name in ("open", "connect", "disconnect", "close"):
+        sock.on(name, lambda name=name: seen.append(name))
+    await sock.open()
+    assert seen == ["open", "connect"]
+    await sock.close()
+    await asyncio.wait_for(sock.wait_closed(), 5)
+    assert seen[-1] == "close" and "disconnect" not in seen   # we closed: not a disconnect
+    assert sock.closed

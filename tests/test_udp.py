@@ -1,0 +1,148 @@
+"""UDP: connected and bound modes, dgram-style send overloads, bad input."""
+from runtimes import everywhere
+
+
+@everywhere
+async def test_udp_connected_echo(selenium, udp_echo):
+    import socketiwa
+    host, port = udp_echo
+    sock = await socketiwa.create_udp(remote_address=host, remote_port=port)
+    assert sock.ready_state == socketiwa.ReadyState.OPEN
+    assert sock.remote_address == host and sock.remote_port == port
+    assert sock.local_port > 0
+    for i in range(5):
+        await sock.send(f"ping-{i}".encode())
+        msg = await sock.receive(timeout=5)
+        assert msg.data == f"ping-{i}".encode()
+        assert (msg.rinfo.address, msg.rinfo.port, msg.rinfo.size) == (host, port, len(msg.data))
+    await sock.close()
+    assert sock.ready_state == socketiwa.ReadyState.CLOSED
+
+
+@everywhere
+async def test_udp_bound_echo_and_send_overloads(selenium, udp_echo):
+    import asyncio
+    import socketiwa
+    host, port = udp_echo
+    sock = await socketiwa.create_udp(local_address="127.0.0.1", local_port=0)
+    assert sock.local_address == "127.0.0.1" and sock.local_port > 0
+    got = []
+    seen = asyncio.Event()
+
+    def on_message(data, rinfo):
+        got.append((data, rinfo.address, rinfo.port, rinfo.size))
+        if len(got) == 3:
+            seen.set()
+    sock.on("message", on_message)
+    await sock.send(b"one", port, host)
+    await sock.send(b"xxtwoxx", 2, 3, port, host)           # offset/length overload
+    await sock.send("three", port=port, address=host)       # keywords and str
+    await asyncio.wait_for(seen.wait(), 5)
+    assert sorted(g[0] for g in got) == [b"one", b"three", b"two"]
+    assert all(g[1:3] == (host, port) and g[3] == len(g[0]) for g in got)
+    # bad overload arguments are rejected before anything is sent
+    for bad in [(b"abc", 2, 5, port, host), (b"abc", -1, 1, port, host)]:
+        try:
+            await sock.send(*bad)
+        except socketiwa.InvalidOptionError:
+            pass
+        else:
+            raise AssertionError(f"send{bad[1:3]} was accepted")
+    try:
+        await sock.send(b"no destination")
+    except socketiwa.InvalidOptionError:
+        pass
+    else:
+        raise AssertionError("bound send without destination was accepted")
+    await sock.send(b"still usable", port, host)
+    assert (await sock.receive(timeout=5)).data == b"still usable"
+    await sock.close()
+
+
+@everywhere
+async def test_udp_between_two_sockets_window(selenium):
+    """32 datagrams in flight between two of our own sockets, nothing lost on loopback."""
+    import socketiwa
+    a = await socketiwa.create_udp(local_address="127.0.0.1")
+    b = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=a.local_port)
+    payloads = [bytes([i]) * (i + 1) for i in range(32)]
+    for p in payloads:
+        await b.send(p)
+    received = []
+    for _ in payloads:
+        msg = await a.receive(timeout=5)
+        received.append(msg.data)
+        assert msg.rinfo.port == b.local_port
+    assert sorted(received) == sorted(payloads)
+    await a.close()
+    await b.close()
+
+
+@everywhere
+async def test_udp_invalid_options_and_closed_socket(selenium, udp_echo):
+    import socketiwa
+    host, port = udp_echo
+    bad_options = [
+        dict(remote_address=host),                                   # port missing
+        dict(remote_address=host, remote_port=0),                    # port out of range
+        dict(remote_address=host, remote_port=port, local_address="127.0.0.1"),
+        dict(),                                                      # neither mode
+        dict(local_address="127.0.0.1", local_port=70000),
+        dict(remote_address=host, remote_port=port, dns_query_type="ipv5"),
+    ]
+    for opts in bad_options:
+        try:
+            await socketiwa.create_udp(**opts)
+        except socketiwa.InvalidOptionError:
+            continue
+        raise AssertionError(f"create_udp({opts}) was accepted")
+    sock = await socketiwa.create_udp(remote_address=host, remote_port=port)
+    try:
+        await sock.send(b"x" * 70000)
+    except socketiwa.MessageTooLargeError:
+        pass
+    else:
+        raise AssertionError("oversize datagram was accepted")
+    await sock.send(b"after oversize")
+    assert (await sock.receive(timeout=5)).data == b"after oversize"
+    await sock.close()
+    try:
+        await sock.send(b"late")
+    except socketiwa.SocketClosedError:
+        pass
+    else:
+        raise AssertionError("send after close was accepted")
+    # iteration ends cleanly after close
+    assert [m async for m in sock] == []
+
+
+@everywhere
+async def test_udp_garbage_datagrams_are_reported_not_fatal(selenium):
+    """Malformed envelopes give a typed FrameError event; the socket keeps working."""
+    import asyncio
+    import socketiwa
+    rx = await socketiwa.create_udp(local_address="127.0.0.1")
+    tx = await socketiwa.create_udp(local_address="127.0.0.1")
+    errors = []
+    rx.on("error", lambda exc: errors.append(exc))
+    events = []
+    rx.on("greet", lambda payload, rinfo: events.append((payload, rinfo.port)))
+    # raw bytes beginning with the envelope magic travel intact (escaped by the sender)
+    await tx.send(b"SIW1 not an envelope", rx.local_port, "127.0.0.1")
+    msg = await rx.receive(timeout=5)
+    assert msg.data == b"SIW1 not an envelope"
+    # hand-made broken envelopes: truncated header, unknown kind, bad JSON
+    for garbage in (b"SIW1\x01", b"SIW1\x09\x00\x00\x00\x00\x00", b"SIW1\x01\x00\x00\x00\x00\x01\x02hi{oops"):
+        await tx._transport.send(garbage, "127.0.0.1", rx.local_port)
+    await tx.emit("greet", {"n": 1}, port=rx.local_port, address="127.0.0.1")
+    for _ in range(100):
+        if events and len(errors) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert events == [({"n": 1}, tx.local_port)]
+    assert len(errors) == 3 and all(isinstance(e, socketiwa.FrameError) for e in errors)
+    assert errors[0].data == b"SIW1\x01"
+    await tx.send(b"ok", rx.local_port, "127.0.0.1")
+    assert (await rx.receive(timeout=5)).data == b"ok"
+    await rx.close()
+    await tx.close()
