@@ -13,11 +13,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runtimes import ALL_RUNTIMES, ROOT  # noqa: E402
-
-NODE_GLOBALS = ["socketiwaBridge", "TCPSocket", "UDPSocket", "TCPServerSocket",
-                "MulticastController", "directSocketsHarness", "DOMException"]
-
+from runtimes import ALL_RUNTIMES, start_node_runner  # noqa: E402
 
 def pytest_addoption(parser):
     parser.addoption("--runtimes", default=os.environ.get("SOCKETIWA_RUNTIMES", "cpython,node"),
@@ -46,30 +42,6 @@ def pytest_generate_tests(metafunc):
 class RuntimeEnv:
     name: str
     runner: Any = None
-
-
-def pyodide_dist(version: str = "314") -> Path:
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pyodide_dist.py"), "--version", version],
-                         check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
-def start_node_runner():
-    from pytest_pyodide.config import get_global_config
-    from pytest_pyodide.hook import pytest_wrapper
-    from pytest_pyodide.runner import NodeRunner
-
-    dist = pyodide_dist()
-    pytest_wrapper.pyodide_dist_dir = dist  # where run_in_pyodide looks for pytest/tblib wheels
-    config = get_global_config()
-    config.set_flags("node", [f"--import={ROOT / 'bridge' / 'node' / 'register.mjs'}",
-                              f"--import={ROOT / 'bridge' / 'register-adapter.mjs'}"])
-    missing = [g for g in NODE_GLOBALS if g not in config.node_extra_globals]
-    config.add_node_extra_globals(missing)
-    runner = NodeRunner(server_port=1, dist_dir=dist, load_pyodide=True)
-    runner.default_timeout = 60
-    runner.set_script_timeout(runner.default_timeout)
-    return runner
 
 
 _runners: dict[str, Any] = {}

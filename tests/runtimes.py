@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import subprocess
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -26,6 +27,9 @@ from pytest_pyodide.hook import ORIGINAL_MODULE_ASTS, REWRITTEN_MODULE_ASTS
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_RUNTIMES = ("cpython", "node", "iwa")
+# What Pyodide's `js` module sees under Node (pytest-pyodide runs it in a vm context).
+NODE_GLOBALS = ["socketiwaBridge", "TCPSocket", "UDPSocket", "TCPServerSocket",
+                "MulticastController", "directSocketsHarness", "DOMException"]
 
 
 def _register_module_ast(module) -> None:
@@ -82,3 +86,29 @@ def everywhere(fn=None, *, timeout: float = 60, only: tuple[str, ...] | None = N
         + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in fixture_names])
     test.pytestmark = list(getattr(fn, "pytestmark", []))
     return test
+
+
+def pyodide_dist(version: str = "314") -> Path:
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pyodide_dist.py"), "--version", version],
+                         check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def start_node_runner():
+    from pytest_pyodide.config import get_global_config
+    from pytest_pyodide.hook import pytest_wrapper
+    from pytest_pyodide.runner import NodeRunner
+
+    dist = pyodide_dist()
+    pytest_wrapper.pyodide_dist_dir = dist  # where run_in_pyodide looks for pytest/tblib wheels
+    config = get_global_config()
+    config.set_flags("node", [f"--import={ROOT / 'bridge' / 'node' / 'register.mjs'}",
+                              f"--import={ROOT / 'bridge' / 'register-adapter.mjs'}"])
+    missing = [g for g in NODE_GLOBALS if g not in config.node_extra_globals]
+    config.add_node_extra_globals(missing)
+    runner = NodeRunner(server_port=1, dist_dir=dist, load_pyodide=True)
+    runner.default_timeout = 60
+    runner.set_script_timeout(runner.default_timeout)
+    return runner
+
+
