@@ -104,9 +104,13 @@ class SocketBase(EventEmitter):
         """Next message (UDP: a Datagram, TCP: bytes). Raises SocketClosedError after close."""
         self._iterating = True
         try:
-            return await asyncio.wait_for(self.__anext__(), timeout)
-        except StopAsyncIteration:
-            raise SocketClosedError("socket closed") from None
+            item = self._queue.get_nowait()      # fast path: no timer, no task
+        except asyncio.QueueEmpty:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)
+            raise SocketClosedError("socket closed")
+        return item
 
     def _end_queue(self) -> None:
         while True:

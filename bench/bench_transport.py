@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Transport benchmark: the same cases on CPython (native backend) and in Pyodide under Node
+(Direct Sockets harness), side by side in one run, against one echo server process.
+
+    .venv/bin/python bench/bench_transport.py [--runtimes cpython,node] [--seconds 2]
+
+Prints a table and appends a record to results/bench.json. Numbers are for comparison within a
+run (ratios); machines are noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+RESULTS = ROOT / "results" / "bench.json"
+
+
+def cases(host, udp_port, tcp_port, seconds):
+    return [
+        ("udp_echo_w1", "udp_echo_rate", (host, udp_port), {"window": 1, "seconds": seconds}),
+        ("udp_echo_w32", "udp_echo_rate", (host, udp_port), {"window": 32, "seconds": seconds}),
+        ("udp_constant_2k", "udp_constant_rate", (host, udp_port), {"rate": 2000, "seconds": seconds}),
+        ("tcp_echo_32mb", "tcp_echo_throughput", (host, tcp_port), {}),
+    ]
+
+
+def headline(name: str, result: dict) -> str:
+    if "round_trips_per_s" in result:
+        return f"{result['round_trips_per_s']:,} rt/s"
+    if "mb_per_s" in result:
+        return f"{result['mb_per_s']} MB/s"
+    if "median_rtt_us" in result:
+        return f"{result['received']}/{result['sent']} back, median {result['median_rtt_us']} us"
+    return json.dumps(result)
+
+
+def headline_value(result: dict) -> float | None:
+    for key in ("round_trips_per_s", "mb_per_s"):
+        if key in result:
+            return float(result[key])
+    return None
+
+
+def run_cpython(case_list):
+    import transport_cases
+    out = {}
+    for label, fn, args, kwargs in case_list:
+        out[label] = asyncio.run(getattr(transport_cases, fn)(*args, **kwargs))
+    return out
+
+
+def run_pyodide(runner, case_list):
+    source = (ROOT / "bench" / "transport_cases.py").read_text()
+    runner.load_package(["socketiwa"])
+    runner.run_async(source + "\nNone")
+    out = {}
+    for label, fn, args, kwargs in case_list:
+        code = f"import json\njson.dumps(await {fn}(*{args!r}, **{kwargs!r}))"
+        out[label] = json.loads(runner.run_async(code))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runtimes", default="cpython,node")
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    runtimes = args.runtimes.split(",")
+
+    servers = subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_servers.py")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    _, udp_port, _, tcp_port = servers.stdout.readline().split()
+    case_list = cases("127.0.0.1", int(udp_port), int(tcp_port), args.seconds)
+    results: dict[str, dict] = {}
+    try:
+        for rt in runtimes:
+            t0 = time.perf_counter()
+            print(f"==> {rt}", file=sys.stderr, flush=True)
+            if rt == "cpython":
+                results[rt] = run_cpython(case_list)
+            elif rt == "node":
+                from runtimes import start_node_runner
+                runner = start_node_runner()
+                runner.set_script_timeout(120)
+                try:
+                    results[rt] = run_pyodide(runner, case_list)
+                finally:
+                    runner.quit()
+            elif rt == "iwa":
+                from iwa.runner import start_iwa_runner
+                runner = start_iwa_runner()
+                try:
+                    results[rt] = run_pyodide(runner, case_list)
+                finally:
+                    runner.quit()
+            else:
+                sys.exit(f"unknown runtime {rt}")
+            print(f"    {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    finally:
+        servers.stdin.close()
+        servers.wait(5)
+
+    base = results.get("cpython", {})
+    width = max(len(c[0]) for c in case_list) + 2
+    print("\ncase".ljust(width + 1) + "".join(rt.ljust(34) for rt in runtimes) + "ratio vs cpython")
+    for label, *_ in case_list:
+        row = label.ljust(width)
+        ratios = []
+        for rt in runtimes:
+            row += headline(label, results[rt][label]).ljust(34)
+            b, v = headline_value(base.get(label, {})), headline_value(results[rt][label])
+            if rt != "cpython" and b and v is not None:
+                ratios.append(f"{rt} {v / b:.2f}")
+        print(row + ", ".join(ratios))
+
+    RESULTS.parent.mkdir(exist_ok=True)
+    record = {"benchmark": "transport", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+              "results": results}
+    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    history.append(record)
+    RESULTS.write_text(json.dumps(history, indent=1))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Benchmark cases run unchanged on CPython and inside Pyodide (Node or the IWA).
+
+Each returns a dict of numbers. The driver (bench_transport.py) ships this file's source to
+Pyodide, so it must only import the standard library and socketiwa.
+"""
+import asyncio
+import time
+
+
+async def udp_echo_rate(host, port, window=32, seconds=2.0, size=64):
+    """UDP echo round trips per second with ``window`` datagrams in flight."""
+    import socketiwa
+    sock = await socketiwa.create_udp(remote_address=host, remote_port=port, max_queue=4096)
+    payload = b"x" * size
+    sent = received = 0
+    for _ in range(window):
+        await sock.send(payload)
+        sent += 1
+    start = time.perf_counter()
+    deadline = start + seconds
+    last = start
+    while True:
+        try:
+            await sock.receive(timeout=0.5)
+        except asyncio.TimeoutError:
+            break                      # a lost datagram: stop rather than hang
+        received += 1
+        last = time.perf_counter()
+        if last < deadline:
+            await sock.send(payload)
+            sent += 1
+        elif received >= sent:
+            break
+    await sock.close()
+    elapsed = last - start
+    return {"window": window, "sent": sent, "received": received, "lost": sent - received,
+            "seconds": round(elapsed, 3), "round_trips_per_s": round(received / elapsed) if elapsed else 0}
+
+
+async def udp_constant_rate(host, port, rate=2000, seconds=2.0, size=64):
+    """Send at a fixed rate; report how many echoes came back and the median round trip."""
+    import socketiwa
+    sock = await socketiwa.create_udp(remote_address=host, remote_port=port, max_queue=4096)
+    sent_at = {}
+    rtts = []
+
+    async def reader():
+        async for msg in sock:
+            i = int.from_bytes(msg.data[:4], "big")
+            t0 = sent_at.pop(i, None)
+            if t0 is not None:
+                rtts.append(time.perf_counter() - t0)
+    task = asyncio.ensure_future(reader())
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < seconds:
+        due = start + n * interval
+        now = time.perf_counter()
+        if due > now:
+            await asyncio.sleep(due - now)
+        sent_at[n] = time.perf_counter()
+        await sock.send(n.to_bytes(4, "big") + b"x" * (size - 4))
+        n += 1
+    await asyncio.sleep(0.3)
+    await sock.close()
+    await task
+    rtts.sort()
+    return {"rate": rate, "sent": n, "received": len(rtts),
+            "median_rtt_us": round(rtts[len(rtts) // 2] * 1e6) if rtts else None}
+
+
+async def tcp_echo_throughput(host, port, total=32 * 1024 * 1024, chunk=256 * 1024):
+    """MB/s through a TCP echo server (raw framing), both directions at once."""
+    import socketiwa
+    sock = await socketiwa.create_tcp(host, port, framing="raw", no_delay=True)
+    block = b"y" * chunk
+
+    async def writer():
+        for _ in range(total // chunk):
+            await sock.send(block)
+    start = time.perf_counter()
+    task = asyncio.ensure_future(writer())
+    got = 0
+    async for data in sock:
+        got += len(data)
+        if got >= total:
+            break
+    await task
+    elapsed = time.perf_counter() - start
+    await sock.close()
+    return {"bytes": got, "seconds": round(elapsed, 3), "mb_per_s": round(got / elapsed / 1e6, 1)}
