@@ -95,6 +95,12 @@ class DirectUdp:
         return _unpack_udp(packed.to_bytes())
 
     async def send(self, data, address, port):
+        self.send_nowait(data, address, port)
+        if self._out_bytes > _SEND_HIGH_WATER and self._inflight is not None:
+            await self._inflight
+
+    def send_nowait(self, data, address, port):
+        """Queue one datagram; everything queued in one event-loop turn leaves in one FFI call."""
         if self._closed:
             raise SocketClosedError("UDP socket closed")
         if self._send_error is not None:
@@ -108,8 +114,6 @@ class DirectUdp:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        if self._out_bytes > _SEND_HIGH_WATER and self._inflight is not None:
-            await self._inflight
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -17,6 +17,12 @@ IP_ADD_SOURCE_MEMBERSHIP = getattr(socket, "IP_ADD_SOURCE_MEMBERSHIP", 39)
 IP_DROP_SOURCE_MEMBERSHIP = getattr(socket, "IP_DROP_SOURCE_MEMBERSHIP", 40)
 
 
+def _unpatched(loop, name):
+    """The loop class's own method: socketiwa.aio.install() may have replaced the instance's
+    with ones that call this backend, which must not call itself."""
+    return getattr(type(loop), name).__get__(loop)
+
+
 def _family_for(address: str | None, dns_query_type: str | None) -> int:
     if dns_query_type == "ipv6":
         return socket.AF_INET6
@@ -34,7 +40,7 @@ async def _resolve(host: str, port: int, dns_query_type: str | None, kind: int) 
     loop = asyncio.get_running_loop()
     family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(dns_query_type or "", 0)
     try:
-        infos = await loop.getaddrinfo(host, port, family=family, type=kind)
+        infos = await _unpatched(loop, "getaddrinfo")(host, port, family=family, type=kind)
     except socket.gaierror as e:
         raise ConnectError(f"cannot resolve {host!r}: {e}") from None
     return infos[0][0], infos[0][4]
@@ -134,12 +140,16 @@ class NativeUdp:
         return batch
 
     async def send(self, data, address, port):
+        if not self._proto._can_write.is_set():
+            await self._proto._can_write.wait()
+        self.send_nowait(data, address, port)
+
+    def send_nowait(self, data, address, port):
+        """Queue one datagram without waiting (asyncio's DatagramTransport.sendto semantics)."""
         if self._proto.closed:
             raise SocketClosedError("UDP socket closed")
         if len(data) > MAX_UDP_PAYLOAD:
             raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
-        if not self._proto._can_write.is_set():
-            await self._proto._can_write.wait()
         try:
             if address is None:
                 self._transport.sendto(data)
@@ -221,7 +231,7 @@ async def open_udp(opts: UdpOptions) -> NativeUdp:
             sock.bind((host, opts.local_port or 0))
         else:
             sock.connect(target)
-        transport, proto = await loop.create_datagram_endpoint(
+        transport, proto = await _unpatched(loop, "create_datagram_endpoint")(
             lambda: _UdpProtocol(opts.max_queue), sock=sock)
     except OSError as e:
         sock.close()
@@ -277,10 +287,14 @@ def _apply_tcp_options(sock: socket.socket, opts: TcpOptions) -> None:
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> NativeStream:
     family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(opts.dns_query_type or "", 0)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
-        reader, writer = await asyncio.open_connection(host, port, family=family, limit=READ_CHUNK)
+        transport, _ = await _unpatched(loop, "create_connection")(lambda: protocol, host, port, family=family)
     except OSError as e:
         raise _os_error(e, f"cannot connect to {host}:{port}") from None
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     _apply_tcp_options(writer.get_extra_info("socket"), opts)
     return NativeStream(reader, writer)
 
@@ -318,12 +332,13 @@ class NativeServer:
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> NativeServer:
     srv = NativeServer(backlog or 128)
-    kwargs = {}
-    if ipv6_only is not None:
-        kwargs["reuse_address"] = True
+    loop = asyncio.get_running_loop()
+
+    def factory():
+        reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, srv._on_client, loop=loop)
     try:
-        srv._server = await asyncio.start_server(srv._on_client, host, port, backlog=backlog or 128,
-                                                 limit=READ_CHUNK, **kwargs)
+        srv._server = await _unpatched(loop, "create_server")(factory, host, port, backlog=backlog or 128)
     except OSError as e:
         raise _os_error(e, f"cannot listen on {host}:{port}") from None
     sockname = srv._server.sockets[0].getsockname()

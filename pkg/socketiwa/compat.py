@@ -1,0 +1,404 @@
+"""A stdlib-compatible ``socket.socket`` over socketiwa's backend (Direct Sockets in Pyodide).
+
+Pyodide's own socket module cannot reach the network. This class can:
+
+* non-blocking mode (``setblocking(False)``): operations that cannot finish at once raise
+  ``BlockingIOError`` while a background task does the work on the running event loop, as a
+  non-blocking OS socket would;
+* blocking mode: each call suspends WebAssembly on the JS promise through JSPI
+  (``pyodide.ffi.run_sync``) where ``pyodide.ffi.can_run_sync()`` is true (inside an IWA page it
+  is); where it is not, a clear ``NotSupportedError`` says what to do instead.
+
+Socket options are recorded and applied when the socket opens (Direct Sockets fixes them then).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import socket as _std
+
+from .backends import get_backend
+from .backends.base import TcpOptions, UdpOptions
+from .errors import NotSupportedError, SocketClosedError
+
+AF_INET, AF_INET6 = _std.AF_INET, _std.AF_INET6
+SOCK_STREAM, SOCK_DGRAM = _std.SOCK_STREAM, _std.SOCK_DGRAM
+_original_socket = _std.socket
+
+
+def _run_blocking(coro, timeout):
+    try:
+        from pyodide.ffi import can_run_sync, run_sync  # type: ignore[import-not-found]
+    except ImportError:
+        coro.close()
+        raise NotSupportedError("blocking socketiwa sockets need Pyodide with JSPI; on CPython "
+                                "use the standard socket module") from None
+    if not can_run_sync():
+        coro.close()
+        raise NotSupportedError(
+            "blocking socket calls need JSPI here (pyodide.ffi.can_run_sync() is false): call "
+            "setblocking(False) and use asyncio, or socketiwa's async API")
+    if timeout is not None:
+        coro = asyncio.wait_for(coro, timeout)
+    try:
+        return run_sync(coro)
+    except asyncio.TimeoutError:
+        raise TimeoutError("timed out") from None
+
+
+class socket:  # noqa: N801  (stdlib name)
+    def __init__(self, family=AF_INET, type=SOCK_STREAM, proto=0, fileno=None):
+        if fileno is not None:
+            raise NotSupportedError("socketiwa sockets cannot wrap file descriptors")
+        if family not in (AF_INET, AF_INET6):
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        base_type = type & ~(getattr(_std, "SOCK_NONBLOCK", 0) | getattr(_std, "SOCK_CLOEXEC", 0))
+        if base_type not in (SOCK_STREAM, SOCK_DGRAM):
+            raise OSError(errno.ESOCKTNOSUPPORT, "Socket type not supported")
+        self.family, self.type, self.proto = family, base_type, proto
+        self._opts: dict[tuple[int, int], int] = {}
+        self._timeout: float | None = None
+        self._bound = None
+        self._peer = None
+        self._udp = None
+        self._stream = None
+        self._server = None
+        self._pending: asyncio.Task | None = None   # a non-blocking connect/open in progress
+        self._error: BaseException | None = None
+        self._rx_bytes = bytearray()
+        self._rx_dgrams: collections.deque = collections.deque()
+        self._accepted: collections.deque = collections.deque()
+        self._pump: asyncio.Task | None = None
+        self._eof = False
+        self._closed = False
+        if getattr(_std, "SOCK_NONBLOCK", 0) & type:
+            self._timeout = 0.0
+
+    # ---- context, identity
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<socketiwa.compat.socket family={self.family} type={self.type} closed={self._closed}>"
+
+    def fileno(self):
+        return -1
+
+    def detach(self):
+        raise NotSupportedError("socketiwa sockets have no file descriptor")
+
+    # ---- options and modes
+    def setsockopt(self, level, optname, value, optlen=None):
+        self._opts[(level, optname)] = value
+
+    def getsockopt(self, level, optname, buflen=None):
+        return self._opts.get((level, optname), 0)
+
+    def setblocking(self, flag):
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self):
+        return self._timeout != 0.0
+
+    def settimeout(self, value):
+        self._timeout = value
+
+    def gettimeout(self):
+        return self._timeout
+
+    # ---- addresses
+    def bind(self, address):
+        self._check_open()
+        if self._bound is not None:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        self._bound = tuple(address)
+
+    def getsockname(self):
+        transport = self._udp or self._stream or self._server
+        if transport is not None:
+            ep = transport.endpoints
+            return self._fmt(ep.local_address, ep.local_port)
+        if self._bound is not None:
+            return self._bound
+        return ("::", 0, 0, 0) if self.family == AF_INET6 else ("0.0.0.0", 0)
+
+    def getpeername(self):
+        if self._peer is None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return self._peer
+
+    def _fmt(self, host, port):
+        return (host, port, 0, 0) if self.family == AF_INET6 else (host, port)
+
+    # ---- opening (async cores shared by both modes)
+    def _udp_options(self, remote=None):
+        opts = UdpOptions()
+        if remote is not None:
+            opts.remote_address, opts.remote_port = remote[0], remote[1]
+        else:
+            host, port = (self._bound or ("0.0.0.0", 0))[:2]
+            opts.local_address = "0.0.0.0" if host in ("", "::") and not self._opts.get(
+                (_std.IPPROTO_IPV6, getattr(_std, "IPV6_V6ONLY", 26))) else (host or "0.0.0.0")
+            opts.local_port = port
+        opts.multicast_allow_address_sharing = bool(self._opts.get((_std.SOL_SOCKET, _std.SO_REUSEADDR))) or None
+        opts.receive_buffer_size = self._opts.get((_std.SOL_SOCKET, _std.SO_RCVBUF)) or None
+        opts.send_buffer_size = self._opts.get((_std.SOL_SOCKET, _std.SO_SNDBUF)) or None
+        return opts
+
+    async def _open_udp(self, remote=None):
+        if self._udp is None:
+            self._udp = await get_backend().open_udp(self._udp_options(remote))
+            self._pump = asyncio.ensure_future(self._pump_udp())
+
+    async def _connect_tcp(self, address):
+        opts = TcpOptions(no_delay=bool(self._opts.get((_std.IPPROTO_TCP, _std.TCP_NODELAY))))
+        self._stream = await get_backend().open_tcp(address[0], int(address[1]), opts)
+        ep = self._stream.endpoints
+        self._peer = self._fmt(ep.remote_address, ep.remote_port)
+        self._pump = asyncio.ensure_future(self._pump_stream())
+
+    async def _listen(self, backlog):
+        host, port = (self._bound or ("0.0.0.0", 0))[:2]
+        self._server = await get_backend().open_tcp_server(host or "0.0.0.0", port, backlog or None, None)
+        self._pump = asyncio.ensure_future(self._pump_accept())
+
+    # ---- background pumps feed the buffers that non-blocking calls read
+    async def _pump_udp(self):
+        try:
+            while True:
+                self._rx_dgrams.extend(await self._udp.recv())
+        except SocketClosedError:
+            self._eof = True
+        except OSError as e:
+            self._error = e
+
+    async def _pump_stream(self):
+        try:
+            while not self._eof:
+                if len(self._rx_bytes) > (1 << 20):   # bounded: wait for the reader
+                    await asyncio.sleep(0.001)
+                    continue
+                chunk = await self._stream.read()
+                if not chunk:
+                    self._eof = True
+                self._rx_bytes += chunk
+        except (SocketClosedError, OSError) as e:
+            self._error, self._eof = e, True
+
+    async def _pump_accept(self):
+        while True:
+            try:
+                stream = await self._server.accept()
+            except OSError as e:
+                self._error = e
+                continue
+            if stream is None:
+                return
+            self._accepted.append(stream)
+
+    # ---- the two modes
+    def _do(self, make_coro, ready):
+        """Blocking: run the coroutine to completion via JSPI. Non-blocking: if ``ready()`` says
+        the result is available return it, otherwise make sure work is under way and raise
+        BlockingIOError."""
+        self._check_open()
+        if self._timeout == 0.0:
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            result = ready()
+            if result is not _NOT_READY:
+                return result
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return _run_blocking(make_coro(), self._timeout)
+
+    def connect(self, address):
+        self._check_open()
+        if self.type == SOCK_DGRAM:
+            self._peer = tuple(address)
+            return
+        if self._timeout == 0.0:
+            if self._stream is not None:
+                raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._connect_tcp(address))
+                self._pending.add_done_callback(self._connect_done)
+                raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+            raise OSError(errno.EALREADY, "Operation already in progress")
+        _run_blocking(self._connect_tcp(address), self._timeout)
+
+    def _connect_done(self, task):
+        if not task.cancelled() and task.exception() is not None:
+            self._error = task.exception()
+
+    def connect_ex(self, address):
+        try:
+            self.connect(address)
+        except BlockingIOError as e:
+            return e.errno
+        except OSError as e:
+            return e.errno or errno.ECONNREFUSED
+        return 0
+
+    def listen(self, backlog=128):
+        self._check_open()
+        if self.type != SOCK_STREAM:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        if self._timeout == 0.0:
+            self._pending = asyncio.ensure_future(self._listen(backlog))
+            self._pending.add_done_callback(self._connect_done)
+            return
+        _run_blocking(self._listen(backlog), self._timeout)
+
+    def accept(self):
+        async def wait():
+            while not self._accepted:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                await asyncio.sleep(0.001)
+            return take()
+
+        def take():
+            if not self._accepted:
+                return _NOT_READY
+            stream = self._accepted.popleft()
+            conn = socket(self.family, SOCK_STREAM)
+            conn._stream = stream
+            ep = stream.endpoints
+            conn._peer = conn._fmt(ep.remote_address, ep.remote_port)
+            conn._pump = asyncio.ensure_future(conn._pump_stream())
+            return conn, conn._peer
+        return self._do(wait, take)
+
+    # ---- TCP data
+    def send(self, data, flags=0):
+        if self.type == SOCK_DGRAM:
+            if self._peer is None:
+                raise OSError(errno.EDESTADDRREQ, "Destination address required")
+            return self.sendto(data, self._peer)
+        if self._stream is None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        data = bytes(data)
+
+        async def write():
+            await self._stream.write(data)
+            return len(data)
+
+        def queued():
+            # Non-blocking: the backend buffers and applies backpressure on later writes.
+            asyncio.ensure_future(self._stream.write(data)).add_done_callback(self._connect_done)
+            return len(data)
+        return self._do(write, queued)
+
+    def sendall(self, data, flags=0):
+        self.send(data, flags)
+
+    def recv(self, bufsize, flags=0):
+        if self.type == SOCK_DGRAM:
+            return self.recvfrom(bufsize, flags)[0]
+        if self._stream is None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+        def take():
+            if self._rx_bytes:
+                out = bytes(self._rx_bytes[:bufsize])
+                del self._rx_bytes[:bufsize]
+                return out
+            if self._eof:
+                return b""
+            return _NOT_READY
+
+        async def wait():
+            while (r := take()) is _NOT_READY:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                await asyncio.sleep(0.001)
+            return r
+        return self._do(wait, take)
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        data = self.recv(nbytes or len(buffer), flags)
+        buffer[:len(data)] = data
+        return len(data)
+
+    # ---- UDP data
+    def sendto(self, data, *args):
+        address = args[-1]
+        data = bytes(data)
+        if self.type != SOCK_DGRAM:
+            raise OSError(errno.EISCONN, "sendto on a stream socket")
+
+        async def send():
+            await self._open_udp()
+            await self._udp.send(data, address[0], address[1])
+            return len(data)
+
+        def now():
+            if self._udp is None:
+                if self._pending is None:
+                    self._pending = asyncio.ensure_future(self._open_udp())
+                    self._pending.add_done_callback(self._connect_done)
+                return _NOT_READY
+            self._udp.send_nowait(data, address[0], address[1])
+            return len(data)
+        return self._do(send, now)
+
+    def recvfrom(self, bufsize, flags=0):
+        def take():
+            if self._udp is None and self._pending is None and self._bound is not None:
+                self._pending = asyncio.ensure_future(self._open_udp())
+            if self._rx_dgrams:
+                data, host, port = self._rx_dgrams.popleft()
+                return data[:bufsize], self._fmt(host, port)
+            return _NOT_READY
+
+        async def wait():
+            await self._open_udp()
+            while (r := take()) is _NOT_READY:
+                if self._eof:
+                    raise SocketClosedError("socket closed")
+                await asyncio.sleep(0.001)
+            return r
+        return self._do(wait, take)
+
+    # ---- closing
+    def _check_open(self):
+        if self._closed:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        for t in (self._pending, self._pump):
+            if t is not None and not t.done():
+                t.cancel()
+        for transport in (self._udp, self._stream, self._server):
+            if transport is not None:
+                try:
+                    asyncio.ensure_future(transport.close())
+                except RuntimeError:  # no event loop any more: nothing left to flush
+                    pass
+
+    def shutdown(self, how):
+        self.close()
+
+
+_NOT_READY = object()
+
+
+def patch_socket_module() -> None:
+    """Make ``socket.socket`` this class (Pyodide only: its own cannot reach the network)."""
+    _std.socket = socket  # type: ignore[misc]
+    _std.SocketType = socket  # type: ignore[misc]
+
+
+def unpatch_socket_module() -> None:
+    _std.socket = _original_socket  # type: ignore[misc]
+    _std.SocketType = _original_socket  # type: ignore[misc]

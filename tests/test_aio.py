@@ -1,0 +1,92 @@
+"""asyncio's own APIs over socketiwa (socketiwa.aio.install): streams, servers, datagrams."""
+from runtimes import everywhere
+
+
+@everywhere
+async def test_open_connection_and_start_server(selenium):
+    import asyncio
+    import hashlib
+    import socketiwa.aio
+    socketiwa.aio.install()
+
+    async def handle(reader, writer):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    assert port > 0
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert writer.get_extra_info("peername") == ("127.0.0.1", port)
+    payload = bytes(range(256)) * 4096                       # 1 MiB
+    writer.write(payload)
+    await writer.drain()
+    got = await reader.readexactly(len(payload))
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    writer.write(b"line one\nline two\n")
+    assert await reader.readline() == b"line one\n"
+    assert await reader.readline() == b"line two\n"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+
+@everywhere
+async def test_create_datagram_endpoint(selenium, udp_echo):
+    import asyncio
+    import socketiwa.aio
+    loop = asyncio.get_running_loop()
+    socketiwa.aio.install(loop)
+    host, port = udp_echo
+    got = asyncio.Queue()
+
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            got.put_nowait((data, addr))
+        def error_received(self, exc):
+            got.put_nowait((None, exc))
+
+    # connected
+    transport, _ = await loop.create_datagram_endpoint(Proto, remote_addr=(host, port))
+    transport.sendto(b"connected")
+    data, addr = await asyncio.wait_for(got.get(), 5)
+    assert data == b"connected" and addr[:2] == (host, port)
+    transport.close()
+    # bound, IPv4
+    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+    assert transport.get_extra_info("sockname")[1] > 0
+    transport.sendto(b"bound", (host, port))
+    data, addr = await asyncio.wait_for(got.get(), 5)
+    assert data == b"bound" and addr == (host, port)
+    transport.close()
+    # dual-stack wildcard as aioquic opens it: peers appear as IPv4-mapped addresses
+    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("::", 0))
+    transport.sendto(b"mapped", ("::ffff:" + host, port, 0, 0))
+    data, addr = await asyncio.wait_for(got.get(), 5)
+    assert data == b"mapped" and addr[:2] == ("::ffff:" + host, port)
+    transport.close()
+
+
+@everywhere
+async def test_aio_errors_are_typed(selenium, closed_port):
+    import asyncio
+    import socketiwa
+    import socketiwa.aio
+    socketiwa.aio.install()
+    try:
+        await asyncio.open_connection("127.0.0.1", closed_port)
+    except ConnectionError as e:
+        assert isinstance(e, socketiwa.ConnectError)
+    else:
+        raise AssertionError("connected to a closed port")
+    try:
+        await asyncio.open_connection("127.0.0.1", 1, ssl=True)
+    except socketiwa.NotSupportedError as e:
+        assert "TLS" in str(e)
+    else:
+        raise AssertionError("ssl=True accepted")
+    infos = await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+    assert infos[0][4][0] in ("127.0.0.1", "::1")
