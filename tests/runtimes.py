@@ -71,6 +71,9 @@ def everywhere(fn=None, *, timeout: float = 60, only: tuple[str, ...] | None = N
                 return await asyncio.wait_for(fn(None, *args), timeout)
             return asyncio.run(main())
         runner = runtime_env.runner
+        missing = [p for p in packages if p not in runner.available_packages]
+        if missing:
+            pytest.skip(f"{', '.join(missing)} not built for Pyodide: run build-wasm.sh")
         runner.set_script_timeout(timeout)
         try:
             return remote(runner, *args)
@@ -94,6 +97,11 @@ def pyodide_dist(version: str = "314") -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def available_packages(dist: Path) -> set[str]:
+    import json
+    return set(json.loads((dist / "pyodide-lock.json").read_text())["packages"])
+
+
 def start_node_runner():
     from pytest_pyodide.config import get_global_config
     from pytest_pyodide.hook import pytest_wrapper
@@ -107,6 +115,7 @@ def start_node_runner():
     missing = [g for g in NODE_GLOBALS if g not in config.node_extra_globals]
     config.add_node_extra_globals(missing)
     runner = NodeRunner(server_port=1, dist_dir=dist, load_pyodide=True)
+    runner.available_packages = available_packages(dist)
     runner.default_timeout = 60
     runner.set_script_timeout(runner.default_timeout)
     return runner
