@@ -63,7 +63,8 @@ def start_aioquic_echo_server(lt: LoopThread, certs, *, retry: bool):
     from aioquic.asyncio import QuicConnectionProtocol, serve
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
-    import tempfile, os
+    import os
+    import tempfile
     closed = []
 
     class Echo(QuicConnectionProtocol):

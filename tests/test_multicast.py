@@ -1,6 +1,5 @@
 """Multicast on 239.x over loopback: join, send, receive, leave, SSM, TTL/loopback setters."""
 import socket
-import struct
 import threading
 import time
 

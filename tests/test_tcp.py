@@ -136,3 +136,59 @@ async def test_tcp_disconnect_and_close_events(selenium, event_server):
     await asyncio.wait_for(sock.wait_closed(), 5)
     assert seen[-1] == "close" and "disconnect" not in seen   # we closed: not a disconnect
     assert sock.closed
+
+
+@everywhere(timeout=90)
+async def test_tcp_backpressure_bounded_queue_nothing_lost(selenium):
+    """A reader that stalls: its queue stays within max_queue, the sender is held back by TCP
+    flow control, and once the reader resumes every message arrives, in order."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0, max_queue=4)
+    conns = []
+    srv.on("connection", conns.append)
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    count, size = 3000, 4096
+
+    async def produce():
+        for i in range(count):
+            await client.send(i.to_bytes(4, "big") + b"z" * (size - 4))
+    producer = asyncio.ensure_future(produce())
+    while not conns:
+        await asyncio.sleep(0.01)
+    conn = conns[0]
+    await asyncio.sleep(0.5)                     # the reader stalls
+    assert conn._queue.qsize() <= 4
+    assert not producer.done(), "12 MB went through a stalled reader: no backpressure"
+    for i in range(count):
+        msg = await conn.receive(timeout=10)
+        assert int.from_bytes(msg[:4], "big") == i and len(msg) == size
+    await asyncio.wait_for(producer, 10)
+    await client.close()
+    await srv.close()
+
+
+@everywhere
+async def test_udp_unreachable_peer_gives_typed_error(selenium, closed_port):
+    """Connected UDP to a port nobody listens on: a typed error event, and the socket is either
+    still usable or cleanly closed."""
+    import asyncio
+    import socketiwa
+    sock = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=closed_port)
+    errors = []
+    sock.on("error", errors.append)
+    for _ in range(50):
+        if errors or sock.closed:
+            break
+        try:
+            await sock.send(b"anyone?")
+        except socketiwa.SocketIwaError as e:
+            errors.append(e)
+            break
+        await asyncio.sleep(0.02)
+    assert errors, "no error for an unreachable UDP peer"
+    assert all(isinstance(e, (socketiwa.SocketIwaError, ConnectionError)) for e in errors), errors
+    if not sock.closed:
+        await sock.send(b"still usable")   # no exception: the socket survived
+    await sock.close()
+    assert sock.ready_state == socketiwa.ReadyState.CLOSED

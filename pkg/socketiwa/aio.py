@@ -464,7 +464,8 @@ async def getaddrinfo(loop, host, port, *, family=0, type=0, proto=0, flags=0):
     return [(fam, t, proto or (17 if t == _stdlib_socket.SOCK_DGRAM else 6), "", addr) for t in types]
 
 
-def install(loop: asyncio.AbstractEventLoop | None = None, *, patch_socket: bool | None = None) -> asyncio.AbstractEventLoop:
+def install(loop: asyncio.AbstractEventLoop | None = None, *,
+            patch_socket: bool | None = None) -> asyncio.AbstractEventLoop:
     """Back ``loop``'s networking with socketiwa. Idempotent. In Pyodide (the default for
     ``patch_socket``) also replace ``socket.socket`` with socketiwa's compatible class."""
     if loop is None:

@@ -34,7 +34,7 @@ class Broadcast:
     async def _each(self, send) -> int:
         targets = [c for c in self.connections() if c.ready_state is ReadyState.OPEN]
         results = await asyncio.gather(*(send(c) for c in targets), return_exceptions=True)
-        for conn, res in zip(targets, results):
+        for conn, res in zip(targets, results, strict=True):
             if isinstance(res, Exception):
                 conn._dispatch("error", res)
         return sum(1 for r in results if not isinstance(r, BaseException))
