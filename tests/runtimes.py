@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import subprocess
 import sys
 from copy import deepcopy
@@ -110,7 +111,8 @@ def start_node_runner():
     dist = pyodide_dist()
     pytest_wrapper.pyodide_dist_dir = dist  # where run_in_pyodide looks for pytest/tblib wheels
     config = get_global_config()
-    config.set_flags("node", [f"--import={ROOT / 'bridge' / 'node' / 'register.mjs'}",
+    harness = os.environ.get("SOCKETIWA_NODE_HARNESS", str(ROOT / "bridge" / "node" / "register.mjs"))
+    config.set_flags("node", [f"--import={harness}",
                               f"--import={ROOT / 'bridge' / 'register-adapter.mjs'}"])
     missing = [g for g in NODE_GLOBALS if g not in config.node_extra_globals]
     config.add_node_extra_globals(missing)

@@ -31,15 +31,19 @@ def host_quic(certs):
 
 @pytest.fixture(scope="module")
 def ten_mb_payload():
-    data = os.urandom(10 * 1024 * 1024)
-    return data, hashlib.sha256(data).hexdigest()
+    """(seed, size, sha256): regenerated in the body, see test_tcp.ten_mb."""
+    import random
+    seed, size = int.from_bytes(os.urandom(4), "big"), 10 * 1024 * 1024
+    return seed, size, hashlib.sha256(random.Random(seed).randbytes(size)).hexdigest()
 
 
 @everywhere(timeout=180, packages=QUIC_PACKAGES)
 async def test_quic_client_10mb_both_suites_and_key_update(selenium, host_quic, certs, ten_mb_payload):
     import hashlib
+    import random
     from socketiwa import quic
-    data, digest = ten_mb_payload
+    seed, size, digest = ten_mb_payload
+    data = random.Random(seed).randbytes(size)
     for suite in ("AES_128_GCM_SHA256", "CHACHA20_POLY1305_SHA256"):
         config = quic.client_configuration(cadata=certs["ca"], server_name="localhost",
                                            cipher_suites=[suite])
