@@ -69,11 +69,12 @@ class UdpHandle {
     }
   }
 
-  // Resolves to every datagram queued so far, packed; null once the socket is closed.
+  // Resolves to every datagram queued so far, packed; undefined once the socket is closed.
+  // (undefined, not null: Pyodide maps undefined to None but null to pyodide.ffi.jsnull.)
   recv() {
     const inbox = this.inbox;
     if (inbox.items.length) return Promise.resolve(this.pack());
-    if (inbox.done) return inbox.error ? Promise.reject(inbox.error) : Promise.resolve(null);
+    if (inbox.done) return inbox.error ? Promise.reject(inbox.error) : Promise.resolve(undefined);
     return inbox.waitForData().then(() => this.recv());
   }
 
@@ -95,7 +96,7 @@ class UdpHandle {
     return out;
   }
 
-  // One packed batch of outgoing datagrams. Returns null, or a promise when the writable is
+  // One packed batch of outgoing datagrams. Returns undefined, or a promise when the writable is
   // full (Python awaits it: backpressure).
   send(batch) {
     if (this.sendError) { const e = this.sendError; this.sendError = null; throw e; }
@@ -112,7 +113,7 @@ class UdpHandle {
       last = this.writer.write(msg);
       last.catch((e) => { this.sendError = e; });
     }
-    return this.writer.desiredSize > 0 ? null : this.writer.ready;
+    return this.writer.desiredSize > 0 ? undefined : this.writer.ready;
   }
 
   async close() {
@@ -169,7 +170,7 @@ class TcpHandle {
     }
   }
 
-  // Resolves to the bytes received so far (one Uint8Array), or null at end of stream.
+  // Resolves to the bytes received so far (one Uint8Array), or undefined at end of stream.
   read() {
     const inbox = this.inbox;
     if (inbox.items.length) {
@@ -185,15 +186,15 @@ class TcpHandle {
       for (const c of rest) { inbox.items.push(c); inbox.size += c.byteLength; }
       return Promise.resolve(out);
     }
-    if (inbox.done) return inbox.error ? Promise.reject(inbox.error) : Promise.resolve(null);
+    if (inbox.done) return inbox.error ? Promise.reject(inbox.error) : Promise.resolve(undefined);
     return inbox.waitForData().then(() => this.read());
   }
 
-  // Returns null, or a promise while the writable is full (backpressure).
+  // Returns undefined, or a promise while the writable is full (backpressure).
   write(bytes) {
     if (this.writeError) throw this.writeError;
     this.writer.write(bytes).catch((e) => { this.writeError = e; });
-    return this.writer.desiredSize > 0 ? null : this.writer.ready;
+    return this.writer.desiredSize > 0 ? undefined : this.writer.ready;
   }
 
   async close() {
@@ -215,10 +216,10 @@ class ServerHandle {
     this.reader = info.readable.getReader();
   }
 
-  // Next accepted connection as a TcpHandle, or null once the server is closed.
+  // Next accepted connection as a TcpHandle, or undefined once the server is closed.
   async accept() {
     const { value, done } = await this.reader.read();
-    if (done) return null;
+    if (done) return undefined;
     const info = await value.opened;
     return new TcpHandle(value, info);
   }

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runtimes import ALL_RUNTIMES, start_node_runner  # noqa: E402
+from runtimes import ALL_RUNTIMES, available_packages, pyodide_dist, start_node_runner  # noqa: E402
 
 def pytest_addoption(parser):
     parser.addoption("--runtimes", default=os.environ.get("SOCKETIWA_RUNTIMES", "cpython,node"),
@@ -22,6 +22,18 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "multicast: needs a multicast route on loopback")
+    config.addinivalue_line("markers", "pyodide_packages(*names): packages the body loads in Pyodide")
+
+
+def pytest_runtest_setup(item):
+    callspec = getattr(item, "callspec", None)
+    runtime = callspec.params.get("runtime_env") if callspec else None
+    mark = item.get_closest_marker("pyodide_packages")
+    if runtime in (None, "cpython") or mark is None:
+        return
+    missing = [p for p in mark.args if p not in available_packages(pyodide_dist())]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not built for Pyodide: run build-wasm.sh")
 
 
 def selected_runtimes(config) -> list[str]:

@@ -72,9 +72,6 @@ def everywhere(fn=None, *, timeout: float = 60, only: tuple[str, ...] | None = N
                 return await asyncio.wait_for(fn(None, *args), timeout)
             return asyncio.run(main())
         runner = runtime_env.runner
-        missing = [p for p in packages if p not in runner.available_packages]
-        if missing:
-            pytest.skip(f"{', '.join(missing)} not built for Pyodide: run build-wasm.sh")
         runner.set_script_timeout(timeout)
         try:
             return remote(runner, *args)
@@ -88,14 +85,23 @@ def everywhere(fn=None, *, timeout: float = 60, only: tuple[str, ...] | None = N
     test.__signature__ = inspect.Signature(
         [inspect.Parameter("runtime_env", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in fixture_names])
-    test.pytestmark = list(getattr(fn, "pytestmark", []))
+    # Checked before fixtures start (conftest.pytest_runtest_setup): peers are not started for
+    # a test that will skip because its packages were not built for Pyodide.
+    test.pytestmark = list(getattr(fn, "pytestmark", [])) + [pytest.mark.pyodide_packages(*packages)]
     return test
 
 
+_dists: dict[str, Path] = {}
+
+
 def pyodide_dist(version: str = "314") -> Path:
+    """Assemble (once per session) the local Pyodide distribution; see scripts/pyodide_dist.py."""
+    if version in _dists:
+        return _dists[version]
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pyodide_dist.py"), "--version", version],
                          check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
+    _dists[version] = Path(out.stdout.strip().splitlines()[-1])
+    return _dists[version]
 
 
 def available_packages(dist: Path) -> set[str]:
@@ -117,7 +123,6 @@ def start_node_runner():
     missing = [g for g in NODE_GLOBALS if g not in config.node_extra_globals]
     config.add_node_extra_globals(missing)
     runner = NodeRunner(server_port=1, dist_dir=dist, load_pyodide=True)
-    runner.available_packages = available_packages(dist)
     runner.default_timeout = 60
     runner.set_script_timeout(runner.default_timeout)
     return runner

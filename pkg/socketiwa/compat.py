@@ -24,6 +24,9 @@ from .errors import NotSupportedError, SocketClosedError
 
 AF_INET, AF_INET6 = _std.AF_INET, _std.AF_INET6
 SOCK_STREAM, SOCK_DGRAM = _std.SOCK_STREAM, _std.SOCK_DGRAM
+# Pyodide's socket module lacks a few option names libraries use; Linux values.
+_MISSING_CONSTANTS = {"SO_REUSEADDR": 2, "SO_REUSEPORT": 15}
+SO_REUSEADDR = getattr(_std, "SO_REUSEADDR", _MISSING_CONSTANTS["SO_REUSEADDR"])
 _original_socket = _std.socket
 
 
@@ -144,7 +147,7 @@ class socket:  # noqa: N801  (stdlib name)
             opts.local_address = "0.0.0.0" if host in ("", "::") and not self._opts.get(
                 (_std.IPPROTO_IPV6, getattr(_std, "IPV6_V6ONLY", 26))) else (host or "0.0.0.0")
             opts.local_port = port
-        opts.multicast_allow_address_sharing = bool(self._opts.get((_std.SOL_SOCKET, _std.SO_REUSEADDR))) or None
+        opts.multicast_allow_address_sharing = bool(self._opts.get((_std.SOL_SOCKET, SO_REUSEADDR))) or None
         opts.receive_buffer_size = self._opts.get((_std.SOL_SOCKET, _std.SO_RCVBUF)) or None
         opts.send_buffer_size = self._opts.get((_std.SOL_SOCKET, _std.SO_SNDBUF)) or None
         return opts
@@ -397,6 +400,9 @@ def patch_socket_module() -> None:
     """Make ``socket.socket`` this class (Pyodide only: its own cannot reach the network)."""
     _std.socket = socket  # type: ignore[misc]
     _std.SocketType = socket  # type: ignore[misc]
+    for name, value in _MISSING_CONSTANTS.items():
+        if not hasattr(_std, name):
+            setattr(_std, name, value)
 
 
 def unpatch_socket_module() -> None:
