@@ -33,6 +33,8 @@ class Inbox {
   wake() { if (this.waiter) { const w = this.waiter; this.waiter = null; w(); } }
   waitForData() { return new Promise((resolve) => { this.waiter = resolve; }); }
   waitForRoom() { return new Promise((resolve) => { this.room = resolve; }); }
+  // The stream's end: its error once (then plain end), so a reader sees the failure exactly once.
+  takeEnd() { const e = this.error; this.error = null; return e ? Promise.reject(e) : Promise.resolve(undefined); }
   drained() { this.items = []; this.size = 0; if (this.room) { const r = this.room; this.room = null; r(); } }
 }
 
@@ -74,7 +76,7 @@ class UdpHandle {
   recv() {
     const inbox = this.inbox;
     if (inbox.items.length) return Promise.resolve(this.pack());
-    if (inbox.done) return inbox.error ? Promise.reject(inbox.error) : Promise.resolve(undefined);
+    if (inbox.done) return inbox.takeEnd();
     return inbox.waitForData().then(() => this.recv());
   }
 
@@ -134,8 +136,8 @@ class UdpHandle {
     }
     return mc;
   }
-  join(group, optionsJson) { return this.controller().joinGroup(group, JSON.parse(optionsJson)); }
-  leave(group, optionsJson) { return this.controller().leaveGroup(group, JSON.parse(optionsJson)); }
+  join(group) { return this.controller().joinGroup(group); }
+  leave(group) { return this.controller().leaveGroup(group); }
   joined() {
     const mc = this.info.multicastController;
     return JSON.stringify(mc ? Array.from(mc.joinedGroups) : []);
@@ -186,7 +188,7 @@ class TcpHandle {
       for (const c of rest) { inbox.items.push(c); inbox.size += c.byteLength; }
       return Promise.resolve(out);
     }
-    if (inbox.done) return inbox.error ? Promise.reject(inbox.error) : Promise.resolve(undefined);
+    if (inbox.done) return inbox.takeEnd();
     return inbox.waitForData().then(() => this.read());
   }
 

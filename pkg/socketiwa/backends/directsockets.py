@@ -140,19 +140,24 @@ class DirectUdp:
             raise _error(e, "UDP close failed") from None
 
     async def join_group(self, group, interface=None, source=None):
+        # MulticastController is joinGroup(ipAddress) only: the OS picks the interface, and there
+        # is no source-specific membership. Refuse rather than join a wider group than asked.
         if interface is not None:
-            raise NotSupportedError("Direct Sockets' MulticastController has no interface argument")
-        options = json.dumps({"sourceAddress": source} if source else {})
+            raise NotSupportedError("Direct Sockets' MulticastController cannot choose an interface")
+        if source is not None:
+            raise NotSupportedError("Direct Sockets' MulticastController has no source-specific "
+                                    "membership (joinGroup(ipAddress) only)")
         try:
-            await self._h.join(group, options)
+            await self._h.join(group)
         except JsException as e:
             raise _error(e, f"cannot join {group}") from None
         self._groups.append((group, interface, source))
 
     async def leave_group(self, group, interface=None, source=None):
-        options = json.dumps({"sourceAddress": source} if source else {})
+        if interface is not None or source is not None:
+            raise NotSupportedError("Direct Sockets has no interface or source-specific membership")
         try:
-            await self._h.leave(group, options)
+            await self._h.leave(group)
         except JsException as e:
             raise _error(e, f"cannot leave {group}") from None
         if (group, interface, source) in self._groups:

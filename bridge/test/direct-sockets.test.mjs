@@ -1,0 +1,163 @@
+// Tests of the Node Direct Sockets harness itself: real sockets on loopback.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { TCPSocket, UDPSocket, TCPServerSocket, harness } from '../node/direct-sockets.mjs';
+
+const enc = new TextEncoder();
+
+function udpEcho() {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  return new Promise((res) => s.bind(0, '127.0.0.1', () => res(s)));
+}
+
+function tcpEcho() {
+  const srv = net.createServer((c) => c.pipe(c));
+  return new Promise((res) => srv.listen(0, '127.0.0.1', () => res(srv)));
+}
+
+test('UDP connected echo', async () => {
+  const echo = await udpEcho();
+  const s = new UDPSocket({ remoteAddress: '127.0.0.1', remotePort: echo.address().port });
+  const info = await s.opened;
+  assert.equal(info.remotePort, echo.address().port);
+  assert.equal(info.multicastController, undefined);
+  const w = info.writable.getWriter();
+  const r = info.readable.getReader();
+  await w.write({ data: enc.encode('ping') });
+  const { value } = await r.read();
+  assert.deepEqual([...value.data], [...enc.encode('ping')]);
+  await assert.rejects(s.close(), { name: 'InvalidStateError' });   // streams still locked
+  r.releaseLock(); w.releaseLock();
+  await s.close();
+  await s.closed;
+  echo.close();
+});
+
+test('UDP bound echo reports the sender', async () => {
+  const echo = await udpEcho();
+  const s = new UDPSocket({ localAddress: '127.0.0.1' });
+  const info = await s.opened;
+  assert.ok(info.localPort > 0);
+  assert.ok(info.multicastController);
+  const w = info.writable.getWriter();
+  const r = info.readable.getReader();
+  await w.write({ data: enc.encode('hi'), remoteAddress: '127.0.0.1', remotePort: echo.address().port });
+  const { value } = await r.read();
+  assert.equal(value.remoteAddress, '127.0.0.1');
+  assert.equal(value.remotePort, echo.address().port);
+  r.releaseLock(); w.releaseLock();
+  await s.close();
+  echo.close();
+});
+
+test('a rejected UDP write errors the writable (Streams semantics, as in Chromium)', async () => {
+  for (const bad of [{ data: enc.encode('no dest') }, { data: new Uint8Array(70000), remoteAddress: '127.0.0.1', remotePort: 9 }]) {
+    const s = new UDPSocket({ localAddress: '127.0.0.1' });
+    const w = (await s.opened).writable.getWriter();
+    await assert.rejects(w.write(bad));
+    await assert.rejects(w.write({ data: enc.encode('after'), remoteAddress: '127.0.0.1', remotePort: 9 }));
+    w.releaseLock();
+    await s.close();
+  }
+});
+
+test('constructor validation throws TypeError', () => {
+  assert.throws(() => new UDPSocket({}), TypeError);
+  assert.throws(() => new UDPSocket({ remoteAddress: '127.0.0.1' }), TypeError);
+  assert.throws(() => new UDPSocket({ remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.1' }), TypeError);
+  assert.throws(() => new UDPSocket({ localAddress: '127.0.0.1', localPort: 70000 }), TypeError);
+  assert.throws(() => new TCPSocket('127.0.0.1', 0), TypeError);
+  assert.throws(() => new TCPSocket('127.0.0.1', 80, { keepAliveDelay: 10 }), TypeError);
+  assert.throws(() => new TCPSocket('127.0.0.1', 80, { sendBufferSize: 0 }), TypeError);
+  assert.throws(() => new TCPServerSocket('not-an-ip'), TypeError);
+});
+
+test('TCP echo of 4 MB checked by SHA-256, peer close ends the readable', async () => {
+  const srv = await tcpEcho();
+  const s = new TCPSocket('127.0.0.1', srv.address().port, { noDelay: true });
+  const info = await s.opened;
+  assert.equal(info.remoteAddress, '127.0.0.1');
+  const data = crypto.randomBytes(4 << 20);
+  const w = info.writable.getWriter();
+  const writing = (async () => { for (let i = 0; i < data.length; i += 65536) await w.write(data.subarray(i, i + 65536)); await w.close(); })();
+  const r = info.readable.getReader();
+  const h = crypto.createHash('sha256');
+  let n = 0;
+  for (;;) {
+    const { value, done } = await r.read();
+    if (done) break;
+    h.update(value); n += value.byteLength;
+  }
+  await writing;
+  assert.equal(n, data.length);
+  assert.equal(h.digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
+  r.releaseLock(); w.releaseLock();
+  await s.close();
+  srv.close();
+});
+
+test('TCP connect refused rejects opened with NetworkError', async () => {
+  const probe = net.createServer();
+  await new Promise((res) => probe.listen(0, '127.0.0.1', res));
+  const port = probe.address().port;
+  await new Promise((res) => probe.close(res));
+  const s = new TCPSocket('127.0.0.1', port);
+  await assert.rejects(s.opened, { name: 'NetworkError' });
+  await assert.rejects(s.closed, { name: 'NetworkError' });
+});
+
+test('TCPServerSocket accepts several clients', async () => {
+  const server = new TCPServerSocket('127.0.0.1');
+  const info = await server.opened;
+  assert.ok(info.localPort > 0);
+  const clients = [0, 1, 2].map(() => net.connect(info.localPort, '127.0.0.1'));
+  const reader = info.readable.getReader();
+  for (let i = 0; i < 3; i++) {
+    const { value } = await reader.read();
+    const ci = await value.opened;
+    assert.equal(ci.remoteAddress, '127.0.0.1');
+    assert.equal(ci.localPort, info.localPort);
+  }
+  reader.releaseLock();
+  clients.forEach((c) => c.destroy());
+  await server.close();
+});
+
+test('permission denial: NotAllowedError from constructors and opens', async () => {
+  harness.setPermissions({ directSockets: false });
+  try {
+    assert.throws(() => new UDPSocket({ localAddress: '127.0.0.1' }), { name: 'NotAllowedError' });
+    assert.throws(() => new TCPSocket('127.0.0.1', 80), { name: 'NotAllowedError' });
+    assert.equal(harness.permissionState().directSockets, false);
+  } finally {
+    harness.setPermissions({ directSockets: true });
+  }
+  harness.setPermissions({ loopbackNetwork: false });
+  try {
+    await assert.rejects(new TCPSocket('127.0.0.1', 80).opened, { name: 'NotAllowedError' });
+  } finally {
+    harness.setPermissions({ loopbackNetwork: true });
+  }
+  harness.setPermissions({ directSocketsMulticast: false });
+  try {
+    const s = new UDPSocket({ localAddress: '127.0.0.1' });
+    assert.equal((await s.opened).multicastController, undefined);
+    await s.close();
+  } finally {
+    harness.setPermissions({ directSocketsMulticast: true });
+  }
+});
+
+test('multicast controller validates and tracks groups', async () => {
+  const s = new UDPSocket({ localAddress: '0.0.0.0', multicastAllowAddressSharing: true });
+  const { multicastController: mc } = await s.opened;
+  await assert.rejects(mc.joinGroup('example.com'), TypeError);
+  assert.deepEqual(mc.joinedGroups, []);
+  assert.ok(Object.isFrozen(mc.joinedGroups));
+  await assert.rejects(mc.leaveGroup('239.1.2.3'));
+  await s.close();
+});
