@@ -247,6 +247,8 @@ const TCP_OPTION_NAMES = {
 function translate(optionsJson, names) {
   const out = {};
   for (const [k, v] of Object.entries(JSON.parse(optionsJson))) {
+    // Chromium rejects localPort 0 ("leave this field unassigned"): omit it for "any port".
+    if (k === 'local_port' && v === 0) continue;
     if (v !== null && v !== undefined && names[k]) out[names[k]] = v;
   }
   return out;

@@ -15,7 +15,13 @@ def ten_mb():
     return seed, size, hashlib.sha256(random.Random(seed).randbytes(size)).hexdigest()
 
 
-@everywhere(timeout=120)
+CHROMIUM_TCP_STALL = (
+    "Chromium 156: with data flowing both ways, TCPSocket's writable resolves writes that never "
+    "reach the peer (the stream stalls with about 1 MB unsent; plain JS shows the same, see "
+    "bench/iwa_tcp_stall.py and the closing notes). Single large writes are not affected.")
+
+
+@everywhere(timeout=60, xfail={"iwa": CHROMIUM_TCP_STALL})
 async def test_tcp_raw_echo_10mb(selenium, tcp_echo, ten_mb):
     import asyncio
     import hashlib
@@ -177,8 +183,9 @@ async def test_tcp_backpressure_bounded_queue_nothing_lost(selenium):
 
 @everywhere
 async def test_udp_unreachable_peer_gives_typed_error(selenium, closed_port):
-    """Connected UDP to a port nobody listens on: a typed error event, and the socket is either
-    still usable or cleanly closed."""
+    """Connected UDP to a port nobody listens on. The OS (native backend) reports ICMP
+    port-unreachable: a typed error event, the socket still usable. Chromium's Direct Sockets
+    report nothing (the datagrams are lost, as UDP allows): no error, the socket stays open."""
     import asyncio
     import socketiwa
     sock = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=closed_port)
@@ -193,6 +200,11 @@ async def test_udp_unreachable_peer_gives_typed_error(selenium, closed_port):
             errors.append(e)
             break
         await asyncio.sleep(0.02)
+    if socketiwa.backend_name() == "directsockets":
+        assert not errors and not sock.closed, errors
+        await sock.send(b"still usable")
+        await sock.close()
+        return
     assert errors, "no error for an unreachable UDP peer"
     assert all(isinstance(e, (socketiwa.SocketIwaError, ConnectionError)) for e in errors), errors
     if not sock.closed:

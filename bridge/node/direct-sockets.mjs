@@ -44,10 +44,14 @@ function checkNetworkPermission(addr) {
   }
 }
 
-function checkPort(value, name, allowZero = false) {
+function checkPort(value, name) {
   if (value === undefined) return;
-  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1) || value > 65535) {
-    throw new TypeError(`${name} must be an integer in range [${allowZero ? 0 : 1}, 65535].`);
+  // Chromium 156, seen in the IWA tests: 0 is refused for local ports too.
+  if (value === 0 && name === 'localPort') {
+    throw new TypeError('localPort must be greater than zero. Leave this field unassigned to allow the OS to pick a port on its own.');
+  }
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new TypeError(`${name} must be an integer in range [1, 65535].`);
   }
 }
 
@@ -184,7 +188,7 @@ export class TCPServerSocket extends SocketBase {
     super();
     requirePolicy();
     if (typeof localAddress !== 'string' || !net.isIP(localAddress)) throw new TypeError('localAddress must be a valid IP address.');
-    checkPort(options.localPort, 'localPort', true);
+    checkPort(options.localPort, 'localPort');
     if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog > 0)) {
       throw new TypeError('backlog must be greater than zero.');
     }
@@ -252,7 +256,7 @@ export class UDPSocket extends SocketBase {
     if (connected && (o.remoteAddress === undefined || o.remotePort === undefined)) throw new TypeError('remoteAddress and remotePort must be specified together.');
     if (bound && (o.localAddress === undefined || !net.isIP(o.localAddress))) throw new TypeError('localAddress must be a valid IP address.');
     checkPort(o.remotePort, 'remotePort');
-    checkPort(o.localPort, 'localPort', true);
+    checkPort(o.localPort, 'localPort');
     checkCommon(o);
     if (o.multicastTimeToLive !== undefined && !(Number.isInteger(o.multicastTimeToLive) && o.multicastTimeToLive >= 0 && o.multicastTimeToLive <= 255)) {
       throw new TypeError('multicastTimeToLive must be in range [0, 255].');
@@ -293,14 +297,20 @@ export class UDPSocket extends SocketBase {
       const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
       controller.enqueue(connected ? { data } : { data, remoteAddress: rinfo.address, remotePort: rinfo.port });
     });
-    // ICMP errors (port unreachable) on a connected socket error the readable, as in Chromium.
-    sock.on('error', (e) => { try { controller.error(networkError(e.code)); } catch { /* done */ } });
+    // Chromium 156 (seen in the IWA tests) reports nothing when ICMP says a connected UDP peer's
+    // port is unreachable: the datagrams are just lost. Other socket errors end the readable.
+    sock.on('error', (e) => {
+      if (e.code === 'ECONNREFUSED') return;
+      try { controller.error(networkError(e.code)); } catch { /* done */ }
+    });
     const writable = new WritableStream({
       write: (msg) => new Promise((resolve, reject) => {
         if (!msg || msg.data === undefined) { reject(new TypeError('UDPMessage.data is required.')); return; }
         const data = toBytes(msg.data);
         if (data.byteLength > MAX_UDP) { reject(domError('DataError', 'Message too long.')); return; }
-        const cb = (err) => (err ? reject(networkError(err.code)) : resolve());
+        // A send after an ICMP port-unreachable fails with ECONNREFUSED in Node; Chromium
+        // reports nothing (the datagram is lost), so neither do we.
+        const cb = (err) => (err && err.code !== 'ECONNREFUSED' ? reject(networkError(err.code)) : resolve());
         if (connected) {
           if (msg.remoteAddress !== undefined || msg.remotePort !== undefined) {
             reject(new TypeError('remoteAddress and remotePort must not be specified for a connected socket.'));

@@ -76,6 +76,11 @@ test('constructor validation throws TypeError', () => {
   assert.throws(() => new TCPServerSocket('not-an-ip'), TypeError);
 });
 
+test('localPort 0 is refused as in Chromium 156 (omit it for any port)', () => {
+  assert.throws(() => new UDPSocket({ localAddress: '127.0.0.1', localPort: 0 }), /greater than zero/);
+  assert.throws(() => new TCPServerSocket('127.0.0.1', { localPort: 0 }), /greater than zero/);
+});
+
 test('TCP echo of 4 MB checked by SHA-256, peer close ends the readable', async () => {
   const srv = await tcpEcho();
   const s = new TCPSocket('127.0.0.1', srv.address().port, { noDelay: true });
@@ -159,5 +164,25 @@ test('multicast controller validates and tracks groups', async () => {
   assert.deepEqual(mc.joinedGroups, []);
   assert.ok(Object.isFrozen(mc.joinedGroups));
   await assert.rejects(mc.leaveGroup('239.1.2.3'));
+  await s.close();
+});
+
+test('connected UDP to an unreachable port reports nothing, as Chromium 156 does', async () => {
+  const probe = dgram.createSocket('udp4');
+  await new Promise((res) => probe.bind(0, '127.0.0.1', res));
+  const port = probe.address().port;
+  probe.close();
+  const s = new UDPSocket({ remoteAddress: '127.0.0.1', remotePort: port });
+  const info = await s.opened;
+  const w = info.writable.getWriter();
+  for (let i = 0; i < 5; i++) await w.write({ data: enc.encode('anyone?') });
+  await new Promise((res) => setTimeout(res, 100));
+  await w.write({ data: enc.encode('still writable') });   // neither stream errored
+  const r = info.readable.getReader();
+  const pending = r.read();
+  const raced = await Promise.race([pending.then(() => 'data', () => 'errored'), new Promise((res) => setTimeout(() => res('quiet'), 100))]);
+  assert.equal(raced, 'quiet');
+  await r.cancel();
+  r.releaseLock(); w.releaseLock();
   await s.close();
 });

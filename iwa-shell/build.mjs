@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// Build the socketiwa Isolated Web App.
+//
+//   node iwa-shell/build.mjs [--dev-dir build/iwa] [--swbn build/socketiwa.swbn]
+//                            [--main app.py] [--manifest alt.webmanifest] [--pyodide-dist DIR]
+//
+// Lays the app out in a directory (served over HTTP for dev-mode installs) and signs the same
+// files into a web bundle (.swbn, Ed25519). The signing key is made on first use and kept
+// outside the repository (SOCKETIWA_IWA_KEY, default ~/.cache/socketiwa/iwa-signing-key.pem).
+// Prints one JSON line: {id, origin, devDir, swbn, bytes, files}.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as wbn from 'wbn';
+import * as wbnSign from 'wbn-sign';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = { 'dev-dir': 'build/iwa', swbn: 'build/socketiwa.swbn', 'pyodide-dist': 'build/pyodide-dist-314' };
+for (let i = 2; i < process.argv.length; i += 2) {
+  const k = process.argv[i].replace(/^--/, '');
+  if (k === 'help') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 11).join('\n')); process.exit(0); }
+  args[k] = process.argv[i + 1];
+}
+const fail = (msg) => { console.error(`build.mjs: ${msg}`); process.exit(1); };
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8', '.json': 'application/json',
+  '.webmanifest': 'application/manifest+json', '.wasm': 'application/wasm', '.zip': 'application/zip',
+  '.png': 'image/png', '.py': 'text/plain; charset=utf-8', '.whl': 'application/zip',
+};
+export const mimeType = (name) => MIME[path.extname(name).toLowerCase()] || 'application/octet-stream';
+
+function signingKey() {
+  const keyPath = process.env.SOCKETIWA_IWA_KEY
+    || path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'iwa-signing-key.pem');
+  if (!fs.existsSync(keyPath)) {
+    fs.mkdirSync(path.dirname(keyPath), { recursive: true });
+    const { privateKey } = crypto.generateKeyPairSync('ed25519');
+    fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    console.error(`build.mjs: generated a new signing key at ${keyPath}`);
+  }
+  return { keyPath, key: wbnSign.parsePemKey(fs.readFileSync(keyPath, 'utf8')) };
+}
+
+// Every file of the app: [url path, absolute source path].
+function collect() {
+  const files = new Map();
+  const addDir = (dir, prefix) => {
+    for (const name of fs.readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      if (fs.statSync(full).isDirectory()) addDir(full, `${prefix}${name}/`);
+      else files.set(`${prefix}${name}`, full);
+    }
+  };
+  addDir(path.join(ROOT, 'iwa-shell', 'app'), '');
+  const dist = path.resolve(ROOT, args['pyodide-dist']);
+  if (!fs.existsSync(path.join(dist, 'pyodide.asm.wasm'))) {
+    fail(`${dist} has no Pyodide runtime: run 'python scripts/pyodide_dist.py' (scripts/setup.sh does) first`);
+  }
+  addDir(dist, 'pyodide/');
+  files.set('bridge/adapter.mjs', path.join(ROOT, 'bridge', 'adapter.mjs'));
+  if (args.main) files.set('app/main.py', path.resolve(args.main));
+  if (args.manifest) files.set('.well-known/manifest.webmanifest', path.resolve(args.manifest));
+  return files;
+}
+
+function layOut(files, devDir) {
+  fs.rmSync(devDir, { recursive: true, force: true });
+  for (const [rel, src] of files) {
+    const dest = path.join(devDir, rel);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.copyFileSync(src, dest);
+  }
+}
+
+async function sign(files, key, out) {
+  const id = new wbnSign.WebBundleId(key).serialize();
+  const origin = `isolated-app://${id}/`;
+  const builder = new wbn.BundleBuilder('b2');
+  for (const [rel, src] of files) {
+    const headers = { 'Content-Type': mimeType(rel) };
+    const body = fs.readFileSync(src);
+    builder.addExchange(origin + rel, 200, headers, body);
+    if (rel === 'index.html') builder.addExchange(origin, 200, headers, body);
+  }
+  const { signedWebBundle } = await new wbnSign.IntegrityBlockSigner(
+    builder.createBundle(), id, [new wbnSign.NodeCryptoSigningStrategy(key)]).sign();
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, signedWebBundle);
+  return { id, origin, bytes: signedWebBundle.length };
+}
+
+const files = collect();
+const devDir = path.resolve(ROOT, args['dev-dir']);
+layOut(files, devDir);
+const result = { devDir, files: files.size };
+if (args.swbn !== 'none') {
+  const { key, keyPath } = signingKey();
+  const out = path.resolve(ROOT, args.swbn);
+  Object.assign(result, await sign(files, key, out), { swbn: out, keyPath });
+}
+console.log(JSON.stringify(result));
