@@ -28,4 +28,7 @@ PY=${PYTHON:-python3}
 step "npm packages (node_modules)"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 
-step "done: run 'bash scripts/test.sh' for the tests, 'bash scripts/demo.sh' for the demo"
+step "pure-Python wheels the tests load inside Pyodide (pytest, tblib; cached)"
+.venv/bin/python scripts/pyodide_dist.py --download >/dev/null
+
+step "done: run 'bash build-wasm.sh', then 'bash scripts/demo.sh' (demo) or 'bash scripts/test.sh' (tests)"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/netns.sh bash -c '
   set -u
   echo "==> node --test bridge/test (Node Direct Sockets harness)"
-  node --test bridge/test/ || exit 1
+  node --test --test-timeout=60000 bridge/test/ || exit 1
   echo "==> pytest"
   .venv/bin/python -m pytest "$@"
 ' test "$@"

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runtimes import ALL_RUNTIMES, available_packages, pyodide_dist, start_node_runner  # noqa: E402
 
 def pytest_addoption(parser):
-    parser.addoption("--runtimes", default=os.environ.get("SOCKETIWA_RUNTIMES", "cpython,node"),
+    parser.addoption("--runtimes", default=os.environ.get("SOCKETIWA_RUNTIMES", "cpython,node,iwa"),
                      help=f"comma-separated runtimes for @everywhere tests: {','.join(ALL_RUNTIMES)}")
 
 
