@@ -27,9 +27,11 @@ export const harness = {
 const domError = (name, message) => new DOMException(message, name);
 const networkError = (detail) => domError('NetworkError', detail ? `Network error: ${detail}` : 'Network error.');
 
-function requirePolicy() {
-  // Chromium checks the permissions policy in the constructor and throws synchronously.
-  if (!permissions.directSockets) throw domError('NotAllowedError', 'Permissions-Policy: direct-sockets are disabled.');
+function requirePolicy(className) {
+  // Chromium 156 (IWA tests): the constructor throws synchronously, with the bindings' prefix.
+  if (!permissions.directSockets) {
+    throw domError('NotAllowedError', `Failed to construct '${className}': Permissions-Policy: direct-sockets are disabled.`);
+  }
 }
 
 function isLoopback(addr) {
@@ -38,9 +40,9 @@ function isLoopback(addr) {
 
 function checkNetworkPermission(addr) {
   // Local Network Access: loopback targets need loopback-network, other local ones local-network.
-  // (Chromium refuses such opens; the exact error is pinned by the IWA tests.)
+  // Chromium 156 (IWA tests) rejects `opened` with InvalidAccessError and this message.
   if (isLoopback(addr) ? !permissions.loopbackNetwork : !permissions.localNetwork) {
-    throw domError('NotAllowedError', 'Permission denied.');
+    throw domError('InvalidAccessError', 'Access to local network is blocked.');
   }
 }
 
@@ -130,7 +132,7 @@ class SocketBase {
 export class TCPSocket extends SocketBase {
   constructor(remoteAddress, remotePort, options = {}) {
     super();
-    requirePolicy();
+    requirePolicy('TCPSocket');
     if (typeof remoteAddress !== 'string' || !remoteAddress) throw new TypeError('remoteAddress must be a non-empty string.');
     checkPort(remotePort, 'remotePort');
     if (remotePort === undefined) throw new TypeError('remotePort is required.');
@@ -186,7 +188,7 @@ function acceptedSocket(sock) {
 export class TCPServerSocket extends SocketBase {
   constructor(localAddress, options = {}) {
     super();
-    requirePolicy();
+    requirePolicy('TCPServerSocket');
     if (typeof localAddress !== 'string' || !net.isIP(localAddress)) throw new TypeError('localAddress must be a valid IP address.');
     checkPort(options.localPort, 'localPort');
     if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog > 0)) {
@@ -247,7 +249,7 @@ export class MulticastController {
 export class UDPSocket extends SocketBase {
   constructor(options = {}) {
     super();
-    requirePolicy();
+    requirePolicy('UDPSocket');
     const o = options;
     const connected = o.remoteAddress !== undefined || o.remotePort !== undefined;
     const bound = o.localAddress !== undefined || o.localPort !== undefined;

@@ -28,7 +28,9 @@ _ERRORS = {
     "NetworkError": ConnectError,
     "InvalidStateError": SocketClosedError,
     "TypeError": InvalidOptionError,
-    "InvalidAccessError": InvalidOptionError,
+    # Chromium 156 uses it for Local Network Access refusals ("Access to local network is
+    # blocked."): the loopback-network / local-network permission is not granted.
+    "InvalidAccessError": PermissionDeniedError,
     "NotSupportedError": NotSupportedError,
 }
 
