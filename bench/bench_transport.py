@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Transport benchmark: the same cases on CPython (native backend) and in Pyodide under Node
-(Direct Sockets harness), side by side in one run, against one echo server process.
+"""Transport benchmark: the same cases on CPython (native backend), in Pyodide under Node (the
+Direct Sockets harness), in Pyodide inside the real Chromium IWA, and as plain JavaScript in that
+IWA page, side by side in one run, against one echo server process.
 
     .venv/bin/python bench/bench_transport.py [--runtimes cpython,node] [--seconds 2]
 
@@ -34,6 +35,10 @@ def cases(host, udp_port, tcp_port, seconds):
 
 
 def headline(name: str, result: dict) -> str:
+    if "skipped" in result:
+        return "n/a"
+    if result.get("stalled"):
+        return f"stalled after {result['bytes'] / 1e6:.1f} MB"
     if "round_trips_per_s" in result:
         return f"{result['round_trips_per_s']:,} rt/s"
     if "mb_per_s" in result:
@@ -45,7 +50,7 @@ def headline(name: str, result: dict) -> str:
 
 def headline_value(result: dict) -> float | None:
     for key in ("round_trips_per_s", "mb_per_s"):
-        if key in result:
+        if result.get(key) is not None:
             return float(result[key])
     return None
 
@@ -69,9 +74,28 @@ def run_pyodide(runner, case_list):
     return out
 
 
+def run_iwa_js(runner, case_list):
+    """The same UDP cases in plain JavaScript in the IWA page (bench/js_cases.mjs): the baseline.
+    Loaded through DevTools, which the page's CSP does not govern."""
+    import re
+    source = (ROOT / "bench" / "js_cases.mjs").read_text()
+    names = re.findall(r"^export async function (\w+)", source, re.M)
+    source = re.sub(r"^export async function (\w+)", r"globalThis.__bench.\1 = async function \1", source, flags=re.M)
+    runner.run_js("globalThis.__bench = {};" + source + "\nreturn true;")
+    out = {}
+    for label, fn, args, kwargs in case_list:
+        if fn not in names:
+            out[label] = {"skipped": "no JS version of this case"}
+            continue
+        out[label] = runner.run_js(f"return await __bench.{fn}(...{json.dumps(list(args))}, {json.dumps(kwargs)});")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runtimes", default="cpython,node")
+    ap.add_argument("--runtimes", default="cpython,node,iwa,iwa-js",
+                    help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA), "
+                         "iwa-js (plain JavaScript in the same IWA page)")
     ap.add_argument("--seconds", type=float, default=2.0)
     args = ap.parse_args()
     runtimes = args.runtimes.split(",")
@@ -95,11 +119,12 @@ def main() -> None:
                     results[rt] = run_pyodide(runner, case_list)
                 finally:
                     runner.quit()
-            elif rt == "iwa":
+            elif rt in ("iwa", "iwa-js"):
                 from iwa.runner import start_iwa_runner
                 runner = start_iwa_runner()
+                runner.set_script_timeout(120)
                 try:
-                    results[rt] = run_pyodide(runner, case_list)
+                    results[rt] = run_pyodide(runner, case_list) if rt == "iwa" else run_iwa_js(runner, case_list)
                 finally:
                     runner.quit()
             else:
@@ -111,7 +136,7 @@ def main() -> None:
 
     base = results.get("cpython", {})
     width = max(len(c[0]) for c in case_list) + 2
-    print("\ncase".ljust(width + 1) + "".join(rt.ljust(34) for rt in runtimes) + "ratio vs cpython")
+    print("\ncase".ljust(width + 1) + "".join(rt.ljust(34) for rt in runtimes) + "ratios")
     for label, *_ in case_list:
         row = label.ljust(width)
         ratios = []
@@ -120,6 +145,10 @@ def main() -> None:
             b, v = headline_value(base.get(label, {})), headline_value(results[rt][label])
             if rt != "cpython" and b and v is not None:
                 ratios.append(f"{rt} {v / b:.2f}")
+        js = headline_value(results.get("iwa-js", {}).get(label, {}))
+        py = headline_value(results.get("iwa", {}).get(label, {}))
+        if js and py is not None:
+            ratios.append(f"iwa/iwa-js {py / js:.2f}")
         print(row + ", ".join(ratios))
 
     RESULTS.parent.mkdir(exist_ok=True)

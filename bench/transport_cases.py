@@ -82,11 +82,18 @@ async def tcp_echo_throughput(host, port, total=32 * 1024 * 1024, chunk=256 * 10
     start = time.perf_counter()
     task = asyncio.ensure_future(writer())
     got = 0
-    async for data in sock:
-        got += len(data)
-        if got >= total:
+    stalled = False
+    while got < total:
+        try:
+            got += len(await sock.receive(timeout=5))
+        except asyncio.TimeoutError:
+            stalled = True          # nothing for 5 s: report it instead of hanging
             break
-    await task
     elapsed = time.perf_counter() - start
+    task.cancel()
     await sock.close()
-    return {"bytes": got, "seconds": round(elapsed, 3), "mb_per_s": round(got / elapsed / 1e6, 1)}
+    result = {"bytes": got, "seconds": round(elapsed, 3), "mb_per_s": round(got / elapsed / 1e6, 1)}
+    if stalled:
+        result["stalled"] = True
+        result["mb_per_s"] = None
+    return result

@@ -1,0 +1,67 @@
+// The UDP benchmark cases written directly against Direct Sockets in JavaScript, as a plain-JS
+// app would: the baseline that Python-in-the-IWA is compared with (bench_transport.py --runtimes
+// iwa-js). Each function returns the same fields as bench/transport_cases.py.
+export async function udp_echo_rate(host, port, { window = 32, seconds = 2.0, size = 64 } = {}) {
+  const s = new UDPSocket({ remoteAddress: host, remotePort: port });
+  const info = await s.opened;
+  const w = info.writable.getWriter();
+  const r = info.readable.getReader();
+  const msg = { data: new Uint8Array(size).fill(120) };
+  let sent = 0, received = 0;
+  for (let i = 0; i < window; i++) { w.write(msg); sent++; }
+  const start = performance.now();
+  const deadline = start + seconds * 1000;
+  let last = start;
+  for (;;) {
+    const next = await Promise.race([r.read(), new Promise((res) => setTimeout(() => res(null), 500))]);
+    if (!next || next.done) break;   // a lost datagram: stop rather than hang
+    received++;
+    last = performance.now();
+    if (last < deadline) { w.write(msg); sent++; } else if (received >= sent) break;
+  }
+  r.releaseLock(); w.releaseLock();
+  await s.close().catch(() => {});
+  const elapsed = (last - start) / 1000;
+  return { window, sent, received, lost: sent - received, seconds: +elapsed.toFixed(3),
+    round_trips_per_s: elapsed ? Math.round(received / elapsed) : 0 };
+}
+
+export async function udp_constant_rate(host, port, { rate = 2000, seconds = 2.0, size = 64 } = {}) {
+  const s = new UDPSocket({ remoteAddress: host, remotePort: port });
+  const info = await s.opened;
+  const w = info.writable.getWriter();
+  const r = info.readable.getReader();
+  const sentAt = new Map();
+  const rtts = [];
+  let reading = true;
+  const reader = (async () => {
+    while (reading) {
+      const { value, done } = await r.read().catch(() => ({ done: true }));
+      if (done) break;
+      const i = new DataView(value.data.buffer, value.data.byteOffset).getUint32(0);
+      const t0 = sentAt.get(i);
+      if (t0 !== undefined) { sentAt.delete(i); rtts.push(performance.now() - t0); }
+    }
+  })();
+  const start = performance.now();
+  let n = 0;
+  while (performance.now() - start < seconds * 1000) {
+    const due = start + (n * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+    const data = new Uint8Array(size);
+    new DataView(data.buffer).setUint32(0, n);
+    sentAt.set(n, performance.now());
+    w.write({ data });
+    n++;
+  }
+  await new Promise((res) => setTimeout(res, 300));
+  reading = false;
+  await r.cancel().catch(() => {});
+  await reader;
+  r.releaseLock(); w.releaseLock();
+  await s.close().catch(() => {});
+  rtts.sort((a, b) => a - b);
+  return { rate, sent: n, received: rtts.length,
+    median_rtt_us: rtts.length ? Math.round(rtts[rtts.length >> 1] * 1000) : null };
+}
