@@ -63,9 +63,12 @@ def run_cpython(case_list):
     return out
 
 
-def run_pyodide(runner, case_list):
+def run_pyodide(runner, case_list, webloop="task"):
     source = (ROOT / "bench" / "transport_cases.py").read_text()
     runner.load_package(["socketiwa"])
+    # How WebLoop wake-ups are scheduled (pkg/socketiwa/_webloop.py): "task" is the default,
+    # "microtask" the fast mode, "off" Pyodide's own one-browser-task-per-callback.
+    runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.batch_call_soon(mode={webloop!r})")
     runner.run_async(source + "\nNone")
     out = {}
     for label, fn, args, kwargs in case_list:
@@ -93,8 +96,9 @@ def run_iwa_js(runner, case_list):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runtimes", default="cpython,node,iwa,iwa-js",
-                    help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA), "
+    ap.add_argument("--runtimes", default="cpython,node,iwa-off,iwa,iwa-microtask,iwa-js",
+                    help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA; "
+                         "iwa-microtask / iwa-off: other WebLoop scheduling modes), "
                          "iwa-js (plain JavaScript in the same IWA page)")
     ap.add_argument("--seconds", type=float, default=2.0)
     args = ap.parse_args()
@@ -119,12 +123,15 @@ def main() -> None:
                     results[rt] = run_pyodide(runner, case_list)
                 finally:
                     runner.quit()
-            elif rt in ("iwa", "iwa-js"):
+            elif rt.startswith("iwa"):
                 from iwa.runner import start_iwa_runner
                 runner = start_iwa_runner()
                 runner.set_script_timeout(120)
                 try:
-                    results[rt] = run_pyodide(runner, case_list) if rt == "iwa" else run_iwa_js(runner, case_list)
+                    if rt == "iwa-js":
+                        results[rt] = run_iwa_js(runner, case_list)
+                    else:
+                        results[rt] = run_pyodide(runner, case_list, webloop=rt.partition("-")[2] or "task")
                 finally:
                     runner.quit()
             else:
@@ -136,19 +143,20 @@ def main() -> None:
 
     base = results.get("cpython", {})
     width = max(len(c[0]) for c in case_list) + 2
-    print("\ncase".ljust(width + 1) + "".join(rt.ljust(34) for rt in runtimes) + "ratios")
+    print("\ncase".ljust(width + 1) + "".join(rt.ljust(26) for rt in runtimes) + "ratios")
     for label, *_ in case_list:
         row = label.ljust(width)
         ratios = []
         for rt in runtimes:
-            row += headline(label, results[rt][label]).ljust(34)
+            row += headline(label, results[rt][label]).ljust(26)
             b, v = headline_value(base.get(label, {})), headline_value(results[rt][label])
             if rt != "cpython" and b and v is not None:
                 ratios.append(f"{rt} {v / b:.2f}")
         js = headline_value(results.get("iwa-js", {}).get(label, {}))
-        py = headline_value(results.get("iwa", {}).get(label, {}))
-        if js and py is not None:
-            ratios.append(f"iwa/iwa-js {py / js:.2f}")
+        for rt in runtimes:
+            py = headline_value(results.get(rt, {}).get(label, {}))
+            if rt.startswith("iwa") and rt != "iwa-js" and js and py is not None:
+                ratios.append(f"{rt}/iwa-js {py / js:.2f}")
         print(row + ", ".join(ratios))
 
     RESULTS.parent.mkdir(exist_ok=True)

@@ -307,5 +307,11 @@ export function createBridge(g = globalThis) {
     async permissions() {
       return JSON.stringify(await permissionState(g));
     },
+    // For socketiwa's batched WebLoop scheduling (pkg/socketiwa/_webloop.py): a zero-argument
+    // function that queues `fn` as a microtask. Lives here because the IWA's CSP forbids
+    // creating JS functions from Python strings.
+    microtaskScheduler(fn) {
+      return () => queueMicrotask(() => fn());
+    },
   };
 }

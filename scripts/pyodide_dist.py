@@ -4,8 +4,9 @@
 npm's ``pyodide`` package has the runtime but none of the package wheels (those normally come
 from a CDN, which is unreachable here). This folder holds the runtime files, the wheels we do
 have (socketiwa itself; pytest and tblib from PyPI so ``run_in_pyodide`` tests get assertion
-rewriting and tracebacks; whatever build-wasm.sh produced in dist/wasm/wheels) and a
-pyodide-lock.json that lists exactly those, so ``loadPackage`` never reaches for the network.
+rewriting and tracebacks; whatever build-wasm.sh produced in dist/wasm/wheels, with the
+dependencies its recipes/*/meta.yaml declare) and a pyodide-lock.json that lists exactly those,
+so ``loadPackage`` never reaches for the network.
 
     python scripts/pyodide_dist.py --download   # once, in setup: fetch the pure wheels from PyPI
     python scripts/pyodide_dist.py              # assemble (fast; tests call this)
@@ -69,6 +70,17 @@ def wheel_entry(path: Path, depends: list[str] | None = None) -> dict:
             "unvendored_tests": False, "tool": {}}
 
 
+def recipe_depends() -> dict[str, list[str]]:
+    """Run-time dependencies per package, as the Pyodide recipes declare them."""
+    import yaml
+
+    depends = {}
+    for meta in sorted((ROOT / "recipes").glob("*/meta.yaml")):
+        recipe = yaml.safe_load(meta.read_text())
+        depends[recipe["package"]["name"]] = list((recipe.get("requirements") or {}).get("run") or [])
+    return depends
+
+
 def build_socketiwa_wheel(out: Path) -> Path:
     for old in out.glob("socketiwa-*.whl"):
         old.unlink()
@@ -78,7 +90,7 @@ def build_socketiwa_wheel(out: Path) -> Path:
     return wheel
 
 
-def assemble(version: str = "314", out: Path | None = None) -> Path:
+def assemble(version: str = "314", out: Path | None = None, wheels: Path | None = None) -> Path:
     src = runtime_dir(version)
     if not (src / "pyodide.asm.wasm").exists():
         sys.exit(f"{src} is missing: run scripts/setup.sh (npm install) first")
@@ -90,6 +102,8 @@ def assemble(version: str = "314", out: Path | None = None) -> Path:
         if not target.exists() or target.stat().st_mtime < (src / f).stat().st_mtime:
             shutil.copy2(src / f, target)
 
+    for stale in out.glob("*.whl"):
+        stale.unlink()  # a wheel no longer built must not linger next to the lock
     packages: dict[str, dict] = {}
     wanted = lock_versions(src)
     for name, ver in wanted.items():
@@ -102,13 +116,20 @@ def assemble(version: str = "314", out: Path | None = None) -> Path:
     if not all(n in packages for n in ("pytest", "pluggy", "iniconfig", "packaging", "pygments")):
         packages.pop("pytest", None)  # incomplete set: better no pytest than a broken one
 
-    built = ROOT / "dist" / "wasm" / "wheels"
+    built = wheels or ROOT / "dist" / "wasm" / ("wheels" if version == "314" else f"wheels-{version}")
+    depends = recipe_depends()
     for whl in sorted(built.glob("*.whl")) if built.is_dir() else []:
-        if whl.name.startswith("socketiwa-0"):
-            continue
         shutil.copy2(whl, out / whl.name)
         entry = wheel_entry(out / whl.name)
+        entry["depends"] = depends.get(entry["name"], [])
         packages[entry["name"]] = entry
+    for name, entry in packages.items():
+        missing = [d for d in entry["depends"] if d not in packages and d != "socketiwa"]
+        if missing:  # e.g. aioquic without its crypto provider: drop it rather than fail at load
+            print(f"pyodide_dist: leaving out {name}: its dependencies {missing} were not built",
+                  file=sys.stderr)
+    packages = {n: e for n, e in packages.items()
+                if all(d in packages or d == "socketiwa" for d in e["depends"])}
     entry = wheel_entry(build_socketiwa_wheel(out))
     packages[entry["name"]] = entry
 
@@ -121,10 +142,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--download", action="store_true", help="fetch the pure-Python test wheels first")
     ap.add_argument("--version", default="314", choices=("314", "315"))
+    ap.add_argument("--wheels", type=Path, help="built wheels to include (default dist/wasm/wheels[-315])")
     args = ap.parse_args()
     if args.download:
         download(runtime_dir(args.version))
-    print(assemble(args.version))
+    print(assemble(args.version, wheels=args.wheels))
 
 
 if __name__ == "__main__":

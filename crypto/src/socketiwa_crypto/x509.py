@@ -1,0 +1,236 @@
+"""X.509 certificates: the reading side aioquic and service_identity use (no building)."""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+from . import _awslc
+from .serialization import Encoding, pem_blocks
+
+
+class ObjectIdentifier:
+    def __init__(self, dotted_string: str):
+        self.dotted_string = dotted_string
+
+    def __eq__(self, other):
+        return isinstance(other, ObjectIdentifier) and other.dotted_string == self.dotted_string
+
+    def __hash__(self):
+        return hash(self.dotted_string)
+
+    def __repr__(self):
+        return f"<ObjectIdentifier({self.dotted_string})>"
+
+
+class NameOID:
+    COMMON_NAME = ObjectIdentifier("2.5.4.3")
+    COUNTRY_NAME = ObjectIdentifier("2.5.4.6")
+    LOCALITY_NAME = ObjectIdentifier("2.5.4.7")
+    STATE_OR_PROVINCE_NAME = ObjectIdentifier("2.5.4.8")
+    ORGANIZATION_NAME = ObjectIdentifier("2.5.4.10")
+    ORGANIZATIONAL_UNIT_NAME = ObjectIdentifier("2.5.4.11")
+
+
+class ExtensionOID:
+    SUBJECT_ALTERNATIVE_NAME = ObjectIdentifier("2.5.29.17")
+
+
+class NameAttribute:
+    def __init__(self, oid: ObjectIdentifier, value: str):
+        self.oid, self.value = oid, value
+
+    def __eq__(self, other):
+        return isinstance(other, NameAttribute) and (self.oid, self.value) == (other.oid, other.value)
+
+    def __hash__(self):
+        return hash((self.oid, self.value))
+
+
+class Name:
+    def __init__(self, attributes):
+        self._attributes = list(attributes)
+
+    def __iter__(self):
+        return iter(self._attributes)
+
+    def __len__(self):
+        return len(self._attributes)
+
+    def __eq__(self, other):
+        return isinstance(other, Name) and self._attributes == other._attributes
+
+    def __hash__(self):
+        return hash(tuple(self._attributes))
+
+    def get_attributes_for_oid(self, oid: ObjectIdentifier) -> list[NameAttribute]:
+        return [a for a in self._attributes if a.oid == oid]
+
+    def rfc4514_string(self) -> str:
+        short = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O", "2.5.4.11": "OU"}
+        return ",".join(f"{short.get(a.oid.dotted_string, a.oid.dotted_string)}={a.value}"
+                        for a in reversed(self._attributes))
+
+
+class GeneralName:
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.value == other.value
+
+    def __hash__(self):
+        return hash((type(self), self.value))
+
+    def __repr__(self):
+        return f"<{type(self).__name__}(value={self.value!r})>"
+
+
+class DNSName(GeneralName):
+    pass
+
+
+class IPAddress(GeneralName):
+    pass
+
+
+class UniformResourceIdentifier(GeneralName):
+    pass
+
+
+class OtherName(GeneralName):
+    pass
+
+
+class SubjectAlternativeName:
+    oid = ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+
+    def __init__(self, general_names):
+        self._names = list(general_names)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def get_values_for_type(self, type_):
+        return [n.value for n in self._names if isinstance(n, type_)]
+
+
+class ExtensionNotFound(Exception):
+    def __init__(self, msg: str, oid: ObjectIdentifier):
+        super().__init__(msg)
+        self.oid = oid
+
+
+class Extension:
+    def __init__(self, oid, critical: bool, value):
+        self.oid, self.critical, self.value = oid, critical, value
+
+
+class Extensions:
+    def __init__(self, extensions):
+        self._extensions = list(extensions)
+
+    def __iter__(self):
+        return iter(self._extensions)
+
+    def get_extension_for_class(self, extclass):
+        for ext in self._extensions:
+            if isinstance(ext.value, extclass):
+                return ext
+        raise ExtensionNotFound(f"No {extclass} extension was found", getattr(extclass, "oid", None))
+
+    def get_extension_for_oid(self, oid):
+        for ext in self._extensions:
+            if ext.oid == oid:
+                return ext
+        raise ExtensionNotFound(f"No {oid} extension was found", oid)
+
+
+def _utc(seconds: int) -> datetime.datetime:
+    return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+
+
+class Certificate:
+    def __init__(self, handle):
+        self._cert = handle
+        self._der = handle.der()
+
+    def public_bytes(self, encoding: Encoding) -> bytes:
+        from .serialization import _encode
+        return _encode(self._der, encoding, "CERTIFICATE")
+
+    def public_key(self):
+        from .asymmetric import wrap
+        return wrap(self._cert.public_key(), private=False)
+
+    @property
+    def not_valid_before_utc(self) -> datetime.datetime:
+        return _utc(self._cert.validity()[0])
+
+    @property
+    def not_valid_after_utc(self) -> datetime.datetime:
+        return _utc(self._cert.validity()[1])
+
+    @property
+    def not_valid_before(self) -> datetime.datetime:
+        return self.not_valid_before_utc.replace(tzinfo=None)
+
+    @property
+    def not_valid_after(self) -> datetime.datetime:
+        return self.not_valid_after_utc.replace(tzinfo=None)
+
+    @property
+    def serial_number(self) -> int:
+        return int.from_bytes(self._cert.serial(), "big")
+
+    def _name(self, issuer: bool) -> Name:
+        return Name(NameAttribute(ObjectIdentifier(oid), value) for oid, value in self._cert.name(issuer))
+
+    @property
+    def subject(self) -> Name:
+        return self._name(False)
+
+    @property
+    def issuer(self) -> Name:
+        return self._name(True)
+
+    @property
+    def extensions(self) -> Extensions:
+        found = []
+        san = self._cert.san()
+        if san is not None:
+            names = [DNSName(v) if kind == "dns" else IPAddress(ipaddress.ip_address(v)) for kind, v in san]
+            found.append(Extension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, False, SubjectAlternativeName(names)))
+        return Extensions(found)
+
+    def __eq__(self, other):
+        return isinstance(other, Certificate) and self._der == other._der
+
+    def __hash__(self):
+        return hash(self._der)
+
+    def __repr__(self):
+        return f"<Certificate(subject={self.subject.rfc4514_string()}, ...)>"
+
+
+def load_der_x509_certificate(data: bytes, backend=None) -> Certificate:
+    try:
+        return Certificate(_awslc.load_certificate(bytes(data)))
+    except _awslc.Error as e:
+        raise ValueError(f"error parsing asn1 value: {e}") from None
+
+
+def load_pem_x509_certificate(data: bytes, backend=None) -> Certificate:
+    for label, der in pem_blocks(data):
+        if label in ("CERTIFICATE", "X509 CERTIFICATE"):
+            return load_der_x509_certificate(der)
+    raise ValueError("Unable to load PEM file: no certificate found.")
+
+
+def load_pem_x509_certificates(data: bytes) -> list[Certificate]:
+    certs = [load_der_x509_certificate(der) for label, der in pem_blocks(data) if label == "CERTIFICATE"]
+    if not certs:
+        raise ValueError("Unable to load PEM file: no certificates found.")
+    return certs
