@@ -19,8 +19,8 @@ EMSCRIPTEN_VERSION=6.0.5
 # Pyodide runtime -> the Python it embeds and its ABI tag (from the npm packages' pyodide-lock.json)
 TARGETS=("314 3.14 3.14.2 2026_0 dist/wasm/wheels" "315 3.15 3.15.0rc1 2026_5 dist/wasm/wheels-315")
 RECIPES=(pylsqpack aioquic socketiwa-crypto)
-CHROOT_PACKAGES="emscripten python3 python3.14-dev python3.15-dev python3.14-venv python3.15-venv make cmake
-  librust-aws-lc-sys-dev ca-certificates"
+CHROOT_PACKAGES="emscripten python3 python3.14-dev python3.15-dev python3.14-venv python3.15-venv make cmake"
+CHROOT_PACKAGES+=" librust-aws-lc-sys-dev ca-certificates"
 
 STEP=start
 step() { printf '==> %s\n' "$*"; STEP="$*"; STEP_START=$(date +%s); }

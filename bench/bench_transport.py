@@ -25,6 +25,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 RESULTS = ROOT / "results" / "bench.json"
 
 
+def save_record(benchmark: str, results: dict) -> None:
+    """Append one run to results/bench.json (a list of records, oldest first)."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    record = {"benchmark": benchmark, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+              "results": results}
+    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    history.append(record)
+    RESULTS.write_text(json.dumps(history, indent=1))
+    print(f"\nwrote {RESULTS}")
+
+
 def cases(host, udp_port, tcp_port, seconds):
     return [
         ("udp_echo_w1", "udp_echo_rate", (host, udp_port), {"window": 1, "seconds": seconds}),
@@ -68,7 +80,7 @@ def run_pyodide(runner, case_list, webloop="task"):
     runner.load_package(["socketiwa"])
     # How WebLoop wake-ups are scheduled (pkg/socketiwa/_webloop.py): "task" is the default,
     # "microtask" the fast mode, "off" Pyodide's own one-browser-task-per-callback.
-    runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.batch_call_soon(mode={webloop!r})")
+    runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
     runner.run_async(source + "\nNone")
     out = {}
     for label, fn, args, kwargs in case_list:
@@ -159,14 +171,7 @@ def main() -> None:
                 ratios.append(f"{rt}/iwa-js {py / js:.2f}")
         print(row + ", ".join(ratios))
 
-    RESULTS.parent.mkdir(exist_ok=True)
-    record = {"benchmark": "transport", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-              "results": results}
-    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    history.append(record)
-    RESULTS.write_text(json.dumps(history, indent=1))
-    print(f"\nwrote {RESULTS}")
+    save_record("transport", results)
 
 
 if __name__ == "__main__":

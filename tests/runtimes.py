@@ -79,8 +79,15 @@ def everywhere(fn=None, *, timeout: float = 60, only: tuple[str, ...] | None = N
             fixtures["request"].node.add_marker(request_xfail)
         runner = runtime_env.runner
         runner.set_script_timeout(timeout)
+        if hasattr(runner, "clean_logs"):
+            runner.clean_logs()  # the IWA page's console, collected per test
         try:
             return remote(runner, *args)
+        except BaseException:
+            logs = getattr(runner, "logs", "")
+            if logs:  # shown by pytest under "Captured browser console call" for the failure
+                fixtures["request"].node.add_report_section("call", "browser console", logs)
+            raise
         finally:
             runner.set_script_timeout(runner.default_timeout)
 

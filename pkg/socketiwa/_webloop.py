@@ -1,11 +1,16 @@
-"""Cheaper ``call_soon`` for Pyodide's WebLoop.
+"""Pyodide's WebLoop, adapted for networking: asyncio's timer semantics and cheaper ``call_soon``.
+
+WebLoop's ``call_at``/``call_later`` raise ``ValueError("Can't schedule in the past")`` for a
+deadline already passed, where asyncio runs the callback as soon as possible. Protocol code
+relies on that (aioquic re-arms its loss-detection timer with deadlines that have just expired,
+and the error killed QUIC transfers after a few packets), so past deadlines are clamped to now.
 
 WebLoop turns every ``call_soon`` into its own browser task: a new once-callable proxy, a
 ``postMessage`` round trip and, where JSPI exists (the IWA), a second hop plus a stack switch
 so the callback may block with ``run_sync``. Measured in the IWA that is 140-460 us per
 callback, and a single UDP round trip costs several (task wake-up, send flush, timeouts).
 
-``batch_call_soon(loop)`` keeps asyncio's order and cancellation but queues ready callbacks in
+``adapt_webloop(loop)`` keeps asyncio's order and cancellation but queues ready callbacks in
 Python and drains them all in one scheduled turn, so a burst of N callbacks pays the browser
 hop once instead of N times. Mode "task" schedules that turn with WebLoop's own ``call_soon``
 (so callbacks keep JSPI and ``run_sync`` works inside them); mode "microtask" runs the drain as
@@ -75,25 +80,42 @@ class _Batcher:
                 self._schedule(from_drain=True)
 
 
-def batch_call_soon(loop=None, mode: str | None = None) -> str:
-    """Install batched ``call_soon`` on Pyodide's WebLoop (idempotent). Returns the mode in use.
+def _clamp_past_deadlines(loop) -> None:
+    webloop_call_later = loop.call_later
 
-    ``mode`` defaults to $SOCKETIWA_WEBLOOP or "task"; "off" leaves the loop untouched."""
+    def call_later(delay, callback, *args, context=None):
+        return webloop_call_later(max(delay, 0), callback, *args, context=context)
+
+    def call_at(when, callback, *args, context=None):
+        return webloop_call_later(max(when - loop.time(), 0), callback, *args, context=context)
+
+    loop.call_later = call_later
+    loop.call_at = call_at
+
+
+def adapt_webloop(loop=None, mode: str | None = None) -> str:
+    """Adapt Pyodide's WebLoop (idempotent; other loops are left alone). Returns the call_soon
+    mode in use: $SOCKETIWA_WEBLOOP or "task" by default; "off" keeps WebLoop's own call_soon
+    (past deadlines are clamped in every mode)."""
     loop = loop or asyncio.get_event_loop()
-    current = getattr(loop, "_socketiwa_batcher", None)
+    if type(loop).__name__ != "WebLoop":
+        return "off"
+    current = getattr(loop, "_socketiwa_mode", None)
     if current is not None:
-        return current.mode
+        return current
     mode = mode or os.environ.get("SOCKETIWA_WEBLOOP", "task")
     if mode not in _MODES:
         raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {_MODES}")
-    if mode == "off" or type(loop).__name__ != "WebLoop":
-        return "off"
+    _clamp_past_deadlines(loop)
+    loop._socketiwa_mode = mode
+    if mode == "off":
+        return mode
     if mode == "microtask":
         import js  # type: ignore[import-not-found]
         if not hasattr(getattr(js, "socketiwaBridge", None), "microtaskScheduler"):
             mode = "task"  # the page did not load socketiwa's adapter: keep WebLoop's own hop
     batcher = _Batcher(loop, mode)
-    loop._socketiwa_batcher = batcher
+    loop._socketiwa_mode = batcher.mode
     loop.call_soon = batcher.call_soon
     loop.call_soon_threadsafe = batcher.call_soon
     return mode

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # (inside the toolchain chroot) AWS-LC's libcrypto.a for wasm32 from the C sources Debian ships in
 # librust-aws-lc-sys-dev. No assembly (wasm has none), no Go/Perl code generators (the
-# generated sources are shipped), no libssl (TLS is aioquic's job).
+# generated sources are shipped), no libssl (TLS is aioquic's job). No CPU-jitter entropy: in
+# WebAssembly its timer source fails and AWS-LC aborts on the first random byte; the OS source
+# (getentropy, i.e. the browser's crypto.getRandomValues) seeds the DRBG instead.
 # usage: awslc.sh OUTDIR   -> OUTDIR/lib/libcrypto.a, OUTDIR/include
 set -euo pipefail
 OUT=$1
@@ -9,7 +11,7 @@ SRC=$(ls -d /usr/share/cargo/registry/aws-lc-sys-*/aws-lc | sort -V | tail -1)
 [ -f "$SRC/CMakeLists.txt" ] || { echo "awslc.sh: AWS-LC sources not found (librust-aws-lc-sys-dev)" >&2; exit 1; }
 B=$OUT.build; rm -rf "$B" "$OUT"; mkdir -p "$B"
 emcmake cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DOPENSSL_NO_ASM=1 -DBUILD_TESTING=OFF \
-  -DBUILD_TOOL=OFF -DDISABLE_GO=ON -DDISABLE_PERL=ON -DBUILD_LIBSSL=OFF \
+  -DBUILD_TOOL=OFF -DDISABLE_GO=ON -DDISABLE_PERL=ON -DBUILD_LIBSSL=OFF -DDISABLE_CPU_JITTER_ENTROPY=ON \
   -DCMAKE_C_FLAGS="-fPIC -O2" -DCMAKE_CXX_FLAGS="-fPIC -O2" > "$B.cmake.log" 2>&1 \
   || { tail -20 "$B.cmake.log" >&2; echo "awslc.sh: cmake failed (log: $B.cmake.log)" >&2; exit 1; }
 emmake make -C "$B" -j"$(nproc)" crypto > "$B.make.log" 2>&1 \

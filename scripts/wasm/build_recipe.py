@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,28 @@ def unpack(archive: Path, into: Path) -> Path:
         tar.extractall(into, filter="data")
     (top,) = [p for p in into.iterdir() if p.is_dir()]
     return top
+
+
+HOST_ABI3 = re.compile(r"\.abi3-[A-Za-z0-9_]+-[A-Za-z0-9_-]+\.so$")
+
+
+def fix_abi3_names(wheel: Path) -> None:
+    """setuptools under a Python >= 3.15 build interpreter names limited-API extensions after
+    the build machine (``x.abi3-x86_64-linux-gnu.so``) and pyodide-build 0.39.2 keeps that name,
+    which Pyodide would never import. Rename to ``x.abi3.so`` and rewrite RECORD to match."""
+    with zipfile.ZipFile(wheel) as zin:
+        items = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    renames = {i.filename: HOST_ABI3.sub(".abi3.so", i.filename) for i, _ in items if HOST_ABI3.search(i.filename)}
+    if not renames:
+        return
+    tmp = wheel.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info, data in items:
+            if info.filename.endswith(".dist-info/RECORD"):
+                rows = [line.split(",", 1) for line in data.decode().splitlines()]
+                data = "".join(f"{renames.get(r[0], r[0])},{r[1] if len(r) > 1 else ''}\n" for r in rows).encode()
+            zout.writestr(renames.get(info.filename, info.filename), data)
+    tmp.replace(wheel)
 
 
 def main() -> None:
@@ -87,6 +110,7 @@ def main() -> None:
         if len(wheels) != 1:
             fail(f"{name}: expected one pyemscripten_{args.abi} wheel, got {[w.name for w in out.glob('*.whl')]}")
         wheel = wheels[0]
+        fix_abi3_names(wheel)
         with zipfile.ZipFile(wheel) as zf:
             tops = {n.split("/")[0].removesuffix(".py") for n in zf.namelist()}
             extensions = [n for n in zf.namelist() if n.endswith(".so")]

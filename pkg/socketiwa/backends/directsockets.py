@@ -13,7 +13,7 @@ import struct
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
 
-from .._webloop import batch_call_soon
+from .._webloop import adapt_webloop
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
                       PermissionDeniedError, SocketClosedError, SocketIwaError)
 from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOptions
@@ -52,7 +52,7 @@ def _bridge():
             "socketiwa's JS adapter is not loaded: the page must import bridge/adapter.mjs and set "
             "globalThis.socketiwaBridge = createBridge()")
     # Every socket wakes the loop per message; batch those wake-ups (see _webloop.py).
-    batch_call_soon()
+    adapt_webloop()
     return bridge
 
 
