@@ -4,6 +4,7 @@
   cpython           the real `cryptography` (Rust + OpenSSL) and aioquic on socketiwa's native backend
   cpython-provider  the AWS-LC provider built for the host (build/crypto-native) instead
   node / iwa        Pyodide under Node / in the Chromium IWA: the provider compiled to WebAssembly
+                    (iwa-microtask, iwa-off: other WebLoop scheduling modes, see socketiwa/_webloop.py)
 
 AEAD seals/s for 1200-byte packets, header-protection masks/s, QUIC handshake time and one-stream
 echo MB/s against aioquic on CPython. Prints a table with ratios to cpython and appends to
@@ -31,11 +32,12 @@ CASES_SOURCE = (ROOT / "bench" / "crypto_cases.py").read_text()
 
 
 def run_cpython(server_port, ca, provider: bool) -> dict:
-    code = (f"import sys, json, asyncio\n"
+    code = ("import sys, json, asyncio\n"
             + (f"sys.path.insert(0, {str(ROOT / 'build' / 'crypto-native')!r})\n" if provider else "")
             + f"sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
             + "import crypto_cases as c\n"
-            + f"r = c.aead_seals()\nr.update(asyncio.run(c.quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r})))\n"
+            + "r = c.aead_seals()\n"
+            + f"r.update(asyncio.run(c.quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r})))\n"
             + "print(json.dumps(r))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if out.returncode:
@@ -43,8 +45,9 @@ def run_cpython(server_port, ca, provider: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_pyodide(runner, server_port, ca) -> dict:
+def run_pyodide(runner, server_port, ca, webloop="task") -> dict:
     runner.load_package(["socketiwa", "aioquic"])
+    runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
     runner.run_async(CASES_SOURCE + "\nNone")
     result = json.loads(runner.run_async("import json\njson.dumps(aead_seals())"))
     result.update(json.loads(runner.run_async(
@@ -72,15 +75,15 @@ def main() -> None:
             t0 = time.perf_counter()
             if rt in ("cpython", "cpython-provider"):
                 results[rt] = run_cpython(port, ca, provider=rt == "cpython-provider")
-            elif rt in ("node", "iwa"):
-                if rt == "node":
+            elif rt.split("-")[0] in ("node", "iwa"):  # "-microtask" / "-off": WebLoop mode
+                if rt.startswith("node"):
                     from runtimes import start_node_runner as start
                 else:
                     from iwa.runner import start_iwa_runner as start
                 runner = start()
                 runner.set_script_timeout(300)
                 try:
-                    results[rt] = run_pyodide(runner, port, ca)
+                    results[rt] = run_pyodide(runner, port, ca, webloop=rt.partition("-")[2] or "task")
                 finally:
                     runner.quit()
             else:

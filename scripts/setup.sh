@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-APT_PACKAGES=(chromium chromium-driver debootstrap iproute2 ca-certificates)
+# cmake, build-essential and python3-dev build the crypto provider for the host (crypto/build_native.sh)
+APT_PACKAGES=(chromium chromium-driver debootstrap iproute2 ca-certificates cmake build-essential python3-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

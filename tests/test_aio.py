@@ -90,3 +90,24 @@ async def test_aio_errors_are_typed(selenium, closed_port):
         raise AssertionError("ssl=True accepted")
     infos = await asyncio.get_running_loop().getaddrinfo("localhost", 80)
     assert infos[0][4][0] in ("127.0.0.1", "::1")
+
+
+@everywhere(timeout=30)
+async def test_timers_with_past_deadlines_run_at_once(selenium):
+    """asyncio runs call_at/call_later with a deadline already passed as soon as possible;
+    Pyodide's WebLoop raised ValueError instead, which killed aioquic's loss-detection timer.
+    socketiwa adapts the loop when its Direct Sockets backend starts (here: by opening a socket)."""
+    import asyncio
+
+    import socketiwa
+    sock = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=9)
+    loop = asyncio.get_running_loop()
+    fired = []
+    loop.call_at(loop.time() - 1.0, fired.append, "call_at")
+    loop.call_later(-0.5, fired.append, "call_later")
+    for _ in range(50):
+        if len(fired) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(fired) == ["call_at", "call_later"]
+    await sock.close()

@@ -33,38 +33,54 @@ _MODES = ("task", "microtask", "off")
 
 class _Batcher:
     def __init__(self, loop, mode: str):
+        import js  # type: ignore[import-not-found]
+        from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
         self.loop = loop
         self.mode = mode
         self.ready: collections.deque[asyncio.Handle] = collections.deque()
         self.scheduled = False
-        self.draining = False
+        # Drains running or suspended: a callback that blocks through JSPI (run_sync) suspends
+        # its drain mid-queue while the browser keeps running other tasks.
+        self.draining = 0
+        self.stall_check_pending = False
         self.browser_call_soon = loop.call_soon  # WebLoop's own: one browser task per call
-        self._microtask = None
-        if mode == "microtask":
-            import js  # type: ignore[import-not-found]
-            from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
-            # One proxy and one JS closure for the loop's lifetime: scheduling is a single call.
-            self._drain_proxy = create_proxy(self.drain)
-            self._microtask = js.socketiwaBridge.microtaskScheduler(self._drain_proxy)
+        # One proxy and one JS closure each for the loop's lifetime: scheduling is one call.
+        microtask = js.socketiwaBridge.microtaskScheduler
+        self._proxies = [create_proxy(self.drain), create_proxy(self._check_stalled)]
+        self._microtask_drain = microtask(self._proxies[0]) if mode == "microtask" else None
+        self._microtask_stall_check = microtask(self._proxies[1])
 
     def call_soon(self, callback, *args, context=None):
         handle = asyncio.Handle(callback, args, self.loop, context=context)
         self.ready.append(handle)
-        if not self.scheduled and not self.draining:
+        if self.scheduled:
+            pass
+        elif not self.draining:
             self._schedule(from_drain=False)
+        elif not self.stall_check_pending:
+            # Usually the running drain picks this up. If that drain is suspended instead, the
+            # check (a microtask, so it runs once the JS stack has unwound) starts another.
+            self.stall_check_pending = True
+            self._microtask_stall_check()
         return handle
+
+    def _check_stalled(self) -> None:
+        self.stall_check_pending = False
+        if self.draining and self.ready and not self.scheduled:
+            self.scheduled = True
+            self.browser_call_soon(self.drain)
 
     def _schedule(self, from_drain: bool) -> None:
         self.scheduled = True
-        if self._microtask is not None and not from_drain:
-            self._microtask()
+        if self._microtask_drain is not None and not from_drain:
+            self._microtask_drain()
         else:
             # After a full budget, yield to the browser with a real task so I/O gets in.
             self.browser_call_soon(self.drain)
 
     def drain(self) -> None:
         self.scheduled = False
-        self.draining = True
+        self.draining += 1
         ready = self.ready
         deadline = time.perf_counter() + _BUDGET_S
         try:
@@ -75,7 +91,7 @@ class _Batcher:
                 if time.perf_counter() > deadline:
                     break
         finally:
-            self.draining = False
+            self.draining -= 1
             if ready and not self.scheduled:
                 self._schedule(from_drain=True)
 
@@ -110,10 +126,12 @@ def adapt_webloop(loop=None, mode: str | None = None) -> str:
     loop._socketiwa_mode = mode
     if mode == "off":
         return mode
-    if mode == "microtask":
-        import js  # type: ignore[import-not-found]
-        if not hasattr(getattr(js, "socketiwaBridge", None), "microtaskScheduler"):
-            mode = "task"  # the page did not load socketiwa's adapter: keep WebLoop's own hop
+    import js  # type: ignore[import-not-found]
+    if not hasattr(getattr(js, "socketiwaBridge", None), "microtaskScheduler"):
+        # Without socketiwa's adapter there is no cheap microtask hook to detect a drain
+        # suspended by JSPI, so batching could stall: keep WebLoop's own call_soon.
+        loop._socketiwa_mode = "off"
+        return "off"
     batcher = _Batcher(loop, mode)
     loop._socketiwa_mode = batcher.mode
     loop.call_soon = batcher.call_soon
