@@ -4,7 +4,7 @@
   cpython           the real `cryptography` (Rust + OpenSSL) and aioquic on socketiwa's native backend
   cpython-provider  the AWS-LC provider built for the host (build/crypto-native) instead
   node / iwa        Pyodide under Node / in the Chromium IWA: the provider compiled to WebAssembly
-                    (iwa-microtask, iwa-off: other WebLoop scheduling modes, see socketiwa/_webloop.py)
+                    (iwa-task, iwa-microtask: batched WebLoop scheduling modes, see socketiwa/_webloop.py)
 
 AEAD seals/s for 1200-byte packets, header-protection masks/s, QUIC handshake time and one-stream
 echo MB/s against aioquic on CPython. Prints a table with ratios to cpython and appends to
@@ -45,7 +45,7 @@ def run_cpython(server_port, ca, provider: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_pyodide(runner, server_port, ca, webloop="task") -> dict:
+def run_pyodide(runner, server_port, ca, webloop="off") -> dict:
     runner.load_package(["socketiwa", "aioquic"])
     runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
     runner.run_async(CASES_SOURCE + "\nNone")
@@ -83,7 +83,7 @@ def main() -> None:
                 runner = start()
                 runner.set_script_timeout(300)
                 try:
-                    results[rt] = run_pyodide(runner, port, ca, webloop=rt.partition("-")[2] or "task")
+                    results[rt] = run_pyodide(runner, port, ca, webloop=rt.partition("-")[2] or "off")
                 finally:
                     runner.quit()
             else:

@@ -75,11 +75,11 @@ def run_cpython(case_list):
     return out
 
 
-def run_pyodide(runner, case_list, webloop="task"):
+def run_pyodide(runner, case_list, webloop="off"):
     source = (ROOT / "bench" / "transport_cases.py").read_text()
     runner.load_package(["socketiwa"])
-    # How WebLoop wake-ups are scheduled (pkg/socketiwa/_webloop.py): "task" is the default,
-    # "microtask" the fast mode, "off" Pyodide's own one-browser-task-per-callback.
+    # How WebLoop wake-ups are scheduled (pkg/socketiwa/_webloop.py): "off" (the default) is
+    # Pyodide's own one browser task per callback, "task" batches them, "microtask" is fastest.
     runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
     runner.run_async(source + "\nNone")
     out = {}
@@ -108,9 +108,9 @@ def run_iwa_js(runner, case_list):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runtimes", default="cpython,node,iwa-off,iwa,iwa-microtask,iwa-js",
+    ap.add_argument("--runtimes", default="cpython,node,iwa,iwa-task,iwa-microtask,iwa-js",
                     help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA; "
-                         "iwa-microtask / iwa-off: other WebLoop scheduling modes), "
+                         "iwa-task / iwa-microtask: batched WebLoop scheduling modes), "
                          "iwa-js (plain JavaScript in the same IWA page)")
     ap.add_argument("--seconds", type=float, default=2.0)
     args = ap.parse_args()
@@ -143,7 +143,7 @@ def main() -> None:
                     if rt == "iwa-js":
                         results[rt] = run_iwa_js(runner, case_list)
                     else:
-                        results[rt] = run_pyodide(runner, case_list, webloop=rt.partition("-")[2] or "task")
+                        results[rt] = run_pyodide(runner, case_list, webloop=rt.partition("-")[2] or "off")
                 finally:
                     runner.quit()
             else:

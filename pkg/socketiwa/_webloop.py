@@ -111,7 +111,7 @@ def _clamp_past_deadlines(loop) -> None:
 
 def adapt_webloop(loop=None, mode: str | None = None) -> str:
     """Adapt Pyodide's WebLoop (idempotent; other loops are left alone). Returns the call_soon
-    mode in use: $SOCKETIWA_WEBLOOP or "task" by default; "off" keeps WebLoop's own call_soon
+    mode in use: $SOCKETIWA_WEBLOOP or "off" by default; "off" keeps WebLoop's own call_soon
     (past deadlines are clamped in every mode)."""
     loop = loop or asyncio.get_event_loop()
     if type(loop).__name__ != "WebLoop":
@@ -119,7 +119,9 @@ def adapt_webloop(loop=None, mode: str | None = None) -> str:
     current = getattr(loop, "_socketiwa_mode", None)
     if current is not None:
         return current
-    mode = mode or os.environ.get("SOCKETIWA_WEBLOOP", "task")
+    # "off" by default: batching passed every test here but two CI runs on a clean clone hung
+    # in QUIC/aio tests with it on, cause not found yet; opt in with SOCKETIWA_WEBLOOP.
+    mode = mode or os.environ.get("SOCKETIWA_WEBLOOP", "off")
     if mode not in _MODES:
         raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {_MODES}")
     _clamp_past_deadlines(loop)
