@@ -447,3 +447,16 @@ def test_aioquic_server_on_provider():
     finally:
         proc.stdin.close()
         proc.wait(10)
+
+
+def test_certifi_fallback_bundle_is_shipped(monkeypatch):
+    """Pyodide has no system CA store: certifi.where() falls back to the provider's own empty
+    bundle, which must exist in the build (a missing file made aioquic hang, not refuse)."""
+    from socketiwa_crypto import _aliases
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setattr(_aliases, "_CA_CANDIDATES", ())
+    path = _aliases.certifi_where()
+    assert os.path.isfile(path) and os.path.getsize(path) == 0
+    store = pssl.X509Store()
+    store.load_locations(path)  # loads nothing, raises nothing
+    assert store._roots == []

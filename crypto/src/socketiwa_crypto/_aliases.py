@@ -48,7 +48,7 @@ def certifi_where() -> str:
     for path in (os.environ.get("SSL_CERT_FILE"), *_CA_CANDIDATES):
         if path and os.path.exists(path):
             return path
-    return os.path.join(os.path.dirname(__file__), "empty-ca-bundle.pem")
+    return os.path.join(os.path.dirname(__file__), "empty-ca-bundle.crt")  # not .pem: .gitignore keeps *.pem (keys) out
 
 
 _TREES = {
