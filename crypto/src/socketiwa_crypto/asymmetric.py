@@ -52,12 +52,17 @@ def _private_bytes(pkey, encoding, fmt, encryption) -> bytes:
 
 
 # ---------------------------------------------------------------- X25519 / Ed25519
-class X25519PublicKey(_Key):
+class _RawPublicKey(_Key):
+    """32-byte raw public keys; ``_kind``/``_label`` name the algorithm."""
+
+    _kind: str
+    _label: str
+
     @classmethod
-    def from_public_bytes(cls, data: bytes) -> X25519PublicKey:
+    def from_public_bytes(cls, data: bytes):
         if len(data) != 32:
-            raise ValueError("An X25519 public key is 32 bytes long")
-        return cls(_awslc.from_raw("x25519", data, False))
+            raise ValueError(f"An {cls._label} public key is 32 bytes long")
+        return cls(_awslc.from_raw(cls._kind, data, False))
 
     def public_bytes(self, encoding, format) -> bytes:
         if encoding is ser.Encoding.Raw:
@@ -69,19 +74,40 @@ class X25519PublicKey(_Key):
         return self._pkey.raw(False)
 
 
-class X25519PrivateKey(_Key):
-    @classmethod
-    def generate(cls) -> X25519PrivateKey:
-        return cls(_awslc.generate("x25519"))
+class _RawPrivateKey(_Key):
+    """32-byte raw private keys; ``_public`` is the matching public key class."""
+
+    _public: type[_RawPublicKey]
 
     @classmethod
-    def from_private_bytes(cls, data: bytes) -> X25519PrivateKey:
+    def generate(cls):
+        return cls(_awslc.generate(cls._public._kind))
+
+    @classmethod
+    def from_private_bytes(cls, data: bytes):
         if len(data) != 32:
-            raise ValueError("An X25519 private key is 32 bytes long")
-        return cls(_awslc.from_raw("x25519", data, True))
+            raise ValueError(f"An {cls._public._label} private key is 32 bytes long")
+        return cls(_awslc.from_raw(cls._public._kind, data, True))
 
-    def public_key(self) -> X25519PublicKey:
-        return X25519PublicKey(_awslc.from_raw("x25519", self._pkey.raw(False), False))
+    def public_key(self):
+        return self._public(_awslc.from_raw(self._public._kind, self._pkey.raw(False), False))
+
+    def private_bytes(self, encoding, format, encryption_algorithm) -> bytes:
+        if encoding is ser.Encoding.Raw:
+            self._raw_check(encoding, format, ser.PrivateFormat.Raw)
+            return self._pkey.raw(True)
+        return _private_bytes(self._pkey, encoding, format, encryption_algorithm)
+
+    def private_bytes_raw(self) -> bytes:
+        return self._pkey.raw(True)
+
+
+class X25519PublicKey(_RawPublicKey):
+    _kind, _label = "x25519", "X25519"
+
+
+class X25519PrivateKey(_RawPrivateKey):
+    _public = X25519PublicKey
 
     def exchange(self, peer_public_key: X25519PublicKey) -> bytes:
         if not isinstance(peer_public_key, X25519PublicKey):
@@ -91,62 +117,20 @@ class X25519PrivateKey(_Key):
         except _awslc.Error:
             raise ValueError("Error computing shared key.") from None
 
-    def private_bytes(self, encoding, format, encryption_algorithm) -> bytes:
-        if encoding is ser.Encoding.Raw:
-            self._raw_check(encoding, format, ser.PrivateFormat.Raw)
-            return self._pkey.raw(True)
-        return _private_bytes(self._pkey, encoding, format, encryption_algorithm)
 
-    def private_bytes_raw(self) -> bytes:
-        return self._pkey.raw(True)
-
-
-class Ed25519PublicKey(_Key):
-    @classmethod
-    def from_public_bytes(cls, data: bytes) -> Ed25519PublicKey:
-        if len(data) != 32:
-            raise ValueError("An Ed25519 public key is 32 bytes long")
-        return cls(_awslc.from_raw("ed25519", data, False))
-
-    def public_bytes(self, encoding, format) -> bytes:
-        if encoding is ser.Encoding.Raw:
-            self._raw_check(encoding, format, ser.PublicFormat.Raw)
-            return self._pkey.raw(False)
-        return _public_bytes(self._pkey, encoding, format)
-
-    def public_bytes_raw(self) -> bytes:
-        return self._pkey.raw(False)
+class Ed25519PublicKey(_RawPublicKey):
+    _kind, _label = "ed25519", "Ed25519"
 
     def verify(self, signature: bytes, data: bytes) -> None:
         if not self._pkey.verify(signature, data, None, 0, 0):
             raise InvalidSignature
 
 
-class Ed25519PrivateKey(_Key):
-    @classmethod
-    def generate(cls) -> Ed25519PrivateKey:
-        return cls(_awslc.generate("ed25519"))
-
-    @classmethod
-    def from_private_bytes(cls, data: bytes) -> Ed25519PrivateKey:
-        if len(data) != 32:
-            raise ValueError("An Ed25519 private key is 32 bytes long")
-        return cls(_awslc.from_raw("ed25519", data, True))
-
-    def public_key(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey(_awslc.from_raw("ed25519", self._pkey.raw(False), False))
+class Ed25519PrivateKey(_RawPrivateKey):
+    _public = Ed25519PublicKey
 
     def sign(self, data: bytes) -> bytes:
         return self._pkey.sign(data, None, 0, 0)
-
-    def private_bytes(self, encoding, format, encryption_algorithm) -> bytes:
-        if encoding is ser.Encoding.Raw:
-            self._raw_check(encoding, format, ser.PrivateFormat.Raw)
-            return self._pkey.raw(True)
-        return _private_bytes(self._pkey, encoding, format, encryption_algorithm)
-
-    def private_bytes_raw(self) -> bytes:
-        return self._pkey.raw(True)
 
 
 class _Unsupported:
