@@ -3,11 +3,14 @@
 //
 //   node iwa-shell/build.mjs [--dev-dir build/iwa] [--swbn build/socketiwa.swbn]
 //                            [--main app.py] [--manifest alt.webmanifest] [--pyodide-dist DIR]
+//                            [--overlay DIR] [--key key.pem]
 //
 // Lays the app out in a directory (served over HTTP for dev-mode installs) and signs the same
-// files into a web bundle (.swbn, Ed25519). The signing key is made on first use and kept
-// outside the repository (SOCKETIWA_IWA_KEY, default ~/.cache/socketiwa/iwa-signing-key.pem).
-// Prints one JSON line: {id, origin, devDir, swbn, bytes, files}.
+// files into a web bundle (.swbn, Ed25519). --overlay adds (or replaces) files from a directory
+// on top of the shell (the socketiwa CLI puts a user's app there). The signing key is made on
+// first use and kept outside the repository (--key, else SOCKETIWA_IWA_KEY, default
+// ~/.cache/socketiwa/iwa-signing-key.pem). Same files and key give the same bundle, byte for byte.
+// Prints one JSON line: {id, origin, devDir, swbn, bytes, files, sha256}.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,13 +20,14 @@ import * as wbn from 'wbn';
 import * as wbnSign from 'wbn-sign';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fail = (msg) => { console.error(`build.mjs: ${msg}`); process.exit(1); };
 const args = { 'dev-dir': 'build/iwa', swbn: 'build/socketiwa.swbn', 'pyodide-dist': 'build/pyodide-dist-314' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
-  if (k === 'help') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 11).join('\n')); process.exit(0); }
+  if (k === 'help') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split("\n").slice(1, 14).join('\n')); process.exit(0); }
+  if (process.argv[i + 1] === undefined) fail(`--${k} needs a value`);
   args[k] = process.argv[i + 1];
 }
-const fail = (msg) => { console.error(`build.mjs: ${msg}`); process.exit(1); };
 
 const MIME = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
@@ -34,7 +38,7 @@ const MIME = {
 export const mimeType = (name) => MIME[path.extname(name).toLowerCase()] || 'application/octet-stream';
 
 function signingKey() {
-  const keyPath = process.env.SOCKETIWA_IWA_KEY
+  const keyPath = args.key || process.env.SOCKETIWA_IWA_KEY
     || path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'iwa-signing-key.pem');
   if (!fs.existsSync(keyPath)) {
     fs.mkdirSync(path.dirname(keyPath), { recursive: true });
@@ -42,7 +46,14 @@ function signingKey() {
     fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     console.error(`build.mjs: generated a new signing key at ${keyPath}`);
   }
-  return { keyPath, key: wbnSign.parsePemKey(fs.readFileSync(keyPath, 'utf8')) };
+  let key;
+  try {
+    key = wbnSign.parsePemKey(fs.readFileSync(keyPath, 'utf8'));
+  } catch (e) {
+    fail(`the signing key ${keyPath} is not a valid Ed25519 PEM private key (${e.message}); `
+      + 'restore it from your backup, or delete it to make a new key (the app then gets a new ID)');
+  }
+  return { keyPath, key };
 }
 
 // Every file of the app: [url path, absolute source path].
@@ -62,6 +73,7 @@ function collect() {
   }
   addDir(dist, 'pyodide/');
   files.set('bridge/adapter.mjs', path.join(ROOT, 'bridge', 'adapter.mjs'));
+  if (args.overlay) addDir(path.resolve(args.overlay), '');
   if (args.main) files.set('app/main.py', path.resolve(args.main));
   if (args.manifest) files.set('.well-known/manifest.webmanifest', path.resolve(args.manifest));
   return files;
@@ -90,7 +102,8 @@ async function sign(files, key, out) {
     builder.createBundle(), id, [new wbnSign.NodeCryptoSigningStrategy(key)]).sign();
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, signedWebBundle);
-  return { id, origin, bytes: signedWebBundle.length };
+  const sha256 = crypto.createHash('sha256').update(signedWebBundle).digest('hex');
+  return { id, origin, bytes: signedWebBundle.length, sha256 };
 }
 
 const files = collect();

@@ -1,15 +1,19 @@
 // The shell's loader: start Pyodide (served from this bundle: the IWA's CSP allows nothing else),
 // hand Python the Direct Sockets adapter, load the socketiwa package and run the entry point.
-//   index.html                  run /app/main.py
+//   index.html                  run the app: /app/app.json (a `socketiwa build` app) if the
+//                               bundle has one, else /app/main.py
 //   index.html?main=/app/x.py   run another entry point from the bundle
+//   index.html?argv=["a","b"]   the program's sys.argv[1:] (JSON list; `socketiwa run DIR -- a b`)
 //   index.html?mode=test        load everything, then wait for automation (tests, benchmarks)
-// State is shown on the page and exposed as window.socketiwaShell for automation.
+// State is shown on the page and exposed as window.socketiwaShell for automation: the program's
+// output is kept in state.output ([stream, text] lines) and its exit status in state.exitCode.
 import { createBridge } from '/bridge/adapter.mjs';
 
 const params = new URLSearchParams(location.search);
 const logEl = document.getElementById('log');
 const stateEl = document.getElementById('state');
-const state = { phase: 'loading', detail: '', error: null, startedAt: performance.now(), timings: {} };
+const state = { phase: 'loading', detail: '', error: null, startedAt: performance.now(), timings: {},
+  output: [], exitCode: null };
 
 function log(line) {
   logEl.textContent += line + '\n';
@@ -22,7 +26,17 @@ function setPhase(phase, detail = '') {
   stateEl.textContent = detail ? `${phase}: ${detail}` : phase;
 }
 
-const shell = { state, pyodide: null, log };
+// Output waits here until automation takes it (takeOutput); bounded, the oldest lines go first
+// and are counted, so a program nobody watches cannot fill the memory.
+const OUTPUT_LIMIT = 10000;
+function keepOutput(stream, text) {
+  state.output.push([stream, text]);
+  if (state.output.length > OUTPUT_LIMIT) {
+    state.output.shift();
+    state.outputDropped = (state.outputDropped || 0) + 1;
+  }
+}
+const shell = { state, pyodide: null, log, takeOutput: () => state.output.splice(0) };
 window.socketiwaShell = shell;
 
 async function main() {
@@ -32,8 +46,8 @@ async function main() {
   const { loadPyodide } = await import('/pyodide/pyodide.mjs');
   const pyodide = await loadPyodide({
     indexURL: new URL('/pyodide/', location.href).href,
-    stdout: (s) => log(s),
-    stderr: (s) => log(s),
+    stdout: (s) => { keepOutput('stdout', s); log(s); },
+    stderr: (s) => { keepOutput('stderr', s); log(s); },
   });
   state.timings.pyodide_ms = Math.round(performance.now() - t0);
   shell.pyodide = pyodide;
@@ -53,13 +67,45 @@ async function main() {
     setPhase('ready');
     return;
   }
+  const argv = JSON.parse(params.get('argv') || '[]');
+  const appInfo = params.get('main') ? null : await fetch('/app/app.json').then((r) => (r.ok ? r.json() : null));
+  if (appInfo) {
+    await runApp(pyodide, appInfo, argv);
+    return;
+  }
   const entry = params.get('main') || '/app/main.py';
   const response = await fetch(entry);
   if (!response.ok) throw new Error(`entry point ${entry}: HTTP ${response.status}`);
   setPhase('running', entry);
   const value = await shell.run(await response.text());
   state.result = value === undefined ? null : value;
+  state.exitCode = 0;
   setPhase('done', entry);
+}
+
+// A `socketiwa build` app: its code (a zip), the wheels its dependencies resolved to at build
+// time (the IWA cannot fetch anything else at run time) and the Pyodide packages it names.
+// The program runs the way `python main.py ARGS` would (run_app.py); its exit status is kept.
+async function runApp(pyodide, appInfo, argv) {
+  setPhase('loading', appInfo.name || 'app');
+  const t0 = performance.now();
+  const packages = [...(appInfo.packages || []), ...(appInfo.wheels || []).map((w) => new URL(w, location.href).href)];
+  if (packages.length) {
+    await pyodide.loadPackage(packages, { messageCallback: () => {}, errorCallback: (m) => log(m) });
+  }
+  const home = '/home/pyodide/app';
+  const code = await fetch(appInfo.code);
+  if (!code.ok) throw new Error(`app code ${appInfo.code}: HTTP ${code.status}`);
+  pyodide.FS.mkdirTree(home);
+  pyodide.unpackArchive(await code.arrayBuffer(), 'zip', { extractDir: home });
+  const runner = await fetch('/run_app.py');
+  pyodide.FS.writeFile('/home/pyodide/_socketiwa_run_app.py', await runner.text());
+  state.timings.app_ms = Math.round(performance.now() - t0);
+  setPhase('running', appInfo.entry);
+  const run = pyodide.runPython('import sys; sys.path.insert(0, "/home/pyodide"); import _socketiwa_run_app; _socketiwa_run_app.run');
+  state.exitCode = await run(`${home}/${appInfo.entry}`, pyodide.toPy(argv));
+  run.destroy();
+  setPhase('done', `exit code ${state.exitCode}`);
 }
 
 main().catch((e) => {
