@@ -3,7 +3,12 @@
  * Kept deliberately small and flat: the Python layer (socketiwa_crypto/*.py) shapes these into
  * the cryptography / pyOpenSSL interfaces aioquic uses. Hot paths (AEAD seal/open, header
  * protection) take a pre-keyed object and do one allocation, the result bytes.
- * Python limited API (abi3, 3.11+) so one wheel serves every Pyodide. */
+ * Python limited API (abi3, 3.11+) so one wheel serves every Pyodide.
+ *
+ * Every type is created only by this module's factory functions (Py_TPFLAGS_DISALLOW_INSTANTIATION):
+ * an object built with tp_new alone would hold NULL pointers, and its methods would crash.
+ * Methods still check that state (obj_ready) so no path reaches AWS-LC with an empty object.
+ * Symmetric key schedules are wiped (OPENSSL_cleanse) when an object dies. */
 #define Py_LIMITED_API 0x030B0000
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,6 +34,8 @@ typedef struct {
   PyObject *Error;     /* ValueError subclass: malformed input, library failures */
   PyObject *TagError;  /* AEAD authentication failed */
   PyObject *VerifyError;
+  PyObject *UnsupportedError; /* an algorithm AWS-LC does not implement */
+  PyObject *DuplicateError;   /* an extension that occurs twice */
   PyObject *AEADType, *AESECBType, *PKeyType, *CertType;
 } module_state;
 
@@ -46,6 +53,22 @@ static PyObject *raise_lib(const char *what) {
   return NULL;
 }
 
+/* A zeroed instance of one of this module's types (their tp_new is disabled). */
+static PyObject *alloc_obj(PyObject *type) { return PyType_GenericAlloc((PyTypeObject *)type, 0); }
+
+/* TypeError for an object whose native state is missing; the types cannot be instantiated from
+   Python, so this is a defence in depth, not an expected path. */
+static int obj_ready(int ok) {
+  if (!ok) PyErr_SetString(PyExc_TypeError, "_awslc object is not initialised (create it through socketiwa_crypto)");
+  return ok;
+}
+
+static void free_obj(PyObject *self_) {
+  PyTypeObject *tp = Py_TYPE(self_);
+  ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self_);
+  Py_DECREF(tp);
+}
+
 static PyObject *new_bytes(size_t n, uint8_t **out) {
   PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
   if (b) *out = (uint8_t *)PyBytes_AsString(b);
@@ -55,37 +78,34 @@ static PyObject *new_bytes(size_t n, uint8_t **out) {
 /* ---------------------------------------------------------------- AEAD */
 typedef struct { PyObject_HEAD EVP_AEAD_CTX ctx; int ready; } AEADObject;
 
-static int aead_init(PyObject *self_, PyObject *args, PyObject *kw) {
-  AEADObject *self = (AEADObject *)self_;
-  int alg; Py_buffer key;
-  if (!PyArg_ParseTuple(args, "iy*", &alg, &key)) return -1;
+/* aead(alg, key) -> AEAD: 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305 */
+static PyObject *aead_new(PyObject *m, PyObject *args) {
+  int alg; Py_buffer key; AEADObject *self = NULL;
+  if (!PyArg_ParseTuple(args, "iy*", &alg, &key)) return NULL;
   const EVP_AEAD *aead = alg == 0 ? EVP_aead_aes_128_gcm() : alg == 1 ? EVP_aead_aes_256_gcm()
                        : alg == 2 ? EVP_aead_chacha20_poly1305() : NULL;
-  int ok = aead && (size_t)key.len == EVP_AEAD_key_length(aead);
-  if (ok) {
-    if (self->ready) EVP_AEAD_CTX_cleanup(&self->ctx);
+  if (!aead) PyErr_SetString(ST->Error, "unknown AEAD");
+  else if ((size_t)key.len != EVP_AEAD_key_length(aead)) PyErr_SetString(ST->Error, "wrong AEAD key length");
+  else if ((self = (AEADObject *)alloc_obj(ST->AEADType))) {
     self->ready = EVP_AEAD_CTX_init(&self->ctx, aead, key.buf, key.len, EVP_AEAD_DEFAULT_TAG_LENGTH, NULL);
+    if (!self->ready) { Py_CLEAR(self); raise_lib("AEAD key setup failed"); }
   }
   PyBuffer_Release(&key);
-  if (!aead) { PyErr_SetString(ST->Error, "unknown AEAD"); return -1; }
-  if (!ok) { PyErr_SetString(ST->Error, "wrong AEAD key length"); return -1; }
-  if (!self->ready) { raise_lib("AEAD key setup failed"); return -1; }
-  return 0;
+  return (PyObject *)self;
 }
 
 static void aead_dealloc(PyObject *self_) {
   AEADObject *self = (AEADObject *)self_;
   if (self->ready) EVP_AEAD_CTX_cleanup(&self->ctx);
-  PyTypeObject *tp = Py_TYPE(self_);
-  ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self_);
-  Py_DECREF(tp);
+  OPENSSL_cleanse(&self->ctx, sizeof self->ctx);  /* cleanup leaves the expanded key in ctx->state */
+  free_obj(self_);
 }
 
 /* seal(nonce, plaintext, aad) -> ciphertext || tag */
 static PyObject *aead_seal(PyObject *self_, PyObject *args) {
   AEADObject *self = (AEADObject *)self_;
   Py_buffer nonce, data, aad; PyObject *out = NULL; uint8_t *p; size_t n = 0;
-  if (!PyArg_ParseTuple(args, "y*y*y*", &nonce, &data, &aad)) return NULL;
+  if (!obj_ready(self->ready) || !PyArg_ParseTuple(args, "y*y*y*", &nonce, &data, &aad)) return NULL;
   size_t cap = (size_t)data.len + EVP_AEAD_max_overhead(EVP_AEAD_CTX_aead(&self->ctx));
   if ((out = new_bytes(cap, &p)) &&
       !EVP_AEAD_CTX_seal(&self->ctx, p, &n, cap, nonce.buf, nonce.len, data.buf, data.len, aad.buf, aad.len)) {
@@ -100,7 +120,7 @@ static PyObject *aead_seal(PyObject *self_, PyObject *args) {
 static PyObject *aead_open(PyObject *self_, PyObject *args) {
   AEADObject *self = (AEADObject *)self_;
   Py_buffer nonce, data, aad; PyObject *out = NULL; uint8_t *p; size_t n = 0;
-  if (!PyArg_ParseTuple(args, "y*y*y*", &nonce, &data, &aad)) return NULL;
+  if (!obj_ready(self->ready) || !PyArg_ParseTuple(args, "y*y*y*", &nonce, &data, &aad)) return NULL;
   size_t cap = (size_t)data.len;
   if ((out = new_bytes(cap, &p))) {
     if (!EVP_AEAD_CTX_open(&self->ctx, p, &n, cap, nonce.buf, nonce.len, data.buf, data.len, aad.buf, aad.len)) {
@@ -122,27 +142,35 @@ static PyMethodDef aead_methods[] = {
   {"open", aead_open, METH_VARARGS, "open(nonce, ciphertext||tag, aad) -> plaintext"},
   {NULL}};
 static PyType_Slot aead_slots[] = {
-  {Py_tp_init, aead_init}, {Py_tp_dealloc, aead_dealloc}, {Py_tp_methods, aead_methods},
-  {Py_tp_new, PyType_GenericNew}, {Py_tp_doc, "AEAD(alg, key): 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305"},
-  {0, NULL}};
-static PyType_Spec aead_spec = {"socketiwa_crypto._awslc.AEAD", sizeof(AEADObject), 0, Py_TPFLAGS_DEFAULT, aead_slots};
+  {Py_tp_dealloc, aead_dealloc}, {Py_tp_methods, aead_methods},
+  {Py_tp_doc, "A keyed AEAD, made by aead(alg, key)"}, {0, NULL}};
+#define FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION)
+static PyType_Spec aead_spec = {"socketiwa_crypto._awslc.AEAD", sizeof(AEADObject), 0, FLAGS, aead_slots};
 
 /* ---------------------------------------------------------------- AES-ECB (header protection) */
-typedef struct { PyObject_HEAD AES_KEY key; } AESECBObject;
+typedef struct { PyObject_HEAD AES_KEY key; int ready; } AESECBObject;
 
-static int aesecb_init(PyObject *self_, PyObject *args, PyObject *kw) {
-  Py_buffer key; int rc;
-  if (!PyArg_ParseTuple(args, "y*", &key)) return -1;
-  rc = (key.len == 16 || key.len == 24 || key.len == 32)
-       ? AES_set_encrypt_key(key.buf, (unsigned)key.len * 8, &((AESECBObject *)self_)->key) : -1;
+/* aes_ecb(key) -> AESECB (16, 24 or 32-byte key) */
+static PyObject *aesecb_new(PyObject *m, PyObject *arg) {
+  Py_buffer key; AESECBObject *self = NULL;
+  if (PyObject_GetBuffer(arg, &key, PyBUF_SIMPLE) < 0) return NULL;
+  if (key.len != 16 && key.len != 24 && key.len != 32) PyErr_SetString(ST->Error, "invalid AES key size");
+  else if ((self = (AESECBObject *)alloc_obj(ST->AESECBType))) {
+    self->ready = AES_set_encrypt_key(key.buf, (unsigned)key.len * 8, &self->key) == 0;
+    if (!self->ready) { Py_CLEAR(self); PyErr_SetString(ST->Error, "AES key setup failed"); }
+  }
   PyBuffer_Release(&key);
-  if (rc != 0) { PyErr_SetString(ST->Error, "invalid AES key size"); return -1; }
-  return 0;
+  return (PyObject *)self;
+}
+
+static void aesecb_dealloc(PyObject *self_) {
+  OPENSSL_cleanse(&((AESECBObject *)self_)->key, sizeof(AES_KEY));
+  free_obj(self_);
 }
 
 static PyObject *aesecb_encrypt(PyObject *self_, PyObject *arg) {
   Py_buffer data; PyObject *out; uint8_t *p;
-  if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
+  if (!obj_ready(((AESECBObject *)self_)->ready) || PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
   if (data.len % 16) {
     PyBuffer_Release(&data);
     return PyErr_Format(ST->Error, "ECB data must be a multiple of 16 bytes, got %zd", data.len);
@@ -155,9 +183,8 @@ static PyObject *aesecb_encrypt(PyObject *self_, PyObject *arg) {
 }
 
 static PyMethodDef aesecb_methods[] = {{"encrypt", aesecb_encrypt, METH_O, "AES-ECB encrypt whole blocks"}, {NULL}};
-static PyType_Slot aesecb_slots[] = {
-  {Py_tp_init, aesecb_init}, {Py_tp_methods, aesecb_methods}, {Py_tp_new, PyType_GenericNew}, {0, NULL}};
-static PyType_Spec aesecb_spec = {"socketiwa_crypto._awslc.AESECB", sizeof(AESECBObject), 0, Py_TPFLAGS_DEFAULT, aesecb_slots};
+static PyType_Slot aesecb_slots[] = {{Py_tp_dealloc, aesecb_dealloc}, {Py_tp_methods, aesecb_methods}, {0, NULL}};
+static PyType_Spec aesecb_spec = {"socketiwa_crypto._awslc.AESECB", sizeof(AESECBObject), 0, FLAGS, aesecb_slots};
 
 /* chacha20(key32, nonce16, data): cryptography's layout, a 4-byte little-endian counter then a 12-byte nonce */
 static PyObject *chacha20(PyObject *m, PyObject *args) {
@@ -168,7 +195,13 @@ static PyObject *chacha20(PyObject *m, PyObject *args) {
   } else if ((out = new_bytes(data.len, &p))) {
     const uint8_t *n = nonce.buf;
     uint32_t counter = (uint32_t)n[0] | (uint32_t)n[1] << 8 | (uint32_t)n[2] << 16 | (uint32_t)n[3] << 24;
-    CRYPTO_chacha_20(p, data.buf, data.len, key.buf, n + 4, counter);
+    /* The 32-bit block counter would wrap to 0 and repeat keystream: refuse instead. */
+    if ((uint64_t)counter + ((uint64_t)data.len + 63) / 64 > ((uint64_t)1 << 32)) {
+      Py_CLEAR(out);
+      PyErr_SetString(PyExc_OverflowError, "ChaCha20 block counter would wrap past 2**32 blocks");
+    } else {
+      CRYPTO_chacha_20(p, data.buf, data.len, key.buf, n + 4, counter);
+    }
   }
   PyBuffer_Release(&key); PyBuffer_Release(&nonce); PyBuffer_Release(&data);
   return out;
@@ -179,17 +212,15 @@ typedef struct { PyObject_HEAD EVP_PKEY *pkey; } PKeyObject;
 
 static PyObject *wrap_pkey(EVP_PKEY *pkey) {
   if (!pkey) return raise_lib("key operation failed");
-  PKeyObject *o = PyObject_New(PKeyObject, (PyTypeObject *)ST->PKeyType);
+  PKeyObject *o = (PKeyObject *)alloc_obj(ST->PKeyType);
   if (!o) { EVP_PKEY_free(pkey); return NULL; }
   o->pkey = pkey;
   return (PyObject *)o;
 }
 
 static void pkey_dealloc(PyObject *self_) {
-  EVP_PKEY_free(((PKeyObject *)self_)->pkey);
-  PyTypeObject *tp = Py_TYPE(self_);
-  PyObject_Free(self_);
-  Py_DECREF(tp);
+  EVP_PKEY_free(((PKeyObject *)self_)->pkey);  /* AWS-LC's OPENSSL_free wipes what it frees */
+  free_obj(self_);
 }
 
 static EVP_PKEY *pkey_of(PyObject *o) {
@@ -197,7 +228,7 @@ static EVP_PKEY *pkey_of(PyObject *o) {
     PyErr_SetString(PyExc_TypeError, "expected a PKey");
     return NULL;
   }
-  return ((PKeyObject *)o)->pkey;
+  return obj_ready(((PKeyObject *)o)->pkey != NULL) ? ((PKeyObject *)o)->pkey : NULL;
 }
 
 static int curve_nid(const char *name) {
@@ -286,6 +317,7 @@ static PyObject *load_der(PyObject *m, PyObject *args) {
 }
 
 static PyObject *pkey_kind(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   switch (EVP_PKEY_id(((PKeyObject *)self)->pkey)) {
     case EVP_PKEY_X25519: return PyUnicode_FromString("x25519");
     case EVP_PKEY_ED25519: return PyUnicode_FromString("ed25519");
@@ -297,6 +329,7 @@ static PyObject *pkey_kind(PyObject *self, PyObject *unused) {
 }
 
 static PyObject *pkey_curve(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(((PKeyObject *)self)->pkey);
   const char *name = ec ? curve_name(EC_GROUP_get_curve_name(EC_KEY_get0_group(ec))) : NULL;
   if (!name) Py_RETURN_NONE;
@@ -304,10 +337,12 @@ static PyObject *pkey_curve(PyObject *self, PyObject *unused) {
 }
 
 static PyObject *pkey_bits(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   return PyLong_FromLong(EVP_PKEY_bits(((PKeyObject *)self)->pkey));
 }
 
 static PyObject *pkey_has_private(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   EVP_PKEY *k = ((PKeyObject *)self)->pkey;
   int id = EVP_PKEY_id(k), has;
   if (id == EVP_PKEY_EC) has = EC_KEY_get0_private_key(EVP_PKEY_get0_EC_KEY(k)) != NULL;
@@ -317,6 +352,7 @@ static PyObject *pkey_has_private(PyObject *self, PyObject *unused) {
 }
 
 static PyObject *pkey_raw(PyObject *self, PyObject *args) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   int private_; size_t n = 0; uint8_t *p; PyObject *out;
   EVP_PKEY *k = ((PKeyObject *)self)->pkey;
   if (!PyArg_ParseTuple(args, "p", &private_)) return NULL;
@@ -328,6 +364,7 @@ static PyObject *pkey_raw(PyObject *self, PyObject *args) {
 
 /* ec_point(compressed) -> X9.62 encoded public point */
 static PyObject *pkey_ec_point(PyObject *self, PyObject *args) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   int compressed; uint8_t *buf = NULL; PyObject *out;
   if (!PyArg_ParseTuple(args, "p", &compressed)) return NULL;
   const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(((PKeyObject *)self)->pkey);
@@ -345,6 +382,7 @@ static PyObject *pkey_ec_point(PyObject *self, PyObject *args) {
 
 /* to_der(what): "spki" public SubjectPublicKeyInfo, "pkcs8" private, "traditional" private, "pkcs1" public RSA */
 static PyObject *pkey_to_der(PyObject *self, PyObject *args) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   const char *what; uint8_t *buf = NULL; size_t n = 0; int len = -1; PyObject *out;
   EVP_PKEY *k = ((PKeyObject *)self)->pkey;
   if (!PyArg_ParseTuple(args, "s", &what)) return NULL;
@@ -364,6 +402,7 @@ static PyObject *pkey_to_der(PyObject *self, PyObject *args) {
 
 /* derive(peer_public) -> shared secret (X25519 or ECDH) */
 static PyObject *pkey_derive(PyObject *self, PyObject *arg) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   EVP_PKEY *peer = pkey_of(arg); size_t n = 0; uint8_t *p; PyObject *out = NULL;
   if (!peer) return NULL;
   EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(((PKeyObject *)self)->pkey, NULL);
@@ -405,6 +444,7 @@ static int digest_setup(EVP_MD_CTX *mctx, EVP_PKEY *k, const char *md_name, int 
 
 /* sign(data, md_name, padding, salt) -> signature (DER for ECDSA) */
 static PyObject *pkey_sign(PyObject *self, PyObject *args) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   Py_buffer data; const char *md; int padding, salt; size_t n = 0; uint8_t *p; PyObject *out = NULL;
   if (!PyArg_ParseTuple(args, "y*zii", &data, &md, &padding, &salt)) return NULL;
   EVP_MD_CTX *mctx = EVP_MD_CTX_new();
@@ -421,6 +461,7 @@ static PyObject *pkey_sign(PyObject *self, PyObject *args) {
 
 /* verify(signature, data, md_name, padding, salt) -> bool */
 static PyObject *pkey_verify(PyObject *self, PyObject *args) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   Py_buffer sig, data; const char *md; int padding, salt, good = -1;
   if (!PyArg_ParseTuple(args, "y*y*zii", &sig, &data, &md, &padding, &salt)) return NULL;
   EVP_MD_CTX *mctx = EVP_MD_CTX_new();
@@ -436,6 +477,7 @@ static PyObject *pkey_verify(PyObject *self, PyObject *args) {
 
 /* rsa_numbers() -> (n, e) as big-endian bytes, for public_numbers() */
 static PyObject *pkey_rsa_numbers(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((PKeyObject *)self)->pkey != NULL)) return NULL;
   const RSA *rsa = EVP_PKEY_get0_RSA(((PKeyObject *)self)->pkey);
   const BIGNUM *n = NULL, *e = NULL;
   if (!rsa) return PyErr_Format(ST->Error, "not an RSA key");
@@ -456,16 +498,14 @@ static PyMethodDef pkey_methods[] = {
   {"rsa_numbers", pkey_rsa_numbers, METH_NOARGS, NULL},
   {NULL}};
 static PyType_Slot pkey_slots[] = {{Py_tp_dealloc, pkey_dealloc}, {Py_tp_methods, pkey_methods}, {0, NULL}};
-static PyType_Spec pkey_spec = {"socketiwa_crypto._awslc.PKey", sizeof(PKeyObject), 0, Py_TPFLAGS_DEFAULT, pkey_slots};
+static PyType_Spec pkey_spec = {"socketiwa_crypto._awslc.PKey", sizeof(PKeyObject), 0, FLAGS, pkey_slots};
 
 /* ---------------------------------------------------------------- certificates */
 typedef struct { PyObject_HEAD X509 *x509; } CertObject;
 
 static void cert_dealloc(PyObject *self_) {
   X509_free(((CertObject *)self_)->x509);
-  PyTypeObject *tp = Py_TYPE(self_);
-  PyObject_Free(self_);
-  Py_DECREF(tp);
+  free_obj(self_);
 }
 
 /* load_certificate(der) */
@@ -477,7 +517,7 @@ static PyObject *load_certificate(PyObject *m, PyObject *arg) {
   int trailing = x && p != (const uint8_t *)data.buf + data.len;
   PyBuffer_Release(&data);
   if (!x || trailing) { X509_free(x); ERR_clear_error(); return PyErr_Format(ST->Error, "could not parse X.509 certificate"); }
-  CertObject *o = PyObject_New(CertObject, (PyTypeObject *)ST->CertType);
+  CertObject *o = (CertObject *)alloc_obj(ST->CertType);
   if (!o) { X509_free(x); return NULL; }
   o->x509 = x;
   return (PyObject *)o;
@@ -485,10 +525,11 @@ static PyObject *load_certificate(PyObject *m, PyObject *arg) {
 
 static X509 *x509_of(PyObject *o) {
   if (!PyObject_TypeCheck(o, (PyTypeObject *)ST->CertType)) { PyErr_SetString(PyExc_TypeError, "expected a certificate"); return NULL; }
-  return ((CertObject *)o)->x509;
+  return obj_ready(((CertObject *)o)->x509 != NULL) ? ((CertObject *)o)->x509 : NULL;
 }
 
 static PyObject *cert_der(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
   uint8_t *buf = NULL;
   int len = i2d_X509(((CertObject *)self)->x509, &buf);
   if (len < 0) return raise_lib("certificate export failed");
@@ -497,8 +538,30 @@ static PyObject *cert_der(PyObject *self, PyObject *unused) {
   return out;
 }
 
+/* Key algorithms AWS-LC parses: a key of one of these that fails to load is malformed
+   (ValueError); any other algorithm is unsupported (UnsupportedError), as in cryptography. */
+static int known_key_algorithm(int nid) {
+  return nid == NID_rsaEncryption || nid == NID_X9_62_id_ecPublicKey || nid == NID_ED25519 ||
+         nid == NID_X25519 || nid == NID_dsa || nid == NID_rsassaPss;
+}
+
 static PyObject *cert_public_key(PyObject *self, PyObject *unused) {
-  return wrap_pkey(X509_get_pubkey(((CertObject *)self)->x509));
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
+  X509 *x = ((CertObject *)self)->x509;
+  EVP_PKEY *pkey = X509_get_pubkey(x);
+  if (!pkey) {
+    const ASN1_OBJECT *alg = NULL;
+    X509_PUBKEY *spki = X509_get_X509_PUBKEY(x);
+    if (spki) X509_PUBKEY_get0_param((ASN1_OBJECT **)&alg, NULL, NULL, NULL, spki);
+    int nid = alg ? OBJ_obj2nid(alg) : NID_undef;
+    if (!known_key_algorithm(nid)) {
+      char oid[80] = "?";
+      if (alg) OBJ_obj2txt(oid, sizeof oid, alg, 1);
+      ERR_clear_error();
+      return PyErr_Format(ST->UnsupportedError, "unsupported public key algorithm %s", oid);
+    }
+  }
+  return wrap_pkey(pkey);
 }
 
 static PyObject *time_to_py(const ASN1_TIME *t) {
@@ -509,6 +572,7 @@ static PyObject *time_to_py(const ASN1_TIME *t) {
 
 /* validity() -> (not_before, not_after) as POSIX seconds */
 static PyObject *cert_validity(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
   X509 *x = ((CertObject *)self)->x509;
   PyObject *a = time_to_py(X509_get0_notBefore(x)), *b = a ? time_to_py(X509_get0_notAfter(x)) : NULL;
   if (!b) { Py_XDECREF(a); return NULL; }
@@ -517,6 +581,7 @@ static PyObject *cert_validity(PyObject *self, PyObject *unused) {
 
 /* name(issuer) -> [(dotted_oid, utf8_value), ...] in certificate order */
 static PyObject *cert_name(PyObject *self, PyObject *args) {
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
   int issuer;
   if (!PyArg_ParseTuple(args, "p", &issuer)) return NULL;
   X509 *x = ((CertObject *)self)->x509;
@@ -535,19 +600,56 @@ static PyObject *cert_name(PyObject *self, PyObject *args) {
   return list;
 }
 
-/* san() -> [("dns", str) | ("ip", bytes), ...] or None without the extension */
+/* extensions_ok(): Error when an extension occurs twice or one AWS-LC knows cannot be decoded;
+   cryptography refuses such certificates when its ``extensions`` are read. */
+static PyObject *cert_extensions_ok(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
+  X509 *x = ((CertObject *)self)->x509;
+  int n = X509_get_ext_count(x);
+  for (int i = 0; i < n; i++) {
+    X509_EXTENSION *ext = X509_get_ext(x, i);
+    const ASN1_OBJECT *oid = X509_EXTENSION_get_object(ext);
+    char txt[80];
+    OBJ_obj2txt(txt, sizeof txt, oid, 1);
+    for (int j = 0; j < i; j++)
+      if (!OBJ_cmp(oid, X509_EXTENSION_get_object(X509_get_ext(x, j))))
+        return PyErr_Format(ST->DuplicateError, "duplicate %s extension", txt);
+    if (X509V3_EXT_get(ext)) {
+      void *value = X509V3_EXT_d2i(ext);
+      if (!value) { ERR_clear_error(); return PyErr_Format(ST->Error, "malformed %s extension", txt); }
+      X509V3_EXT_free(OBJ_obj2nid(oid), value);
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+/* san() -> [("dns", str) | ("ip", bytes) | ("uri", str) | ("srv", str), ...] or None without the
+   extension; Error if it is malformed */
 static PyObject *cert_san(PyObject *self, PyObject *unused) {
-  int crit = 0;
-  GENERAL_NAMES *names = X509_get_ext_d2i(((CertObject *)self)->x509, NID_subject_alt_name, &crit, NULL);
-  if (!names) { ERR_clear_error(); Py_RETURN_NONE; }
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
+  X509 *x = ((CertObject *)self)->x509;
+  int at = X509_get_ext_by_NID(x, NID_subject_alt_name, -1);
+  if (at < 0) Py_RETURN_NONE;
+  GENERAL_NAMES *names = X509V3_EXT_d2i(X509_get_ext(x, at));
+  if (!names) { ERR_clear_error(); return PyErr_Format(ST->Error, "malformed subjectAltName extension"); }
   PyObject *list = PyList_New(0);
+  static const uint8_t id_on_dnsSRV[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07}; /* 1.3.6.1.5.5.7.8.7 */
   for (size_t i = 0; list && i < sk_GENERAL_NAME_num(names); i++) {
     GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
     PyObject *item = NULL;
     if (g->type == GEN_DNS)
-      item = Py_BuildValue("(ss#)", "dns", (const char *)ASN1_STRING_get0_data(g->d.dNSName), (Py_ssize_t)ASN1_STRING_length(g->d.dNSName));
+      item = Py_BuildValue("(sy#)", "dns", (const char *)ASN1_STRING_get0_data(g->d.dNSName), (Py_ssize_t)ASN1_STRING_length(g->d.dNSName));
     else if (g->type == GEN_IPADD)
       item = Py_BuildValue("(sy#)", "ip", (const char *)ASN1_STRING_get0_data(g->d.iPAddress), (Py_ssize_t)ASN1_STRING_length(g->d.iPAddress));
+    else if (g->type == GEN_URI)
+      item = Py_BuildValue("(sy#)", "uri", (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier), (Py_ssize_t)ASN1_STRING_length(g->d.uniformResourceIdentifier));
+    else if (g->type == GEN_OTHERNAME && OBJ_length(g->d.otherName->type_id) == sizeof id_on_dnsSRV &&
+             !memcmp(OBJ_get0_data(g->d.otherName->type_id), id_on_dnsSRV, sizeof id_on_dnsSRV)) {
+      const ASN1_TYPE *v = g->d.otherName->value;
+      if (v->type == V_ASN1_IA5STRING)
+        item = Py_BuildValue("(sy#)", "srv", (const char *)ASN1_STRING_get0_data(v->value.ia5string), (Py_ssize_t)ASN1_STRING_length(v->value.ia5string));
+      else { Py_CLEAR(list); PyErr_SetString(ST->Error, "malformed SRV name"); break; }
+    }
     else continue;
     if (!item || PyList_Append(list, item) < 0) { Py_XDECREF(item); Py_CLEAR(list); break; }
     Py_DECREF(item);
@@ -557,6 +659,7 @@ static PyObject *cert_san(PyObject *self, PyObject *unused) {
 }
 
 static PyObject *cert_serial(PyObject *self, PyObject *unused) {
+  if (!obj_ready(((CertObject *)self)->x509 != NULL)) return NULL;
   BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(((CertObject *)self)->x509), NULL);
   if (!bn) return raise_lib("bad serial number");
   PyObject *out = PyBytes_FromStringAndSize(NULL, BN_num_bytes(bn));
@@ -569,9 +672,42 @@ static PyMethodDef cert_methods[] = {
   {"der", cert_der, METH_NOARGS, NULL}, {"public_key", cert_public_key, METH_NOARGS, NULL},
   {"validity", cert_validity, METH_NOARGS, NULL}, {"name", cert_name, METH_VARARGS, NULL},
   {"san", cert_san, METH_NOARGS, NULL}, {"serial", cert_serial, METH_NOARGS, NULL},
+  {"extensions_ok", cert_extensions_ok, METH_NOARGS, NULL},
   {NULL}};
 static PyType_Slot cert_slots[] = {{Py_tp_dealloc, cert_dealloc}, {Py_tp_methods, cert_methods}, {0, NULL}};
-static PyType_Spec cert_spec = {"socketiwa_crypto._awslc.Certificate", sizeof(CertObject), 0, Py_TPFLAGS_DEFAULT, cert_slots};
+static PyType_Spec cert_spec = {"socketiwa_crypto._awslc.Certificate", sizeof(CertObject), 0, FLAGS, cert_slots};
+
+/* OpenSSL's pathLenConstraint rule over a whole verified chain (leaf first), trust anchor
+   included: certificate i (i > 1) allows at most pathLen non-self-issued CAs between itself and
+   the leaf. AWS-LC skips the check for self-issued certificates, so a root's pathLen was never
+   enforced. Returns the depth of the first violation, or -1. */
+static int path_length_exceeded(STACK_OF(X509) *chain) {
+  long below = 0; /* non-self-issued CA certificates between the leaf and certificate i */
+  for (size_t i = 0; chain && i < sk_X509_num(chain); i++) {
+    X509 *x = sk_X509_value(chain, i);
+    long pathlen = X509_get_pathlen(x);
+    if (i > 1 && pathlen >= 0 && below > pathlen) return (int)i;
+    if (i > 0 && !(X509_get_extension_flags(x) & EXFLAG_SI)) below++;
+  }
+  return -1;
+}
+
+/* Errors X509_verify_cert only reaches after its chain-extension checks (signatures, times,
+   name constraints): a chain refused for one of these was complete and already built. */
+static int verified_after_extensions(int code) {
+  switch (code) {
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE: case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+    case X509_V_ERR_CERT_NOT_YET_VALID: case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD: case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
+    case X509_V_ERR_PERMITTED_VIOLATION: case X509_V_ERR_EXCLUDED_VIOLATION:
+    case X509_V_ERR_SUBTREE_MINMAX: case X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE:
+    case X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX: case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
+    case X509_V_ERR_NAME_CONSTRAINTS_WITHOUT_SANS:
+      return 1;
+    default:
+      return 0;
+  }
+}
 
 /* verify_chain(leaf, intermediates, roots, at_time or None): raises VerifyError(code, message, depth) */
 static PyObject *verify_chain(PyObject *m, PyObject *args) {
@@ -593,10 +729,16 @@ static PyObject *verify_chain(PyObject *m, PyObject *args) {
   }
   if (!X509_STORE_CTX_init(ctx, store, leaf_x, chain)) { raise_lib("verification setup failed"); goto done; }
   if (at != Py_None) X509_STORE_CTX_set_time_posix(ctx, 0, PyLong_AsLongLong(at));
-  if (X509_verify_cert(ctx) == 1) { result = Py_None; Py_INCREF(result); }
+  int ok = X509_verify_cert(ctx) == 1, code = X509_STORE_CTX_get_error(ctx), depth = X509_STORE_CTX_get_error_depth(ctx);
+  /* OpenSSL checks path lengths before signatures, times and name constraints: report a path
+     length error first when AWS-LC accepted the chain or refused it only at those later stages. */
+  if (ok || verified_after_extensions(code)) {
+    int pl_depth = path_length_exceeded(X509_STORE_CTX_get0_chain(ctx));
+    if (pl_depth >= 0) { ok = 0; code = X509_V_ERR_PATH_LENGTH_EXCEEDED; depth = pl_depth; }
+  }
+  if (ok) { result = Py_None; Py_INCREF(result); }
   else {
-    int code = X509_STORE_CTX_get_error(ctx);
-    PyObject *exc_args = Py_BuildValue("(isi)", code, X509_verify_cert_error_string(code), X509_STORE_CTX_get_error_depth(ctx));
+    PyObject *exc_args = Py_BuildValue("(isi)", code, X509_verify_cert_error_string(code), depth);
     if (exc_args) { PyErr_SetObject(ST->VerifyError, exc_args); Py_DECREF(exc_args); }
   }
 done:
@@ -611,6 +753,8 @@ done:
 /* ---------------------------------------------------------------- module */
 static PyMethodDef module_methods[] = {
   {"chacha20", chacha20, METH_VARARGS, "chacha20(key, nonce16, data)"},
+  {"aead", aead_new, METH_VARARGS, "aead(alg, key) -> AEAD: 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305"},
+  {"aes_ecb", aesecb_new, METH_O, "aes_ecb(key) -> AESECB"},
   {"generate", generate, METH_VARARGS, "generate(kind, param=None) -> PKey"},
   {"from_raw", from_raw, METH_VARARGS, "from_raw(kind, data, private) -> PKey"},
   {"ec_from_point", ec_from_point, METH_VARARGS, "ec_from_point(curve, point) -> PKey"},
@@ -621,7 +765,8 @@ static PyMethodDef module_methods[] = {
 
 static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   module_state *s = state_of(m);
-  Py_VISIT(s->Error); Py_VISIT(s->TagError); Py_VISIT(s->VerifyError);
+  Py_VISIT(s->Error); Py_VISIT(s->TagError); Py_VISIT(s->VerifyError); Py_VISIT(s->UnsupportedError);
+  Py_VISIT(s->DuplicateError);
   Py_VISIT(s->AEADType); Py_VISIT(s->AESECBType); Py_VISIT(s->PKeyType); Py_VISIT(s->CertType);
   return 0;
 }
@@ -638,13 +783,17 @@ PyMODINIT_FUNC PyInit__awslc(void) {
   s->Error = PyErr_NewException("socketiwa_crypto._awslc.Error", PyExc_ValueError, NULL);
   s->TagError = PyErr_NewException("socketiwa_crypto._awslc.TagError", s->Error, NULL);
   s->VerifyError = PyErr_NewException("socketiwa_crypto._awslc.VerifyError", s->Error, NULL);
+  s->UnsupportedError = PyErr_NewException("socketiwa_crypto._awslc.UnsupportedError", s->Error, NULL);
+  s->DuplicateError = PyErr_NewException("socketiwa_crypto._awslc.DuplicateError", s->Error, NULL);
   s->AEADType = PyType_FromSpec(&aead_spec);
   s->AESECBType = PyType_FromSpec(&aesecb_spec);
   s->PKeyType = PyType_FromSpec(&pkey_spec);
   s->CertType = PyType_FromSpec(&cert_spec);
-  if (!s->Error || !s->TagError || !s->VerifyError || !s->AEADType || !s->AESECBType || !s->PKeyType || !s->CertType ||
+  if (!s->Error || !s->TagError || !s->VerifyError || !s->UnsupportedError || !s->DuplicateError || !s->AEADType || !s->AESECBType || !s->PKeyType || !s->CertType ||
       PyModule_AddObjectRef(m, "Error", s->Error) < 0 || PyModule_AddObjectRef(m, "TagError", s->TagError) < 0 ||
       PyModule_AddObjectRef(m, "VerifyError", s->VerifyError) < 0 ||
+      PyModule_AddObjectRef(m, "UnsupportedError", s->UnsupportedError) < 0 ||
+      PyModule_AddObjectRef(m, "DuplicateError", s->DuplicateError) < 0 ||
       PyModule_AddObjectRef(m, "AEAD", s->AEADType) < 0 || PyModule_AddObjectRef(m, "AESECB", s->AESECBType) < 0 ||
       PyModule_AddObjectRef(m, "PKey", s->PKeyType) < 0 || PyModule_AddObjectRef(m, "Certificate", s->CertType) < 0) {
     Py_DECREF(m);

@@ -141,7 +141,7 @@ class _AEAD:
             raise TypeError("key must be bytes")
         if len(key) not in self._key_sizes:
             raise ValueError(f"{type(self).__name__} key must be {' or '.join(map(str, self._key_sizes))} bytes.")
-        self._aead = _awslc.AEAD(self._alg + (len(key) == 32 and self._alg == 0), key)
+        self._aead = _awslc.aead(self._alg + (len(key) == 32 and self._alg == 0), key)
 
     def _check_nonce(self, nonce) -> None:
         if len(nonce) not in self._nonce_sizes:
@@ -210,7 +210,7 @@ class CipherContext:
 
     def __init__(self, algorithm, mode):
         if isinstance(algorithm, AES) and isinstance(mode, ECB):
-            self._ecb = _awslc.AESECB(algorithm.key)
+            self._ecb = _awslc.aes_ecb(algorithm.key)
             self._chacha = None
         elif isinstance(algorithm, ChaCha20) and mode is None:
             self._ecb = None
@@ -231,6 +231,9 @@ class CipherContext:
             raise UnsupportedAlgorithm("ChaCha20 updates must be multiples of 64 bytes except the last")
         nonce = self._chacha.nonce
         counter = int.from_bytes(nonce[:4], "little") + self._offset // 64
+        if counter + (len(data) + 63) // 64 > 1 << 32:
+            # the 32-bit block counter would wrap and repeat keystream (the C layer refuses too)
+            raise OverflowError("ChaCha20 block counter would wrap past 2**32 blocks")
         out = _awslc.chacha20(self._chacha.key, counter.to_bytes(4, "little") + nonce[4:], data)
         self._offset += len(data)
         return out

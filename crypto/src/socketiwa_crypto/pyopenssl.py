@@ -31,7 +31,10 @@ class X509:
 
 def load_certificate(type: int, buffer: bytes) -> X509:
     if type == FILETYPE_PEM:
-        blocks = [der for label, der in pem_blocks(buffer) if label == "CERTIFICATE"]
+        try:
+            blocks = [der for label, der in pem_blocks(buffer) if label == "CERTIFICATE"]
+        except ValueError as e:
+            raise Error(str(e)) from None
         if not blocks:
             raise Error("no certificate in PEM data")
         der = blocks[0]
@@ -68,7 +71,11 @@ class X509Store:
         for path in paths:
             with open(path, "rb") as f:
                 data = f.read()
-            for label, der in pem_blocks(data):
+            try:
+                blocks = pem_blocks(data)
+            except ValueError as e:
+                raise Error(f"{path}: {e}") from None
+            for label, der in blocks:
                 if label in ("CERTIFICATE", "TRUSTED CERTIFICATE"):
                     try:
                         self._roots.append(load_der_x509_certificate(der))

@@ -5,6 +5,7 @@ import datetime
 import ipaddress
 
 from . import _awslc
+from .exceptions import UnsupportedAlgorithm
 from .serialization import Encoding, pem_blocks
 
 
@@ -98,7 +99,19 @@ class UniformResourceIdentifier(GeneralName):
 
 
 class OtherName(GeneralName):
-    pass
+    """``value`` is the DER of the name's content, as in cryptography."""
+
+    def __init__(self, type_id: ObjectIdentifier, value: bytes):
+        self.type_id, self.value = type_id, value
+
+    def __eq__(self, other):
+        return isinstance(other, OtherName) and (self.type_id, self.value) == (other.type_id, other.value)
+
+    def __hash__(self):
+        return hash((self.type_id, self.value))
+
+
+ID_ON_DNS_SRV = ObjectIdentifier("1.3.6.1.5.5.7.8.7")
 
 
 class SubjectAlternativeName:
@@ -114,7 +127,14 @@ class SubjectAlternativeName:
         return len(self._names)
 
     def get_values_for_type(self, type_):
-        return [n.value for n in self._names if isinstance(n, type_)]
+        # as in cryptography: OtherName entries are returned whole, others as their value
+        return [n if isinstance(n, OtherName) else n.value for n in self._names if isinstance(n, type_)]
+
+
+class DuplicateExtension(Exception):
+    def __init__(self, msg: str, oid: ObjectIdentifier | None = None):
+        super().__init__(msg)
+        self.oid = oid
 
 
 class ExtensionNotFound(Exception):
@@ -152,10 +172,28 @@ def _utc(seconds: int) -> datetime.datetime:
     return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
 
 
+def _ia5(value: bytes) -> str:
+    """SAN strings are IA5String: cryptography refuses non-ASCII ones when reading extensions."""
+    try:
+        return value.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError("error parsing asn1 value: subjectAltName name is not IA5String") from None
+
+
+def _ia5_der(value: bytes) -> bytes:
+    n = len(value)
+    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes(
+        (n.bit_length() + 7) // 8, "big")
+    return b"\x16" + length + value
+
+
 class Certificate:
     def __init__(self, handle):
         self._cert = handle
         self._der = handle.der()
+        # Decoded here, not on first use: cryptography refuses a certificate with a malformed
+        # validity time when it is loaded, and aioquic turns that ValueError into an alert.
+        self._validity = handle.validity()
 
     def public_bytes(self, encoding: Encoding) -> bytes:
         from .serialization import _encode
@@ -163,15 +201,20 @@ class Certificate:
 
     def public_key(self):
         from .asymmetric import wrap
-        return wrap(self._cert.public_key(), private=False)
+        try:
+            return wrap(self._cert.public_key(), private=False)
+        except _awslc.UnsupportedError as e:
+            raise UnsupportedAlgorithm(str(e)) from None
+        except _awslc.Error as e:
+            raise ValueError(f"Invalid public key: {e}") from None
 
     @property
     def not_valid_before_utc(self) -> datetime.datetime:
-        return _utc(self._cert.validity()[0])
+        return _utc(self._validity[0])
 
     @property
     def not_valid_after_utc(self) -> datetime.datetime:
-        return _utc(self._cert.validity()[1])
+        return _utc(self._validity[1])
 
     @property
     def not_valid_before(self) -> datetime.datetime:
@@ -198,10 +241,30 @@ class Certificate:
 
     @property
     def extensions(self) -> Extensions:
+        """Only subjectAltName is exposed, but every extension is checked as cryptography does:
+        a duplicate raises DuplicateExtension, a malformed one ValueError."""
+        try:
+            self._cert.extensions_ok()
+            san = self._cert.san()
+        except _awslc.DuplicateError as e:
+            raise DuplicateExtension(str(e)) from None
+        except _awslc.Error as e:
+            raise ValueError(f"error parsing asn1 value: {e}") from None
         found = []
-        san = self._cert.san()
         if san is not None:
-            names = [DNSName(v) if kind == "dns" else IPAddress(ipaddress.ip_address(v)) for kind, v in san]
+            names = []
+            for kind, value in san:
+                if kind == "dns":
+                    names.append(DNSName(_ia5(value)))
+                elif kind == "uri":
+                    names.append(UniformResourceIdentifier(_ia5(value)))
+                elif kind == "srv":
+                    names.append(OtherName(ID_ON_DNS_SRV, _ia5_der(value)))
+                else:
+                    try:
+                        names.append(IPAddress(ipaddress.ip_address(value)))
+                    except ValueError:
+                        raise ValueError(f"Invalid IP address length {len(value)} in subjectAltName") from None
             found.append(Extension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, False, SubjectAlternativeName(names)))
         return Extensions(found)
 
