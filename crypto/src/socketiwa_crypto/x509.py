@@ -169,6 +169,7 @@ class Extensions:
 
 
 def _utc(seconds: int) -> datetime.datetime:
+    """POSIX seconds as an aware datetime; OverflowError outside years 1..9999."""
     return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
 
 
@@ -191,9 +192,19 @@ class Certificate:
     def __init__(self, handle):
         self._cert = handle
         self._der = handle.der()
-        # Decoded here, not on first use: cryptography refuses a certificate with a malformed
-        # validity time when it is loaded, and aioquic turns that ValueError into an alert.
-        self._validity = handle.validity()
+        # Checked here, not on first use: aioquic turns a ValueError at load into a bad_certificate
+        # alert, while one raised later (reading a date, a key) escapes its handshake and the
+        # connection stalls until the idle timeout. cryptography refuses malformed times and keys
+        # of known algorithms at load too; a year it cannot represent (0000) it refuses only when
+        # the date is read, and the provider refuses that at load as well.
+        try:
+            self._not_before, self._not_after = (_utc(t) for t in handle.validity())
+        except (OverflowError, ValueError) as e:
+            raise ValueError(f"error parsing asn1 value: certificate validity: {e}") from None
+        try:
+            handle.public_key()
+        except _awslc.UnsupportedError:
+            pass  # as in cryptography: public_key() raises UnsupportedAlgorithm when called
 
     def public_bytes(self, encoding: Encoding) -> bytes:
         from .serialization import _encode
@@ -210,11 +221,11 @@ class Certificate:
 
     @property
     def not_valid_before_utc(self) -> datetime.datetime:
-        return _utc(self._validity[0])
+        return self._not_before
 
     @property
     def not_valid_after_utc(self) -> datetime.datetime:
-        return _utc(self._validity[1])
+        return self._not_after
 
     @property
     def not_valid_before(self) -> datetime.datetime:
