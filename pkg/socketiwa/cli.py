@@ -102,7 +102,8 @@ def cmd_doctor(args, report) -> int:
         print(f"{'ok ' if good else 'NO '} {label:<22} {text}" + (f"  -> {fix}" if fix and not good else ""))
 
     print(f"python  {sys.version.split()[0]} ({sys.executable})")
-    for label, binary in (("chromium (dev mode)", cr.default_chromium()), ("chromium 150 (signed)", str(cr.CHROMIUM150))):
+    for label, binary in (("chromium (dev mode)", cr.default_chromium()),
+                          ("chromium 150 (signed)", str(cr.CHROMIUM150))):
         if Path(binary).exists():
             version = cr.chromium_version(binary)
             parser = cr.has_bundle_parser(binary)
@@ -139,7 +140,8 @@ def cmd_doctor(args, report) -> int:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="socketiwa", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("new", help="make a starter app in DIR")
