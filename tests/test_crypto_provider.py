@@ -367,7 +367,7 @@ PEER_SCRIPT = textwrap.dedent(r'''
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
             return
         config = QuicConfiguration(is_client=True, alpn_protocols=["echo"], server_name=args["server_name"],
-                                   cipher_suites=[CipherSuite[args["suite"]]])
+                                   cipher_suites=[CipherSuite[args["suite"]]], idle_timeout=args.get("idle_timeout", 60))
         config.load_verify_locations(cadata=args["ca"].encode())
         data = os.urandom(200_000)
         try:
@@ -380,7 +380,8 @@ PEER_SCRIPT = textwrap.dedent(r'''
                 print(json.dumps({"ok": ok, "suite": CipherSuite(c._quic.tls.key_schedule.cipher_suite).name}))
         except ConnectionError as e:
             close = Client.last._quic._close_event
-            print(json.dumps({"ok": False, "error": type(e).__name__, "reason": close.reason_phrase if close else ""}))
+            print(json.dumps({"ok": False, "error": type(e).__name__, "reason": close.reason_phrase if close else "",
+                              "code": close.error_code if close else None}))
     asyncio.run(main())
 ''')
 
@@ -460,3 +461,72 @@ def test_certifi_fallback_bundle_is_shipped(monkeypatch):
     store = pssl.X509Store()
     store.load_locations(path)  # loads nothing, raises nothing
     assert store._roots == []
+
+
+def test_unknown_key_algorithms_are_unsupported():
+    """A well-formed key of an algorithm AWS-LC lacks is UnsupportedAlgorithm (as cryptography
+    says for one it lacks), not ValueError; a malformed key stays ValueError."""
+    from test_crypto_attacks import der, der_items, der_oid
+    spki = rec.generate_private_key(rec.SECP256R1()).public_key().public_bytes(
+        rser.Encoding.DER, rser.PublicFormat.SubjectPublicKeyInfo)
+    alg, bits = der_items(der_items(spki)[0][1])
+    alg_items = der_items(alg[1])
+    alg_items[0] = (0x06, der_items(der_oid("1.2.3.4.5.6"))[0][1])
+    unknown = der(0x30, der(0x30, b"".join(der(t, c) for t, c in alg_items)) + der(*bits))
+    with pytest.raises(real_exc.UnsupportedAlgorithm):
+        rser.load_der_public_key(unknown)
+    with pytest.raises(pexc.UnsupportedAlgorithm):
+        pser.load_der_public_key(unknown)
+    from cryptography.hazmat.primitives.asymmetric import ed448
+    ed = ed448.Ed448PrivateKey.generate()  # absent from AWS-LC
+    with pytest.raises(pexc.UnsupportedAlgorithm):
+        pser.load_der_public_key(ed.public_key().public_bytes(rser.Encoding.DER, rser.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(pexc.UnsupportedAlgorithm):
+        pser.load_der_private_key(ed.private_bytes(rser.Encoding.DER, rser.PrivateFormat.PKCS8, rser.NoEncryption()))
+    for garbage in (b"\x30\x03\x02\x01\x00", spki[:-5], b""):
+        with pytest.raises(ValueError):
+            pser.load_der_public_key(garbage)
+        with pytest.raises(ValueError):
+            rser.load_der_public_key(garbage)
+
+
+@pytest.fixture(scope="module")
+def bad_time_server():
+    """aioquic (real cryptography) serving a certificate whose notBefore is a UTCTime with a
+    +0100 offset: bytes the real package refuses to load, so the server is handed the DER as is."""
+    import quic_peers
+    from aioquic.asyncio import serve
+    from aioquic.quic.configuration import QuicConfiguration
+    from test_crypto_attacks import issue, resign, with_validity
+    root = issue("root", ca=True)
+    leaf = issue("leaf", root, sans=("localhost",))
+    after = b"\x17" + (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)).strftime(
+        "%y%m%d%H%M%SZ").encode()
+    bad_der = resign(leaf.cert, root.key, with_validity(b"\x17" + b"250101000000+0100", after))
+    with pytest.raises(ValueError):
+        rx509.load_der_x509_certificate(bad_der)
+
+    class RawCertificate:  # all aioquic's server does with its certificate is send its DER
+        def public_bytes(self, encoding):
+            return bad_der
+
+    config = QuicConfiguration(is_client=False, alpn_protocols=["echo"])
+    config.certificate, config.private_key = RawCertificate(), leaf.key
+    lt = quic_peers.LoopThread()
+    server = lt.run(serve("127.0.0.1", 0, configuration=config))
+    yield quic_peers.server_port(server), root.cert.public_bytes(rser.Encoding.PEM)
+    lt.run(_close(server))
+    lt.stop()
+
+
+def test_aioquic_on_provider_refuses_malformed_validity_with_an_alert(bad_time_server):
+    """The provider refuses the certificate when aioquic loads it, so aioquic answers with a
+    bad_certificate alert. (It used to accept it at load and fail when reading the date, an
+    exception aioquic does not catch: the handshake stalled until the idle timeout.)"""
+    port, ca = bad_time_server
+    out = _run_peer({"role": "client", "port": port, "ca": ca.decode(), "server_name": "localhost",
+                     "suite": "AES_128_GCM_SHA256", "idle_timeout": 30})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"ok": False, "error": "ConnectionError", "reason": "Certificate could not be parsed",
+                      "code": 0x100 + 42}, result  # CRYPTO_ERROR + TLS bad_certificate(42)

@@ -93,13 +93,69 @@ def _password_check(password) -> None:
         raise UnsupportedAlgorithm("encrypted private keys are not supported")
 
 
-def load_der_private_key(data: bytes, password: bytes | None = None, backend=None, **_):
-    from .asymmetric import wrap
-    _password_check(password)
+# Key algorithms AWS-LC loads; a well-formed key of any other (Ed448, X448, ...) is unsupported
+_KNOWN_KEY_OIDS = {"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.10", "1.2.840.10045.2.1", "1.3.101.112",
+                   "1.3.101.110", "1.2.840.10040.4.1"}
+
+
+def _der_element(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER element at ``at``; ValueError if truncated."""
+    if at + 2 > len(data):
+        raise ValueError("truncated")
+    tag, n, at = data[at], data[at + 1], at + 2
+    if n & 0x80:
+        size = n & 0x7F
+        if not 0 < size <= 4 or at + size > len(data):
+            raise ValueError("bad length")
+        n, at = int.from_bytes(data[at:at + size], "big"), at + size
+    if at + n > len(data):
+        raise ValueError("truncated")
+    return tag, at, at + n
+
+
+def _key_algorithm(data: bytes, private: bool) -> str | None:
+    """The dotted algorithm OID of a SubjectPublicKeyInfo or PKCS#8 key, None if it is neither."""
     try:
-        return wrap(_awslc.load_der(data, True), private=True)
+        tag, at, _ = _der_element(data, 0)
+        if tag != 0x30:
+            return None
+        if private:  # PrivateKeyInfo: version INTEGER first
+            tag, _, at = _der_element(data, at)
+            if tag != 0x02:
+                return None
+        tag, at, _ = _der_element(data, at)  # AlgorithmIdentifier
+        if tag != 0x30:
+            return None
+        tag, start, end = _der_element(data, at)
+        if tag != 0x06 or start == end:
+            return None
+    except ValueError:
+        return None
+    body, arcs, value = data[start:end], [], 0
+    for byte in body:
+        value = value << 7 | byte & 0x7F
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
+
+
+def _load_der_key(data: bytes, private: bool):
+    from .asymmetric import wrap
+    data = bytes(data)
+    try:
+        return wrap(_awslc.load_der(data, private), private=private)
     except _awslc.Error:
+        oid = _key_algorithm(data, private)
+        if oid is not None and oid not in _KNOWN_KEY_OIDS:
+            raise UnsupportedAlgorithm(f"Unknown key type: {oid}") from None
         raise ValueError("Could not deserialize key data.") from None
+
+
+def load_der_private_key(data: bytes, password: bytes | None = None, backend=None, **_):
+    _password_check(password)
+    return _load_der_key(data, True)
 
 
 def load_pem_private_key(data: bytes, password: bytes | None = None, backend=None, **_):
@@ -112,11 +168,7 @@ def load_pem_private_key(data: bytes, password: bytes | None = None, backend=Non
 
 
 def load_der_public_key(data: bytes, backend=None):
-    from .asymmetric import wrap
-    try:
-        return wrap(_awslc.load_der(data, False), private=False)
-    except _awslc.Error:
-        raise ValueError("Could not deserialize key data.") from None
+    return _load_der_key(data, False)
 
 
 def load_pem_public_key(data: bytes, backend=None):
