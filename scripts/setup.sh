@@ -32,4 +32,7 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; 
 step "pure-Python wheels the tests load inside Pyodide (pytest, tblib; cached)"
 .venv/bin/python scripts/pyodide_dist.py --download >/dev/null
 
+step "Debian's Chromium 150 for signed-bundle installs (unpacked into the cache; the system's chromium stays)"
+bash scripts/chromium150.sh >/dev/null
+
 step "done: run 'bash build-wasm.sh', then 'bash scripts/demo.sh' (demo) or 'bash scripts/test.sh' (tests)"

@@ -365,7 +365,7 @@ def policy_force_install(work: Path, swbn: Path, bundle_id: str, version: str,
     srv_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(swbn, srv_dir / "app.swbn")
     server, port = serve_dir(srv_dir)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"update_port": port}
     try:
         (srv_dir / "update.json").write_text(json.dumps(
             {"versions": [{"version": version, "src": f"http://127.0.0.1:{port}/app.swbn"}]}))
