@@ -1,0 +1,233 @@
+"""HTTP/3 server: serves an ASGI 3 application (``async def app(scope, receive, send)``), so
+any ASGI framework runs over QUIC, on CPython and in the browser.
+
+Scopes: ``http`` (streaming request and response bodies, response trailers, many requests at
+once on one connection) and ``websocket`` (RFC 9220 WebSocket over HTTP/3, see websocket.py).
+WebTransport sessions (``CONNECT`` with ``:protocol = webtransport``) go to a separate, explicit
+handler (see webtransport.py), since ASGI has no standard for them.
+
+Other Extended CONNECT protocols (RFC 9220) reach the app as an ``http`` scope with method
+``CONNECT``; the request body is the tunnel's data. Every scope has
+``scope["extensions"]["socketiwa.h3"]``: ``protocol`` (the ``:protocol`` value, or None) and
+``stream`` (the RequestStream: HTTP datagrams of RFC 9297 with ``send_datagram`` /
+``await receive_datagram()``, ``max_datagram_size``, flow-control state).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Awaitable, Callable
+from urllib.parse import unquote
+
+from aioquic.asyncio import serve as quic_serve
+
+from .. import aio
+from ._protocol import (H3_INTERNAL_ERROR, H3Protocol, Headers, RequestStream, StreamResetError,
+                        ConnectionTerminatedError, header_value, to_bytes)
+
+logger = logging.getLogger("socketiwa.h3")
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+
+def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, scope_type: str) -> dict:
+    pseudo = {k: v for k, v in headers if k.startswith(b":")}
+    raw = pseudo.get(b":path", b"/")
+    raw_path, _, query = raw.partition(b"?")
+    fields = [(k, v) for k, v in headers if not k.startswith(b":")]
+    if b":authority" in pseudo and not any(k == b"host" for k, _ in fields):
+        fields.insert(0, (b"host", pseudo[b":authority"]))  # ASGI apps look for Host
+    client = protocol._quic._network_paths[0].addr if protocol._quic._network_paths else None
+    sockname = protocol._transport.get_extra_info("sockname") if protocol._transport else None
+    scope = {
+        "type": scope_type,
+        "asgi": dict(ASGI_VERSION),
+        "http_version": "3",
+        "scheme": (pseudo.get(b":scheme", b"https").decode() if scope_type == "http"
+                   else "wss"),
+        "path": unquote(raw_path.decode("latin-1")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": fields,
+        "client": tuple(client[:2]) if client else None,
+        "server": tuple(sockname[:2]) if sockname else None,
+        "extensions": {},
+    }
+    if scope_type == "http":
+        scope["method"] = pseudo.get(b":method", b"GET").decode()
+        scope["extensions"]["http.response.trailers"] = {}
+    # Not standard ASGI: the stream itself (flow-control state, HTTP datagrams) and the
+    # Extended CONNECT protocol (None for ordinary requests).
+    protocol_name = pseudo.get(b":protocol")
+    scope["extensions"]["socketiwa.h3"] = {
+        "protocol": protocol_name.decode() if protocol_name is not None else None, "stream": stream}
+    return scope
+
+
+class HttpCycle:
+    """One request/response exchange of an ASGI ``http`` scope."""
+
+    def __init__(self, protocol: "H3ServerProtocol", stream: RequestStream, scope: dict, app: ASGIApp):
+        self.protocol = protocol
+        self.stream = stream
+        self.scope = scope
+        self.app = app
+        self.status: int | None = None
+        self.response_headers: Headers = []
+        self.expect_trailers = False
+        self.trailers: Headers = []
+        self.body_ended = False      # our response body is complete (trailers may follow)
+        self.response_done = False
+        self._finished = asyncio.get_running_loop().create_future()
+
+    async def receive(self) -> dict:
+        if not self.stream.receive_ended:
+            try:
+                body = await self.stream.read()
+            except (StreamResetError, ConnectionTerminatedError):
+                return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": body, "more_body": not self.stream.receive_ended}
+        # The whole request was read: the next message is the disconnect, once it happens.
+        await asyncio.shield(self._finished)
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict) -> None:
+        kind = message["type"]
+        if self.response_done:
+            raise RuntimeError(f"ASGI message {kind!r} after the response completed")
+        if kind == "http.response.start":
+            if self.status is not None:
+                raise RuntimeError("http.response.start sent twice")
+            self.status = int(message["status"])
+            self.response_headers = [(to_bytes(k).lower(), to_bytes(v)) for k, v in message.get("headers", [])]
+            self.expect_trailers = bool(message.get("trailers", False))
+            # Sent at once, not with the first body: a tunnel (CONNECT) or an event stream
+            # must reach the client before any body exists.
+            await self.stream.send_headers([(b":status", str(self.status).encode())] + self.response_headers)
+        elif kind == "http.response.body":
+            if self.status is None:
+                raise RuntimeError("http.response.body before http.response.start")
+            if self.body_ended:
+                raise RuntimeError("http.response.body after the body ended")
+            body = bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            end = not more and not self.expect_trailers
+            if body or end:
+                await self.stream.send_data(body, end_stream=end)
+            self.body_ended = not more
+            if end:
+                self._complete()
+        elif kind == "http.response.trailers":
+            if not self.expect_trailers:
+                raise RuntimeError("http.response.trailers without trailers=True in the start")
+            self.trailers += [(to_bytes(k).lower(), to_bytes(v)) for k, v in message.get("headers", [])]
+            if not message.get("more_trailers", False):
+                await self.stream.send_headers(self.trailers, end_stream=True)
+                self._complete()
+        else:
+            raise RuntimeError(f"unknown ASGI message type {kind!r} for an http scope")
+
+    def _complete(self) -> None:
+        self.response_done = True
+        if not self._finished.done():
+            self._finished.set_result(None)
+
+    async def run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except (StreamResetError, ConnectionTerminatedError):
+            pass  # the client went away; nothing left to answer
+        except Exception:
+            logger.exception("ASGI app failed on %s", self.scope.get("path"))
+            if not self.stream.headers_sent and self.status is None:
+                await self._send_plain(500, b"Internal Server Error\n")
+            else:
+                self.stream.reset(H3_INTERNAL_ERROR)
+        else:
+            if self.status is None:  # the app returned without answering
+                await self._send_plain(500, b"Internal Server Error: no response\n")
+            elif not self.response_done:
+                await self._finish_open_response()
+        finally:
+            self._complete()
+            self.stream.release()
+
+    async def _finish_open_response(self) -> None:
+        try:
+            if not self.stream.send_ended:
+                await self.stream.end()
+        except (StreamResetError, ConnectionTerminatedError):
+            pass
+
+    async def _send_plain(self, status: int, body: bytes) -> None:
+        try:
+            await self.stream.send_headers([(b":status", str(status).encode()),
+                                            (b"content-type", b"text/plain"),
+                                            (b"content-length", str(len(body)).encode())])
+            await self.stream.send_data(body, end_stream=True)
+        except (StreamResetError, ConnectionTerminatedError):
+            pass
+
+
+class H3ServerProtocol(H3Protocol):
+    def __init__(self, quic, stream_handler=None, *, app: ASGIApp | None = None,
+                 webtransport=None):
+        super().__init__(quic, stream_handler)
+        self.app = app
+        self.webtransport_handler = webtransport
+        self.tasks: set[asyncio.Task] = set()
+
+    def _spawn(self, coro) -> None:
+        task = self._loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def request_received(self, stream: RequestStream, headers: Headers, ended: bool) -> None:
+        method = header_value(headers, ":method")
+        protocol = header_value(headers, ":protocol")
+        if method == "CONNECT" and protocol == "webtransport":
+            from .webtransport import serve_session
+            self._spawn(serve_session(self, stream, headers, self.webtransport_handler))
+        elif method == "CONNECT" and protocol == "websocket":
+            from .websocket import serve_websocket
+            self._spawn(serve_websocket(self, stream, build_scope(self, stream, headers, "websocket"), self.app))
+        elif self.app is None:
+            self._spawn(HttpCycle(self, stream, {}, _not_found).run())
+        else:
+            scope = build_scope(self, stream, headers, "http")
+            self._spawn(HttpCycle(self, stream, scope, self.app).run())
+
+async def _not_found(scope, receive, send):
+    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"no application\n"})
+
+
+class H3Server:
+    """A listening HTTP/3 server (wraps aioquic's QuicServer)."""
+
+    def __init__(self, quic_server):
+        self.quic_server = quic_server
+        sockname = quic_server._transport.get_extra_info("sockname")
+        self.host, self.port = sockname[0], sockname[1]
+
+    @property
+    def connections(self) -> list[H3ServerProtocol]:
+        return list(set(self.quic_server._protocols.values()))
+
+    def close(self) -> None:
+        self.quic_server.close()
+
+
+async def serve(host: str, port: int, *, configuration, app: ASGIApp | None = None,
+                webtransport=None, retry: bool = False, **kwargs) -> H3Server:
+    """Serve ``app`` (ASGI 3) over HTTP/3 on ``host:port`` (port 0: any). ``webtransport`` is an
+    ``async def handler(session)`` for WebTransport sessions (see webtransport.py). Further
+    keyword arguments go to aioquic's ``serve`` (session_ticket_fetcher/handler, ...)."""
+    aio.install()
+    create = functools.partial(H3ServerProtocol, app=app, webtransport=webtransport)
+    quic_server = await quic_serve(host, port, configuration=configuration, create_protocol=create,
+                                   retry=retry, **kwargs)
+    return H3Server(quic_server)

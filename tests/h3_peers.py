@@ -1,0 +1,204 @@
+"""HTTP/3 peers on CPython written on plain aioquic (``H3Connection`` on aioquic's own asyncio
+transport, no socketiwa), so the runtime under test talks to an independent implementation.
+
+Server routes (``start_aioquic_h3_server``):
+  GET  /hello            200, body ``hello <path>``, echoes request header x-test as x-echo
+  POST /echo             streams the body back as it arrives; trailers x-sha256, x-length
+  GET  /bytes?n=N&seed=S N pseudo-random bytes (random.Random(S)), content-length set
+  GET  /reset            response headers, then RESET_STREAM with code 0x10c
+  CONNECT :protocol=echo-tunnel  200; echoes tunnel data (FIN for FIN) and HTTP datagrams
+                         (under 100 bytes prefixed with b"echo:")
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import tempfile
+
+from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DatagramReceived, DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ProtocolNegotiated, StreamReset
+
+RESET_CODE = 0x10C
+
+
+def _cert_files(certs) -> tuple[str, str]:
+    d = tempfile.mkdtemp()
+    paths = []
+    for name in ("cert", "key"):
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(certs[name])
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+class _PlainH3Server(QuicConnectionProtocol):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.http: H3Connection | None = None
+        self.kind: dict[int, str] = {}
+        self.sha: dict[int, tuple] = {}
+
+    def quic_event_received(self, event):
+        if isinstance(event, ProtocolNegotiated):
+            self.http = H3Connection(self._quic, enable_webtransport=True)
+        if isinstance(event, StreamReset):
+            self.kind.pop(event.stream_id, None)
+        if self.http is None:
+            return
+        for ev in self.http.handle_event(event):
+            self.h3_event(ev)
+        self.transmit()
+
+    def h3_event(self, ev):
+        http = self.http
+        if isinstance(ev, HeadersReceived) and ev.stream_id not in self.kind:
+            h = dict(ev.headers)
+            method, path = h.get(b":method"), h.get(b":path", b"/")
+            sid = ev.stream_id
+            if method == b"CONNECT" and h.get(b":protocol") == b"echo-tunnel":
+                self.kind[sid] = "tunnel"
+                http.send_headers(sid, [(b":status", b"200")])
+            elif path.startswith(b"/echo"):
+                self.kind[sid] = "echo"
+                self.sha[sid] = (hashlib.sha256(), [0])
+                http.send_headers(sid, [(b":status", b"200"), (b"x-method", method)])
+                if ev.stream_ended:
+                    self._finish_echo(sid)
+            elif path.startswith(b"/bytes"):
+                q = dict(p.split("=") for p in path.decode().split("?", 1)[1].split("&"))
+                data = random.Random(int(q["seed"])).randbytes(int(q["n"]))
+                http.send_headers(sid, [(b":status", b"200"), (b"content-length", str(len(data)).encode())])
+                http.send_data(sid, data, end_stream=True)
+            elif path.startswith(b"/reset"):
+                http.send_headers(sid, [(b":status", b"200")])
+                self._quic.reset_stream(sid, RESET_CODE)
+            else:
+                body = b"hello " + path
+                headers = [(b":status", b"200"), (b"content-length", str(len(body)).encode())]
+                if b"x-test" in h:
+                    headers.append((b"x-echo", h[b"x-test"]))
+                http.send_headers(sid, headers)
+                http.send_data(sid, body, end_stream=True)
+        elif isinstance(ev, DataReceived):
+            kind = self.kind.get(ev.stream_id)
+            if kind == "echo":
+                h, n = self.sha[ev.stream_id]
+                h.update(ev.data)
+                n[0] += len(ev.data)
+                if ev.data:
+                    self.http.send_data(ev.stream_id, ev.data, end_stream=False)
+                if ev.stream_ended:
+                    self._finish_echo(ev.stream_id)
+            elif kind == "tunnel":
+                self.http.send_data(ev.stream_id, ev.data, end_stream=ev.stream_ended)
+        elif isinstance(ev, DatagramReceived):
+            if self.kind.get(ev.stream_id) == "tunnel":
+                # small ones tagged, large ones as they came (so the largest that fits fits back)
+                self.http.send_datagram(ev.stream_id, b"echo:" + ev.data if len(ev.data) < 100 else ev.data)
+
+    def _finish_echo(self, sid):
+        h, n = self.sha.pop(sid)
+        self.http.send_headers(sid, [(b"x-sha256", h.hexdigest().encode()),
+                                     (b"x-length", str(n[0]).encode())], end_stream=True)
+        self.kind.pop(sid, None)
+
+
+def start_aioquic_h3_server(lt, certs):
+    """aioquic's serve() on CPython with the routes above; returns the QuicServer."""
+    config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
+    config.load_cert_chain(*_cert_files(certs))
+
+    async def start():
+        return await serve("127.0.0.1", 0, configuration=config, create_protocol=_PlainH3Server)
+    return lt.run(start())
+
+
+class _PlainH3Client(QuicConnectionProtocol):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.http = H3Connection(self._quic, enable_webtransport=True)
+        self.exchanges: dict[int, dict] = {}
+
+    def quic_event_received(self, event):
+        for ev in self.http.handle_event(event):
+            x = self.exchanges.get(getattr(ev, "stream_id", None))
+            if x is None:
+                continue
+            if isinstance(ev, HeadersReceived):
+                if x["headers"] is None:
+                    x["headers"] = dict(ev.headers)
+                    x["got_headers"].set()
+                else:
+                    x["trailers"] = dict(ev.headers)
+            elif isinstance(ev, DataReceived):
+                x["body"] += ev.data
+            elif isinstance(ev, DatagramReceived):
+                x["datagrams"].put_nowait(ev.data)
+            if getattr(ev, "stream_ended", False):
+                x["done"].set()
+        if isinstance(event, StreamReset) and event.stream_id in self.exchanges:
+            x = self.exchanges[event.stream_id]
+            x["reset"] = event.error_code
+            x["got_headers"].set()
+            x["done"].set()
+
+    def start(self, headers, body: bytes | None = None, end: bool = True) -> int:
+        sid = self._quic.get_next_available_stream_id()
+        self.exchanges[sid] = {"headers": None, "trailers": None, "body": bytearray(), "reset": None,
+                               "got_headers": asyncio.Event(), "done": asyncio.Event(),
+                               "datagrams": asyncio.Queue()}
+        self.http.send_headers(sid, headers, end_stream=end and not body)
+        if body:
+            self.http.send_data(sid, body, end_stream=end)
+        self.transmit()
+        return sid
+
+    async def fetch(self, method: bytes, path: bytes, body: bytes | None = None, headers=()) -> dict:
+        sid = self.start([(b":method", method), (b":scheme", b"https"), (b":authority", b"localhost"),
+                          (b":path", path), *headers], body)
+        await asyncio.wait_for(self.exchanges[sid]["done"].wait(), 60)
+        return self.exchanges.pop(sid)
+
+
+async def aioquic_h3_client_session(port: int, certs, *, upload: bytes, timeout: float = 60) -> dict:
+    """aioquic's own HTTP/3 client on CPython exercising a server in the runtime (routes of
+    tests/test_h3.py's ASGI app). Returns what it saw, for the test to assert on."""
+    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name="localhost",
+                               max_datagram_frame_size=65536, idle_timeout=timeout)
+    config.load_verify_locations(cadata=certs["ca"])
+    out = {}
+    async with connect("127.0.0.1", port, configuration=config, create_protocol=_PlainH3Client,
+                       wait_connected=True) as client:
+        x = await client.fetch(b"GET", b"/hello?who=aioquic", headers=[(b"x-test", b"abc")])
+        out["hello"] = (x["headers"][b":status"], x["headers"].get(b"x-echo"), bytes(x["body"]))
+        x = await client.fetch(b"POST", b"/echo", upload)
+        out["echo"] = (x["headers"][b":status"], hashlib.sha256(x["body"]).hexdigest(),
+                       (x["trailers"] or {}).get(b"x-sha256", b"").decode())
+        xs = await asyncio.gather(*[client.fetch(b"GET", b"/hello/%d" % i) for i in range(8)])
+        out["concurrent"] = [bytes(x["body"]) for x in xs]
+        # Extended CONNECT: the server must have announced it
+        out["settings_connect"] = client.http.received_settings.get(0x8)
+        sid = client.start([(b":method", b"CONNECT"), (b":protocol", b"echo-tunnel"), (b":scheme", b"https"),
+                            (b":authority", b"localhost"), (b":path", b"/tunnel")], end=False)
+        x = client.exchanges[sid]
+        await asyncio.wait_for(x["got_headers"].wait(), timeout)
+        out["tunnel_status"] = x["headers"][b":status"]
+        client.http.send_datagram(sid, b"ping-1")
+        client.transmit()
+        out["tunnel_datagram"] = await asyncio.wait_for(x["datagrams"].get(), 10)
+        client.http.send_data(sid, b"tunnel bytes", end_stream=True)
+        client.transmit()
+        await asyncio.wait_for(x["done"].wait(), timeout)
+        out["tunnel_data"] = bytes(x["body"])
+        x = await client.fetch(b"GET", b"/fail")
+        out["fail_status"] = x["headers"][b":status"]
+        x = await client.fetch(b"GET", b"/done")
+        out["done"] = x["headers"][b":status"]
+        client.close(error_code=0x100, reason_phrase="aioquic client done")
+    return out
