@@ -27,3 +27,6 @@ AWSLC_INCLUDE=$OUT/include AWSLC_LIB=$OUT/lib .venv/bin/python -m pip install -q
   --target build/crypto-native.tmp ./crypto
 mv build/crypto-native.tmp build/crypto-native
 echo "build/crypto-native"
+# aioquic's own test suite, which tests/test_crypto_upstream.py runs on the provider (cached; the
+# test suite runs without network, so it is fetched here). Not fatal: that test says what is missing.
+bash crypto/upstream/fetch_aioquic_tests.sh >/dev/null || echo "build_native.sh: could not fetch aioquic's tests (tests/test_crypto_upstream.py will fail)" >&2

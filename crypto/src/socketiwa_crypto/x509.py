@@ -188,23 +188,42 @@ def _ia5_der(value: bytes) -> bytes:
     return b"\x16" + length + value
 
 
+# cryptography parses the key's AlgorithmIdentifier when it loads a certificate (the key itself
+# only in public_key()): parameters an algorithm does not take, or lacks, refuse the certificate.
+_NO_PARAMETERS = {"1.3.101.110", "1.3.101.111", "1.3.101.112", "1.3.101.113"}  # X25519 X448 Ed25519 Ed448
+_NEEDS_PARAMETERS = {"1.2.840.10045.2.1"}  # id-ecPublicKey: the curve
+
+
+def _check_key_algorithm_parameters(cert_der: bytes) -> None:
+    from .serialization import _der_element, _key_algorithm
+    _, at, _ = _der_element(cert_der, 0)      # Certificate
+    _, at, _ = _der_element(cert_der, at)     # TBSCertificate
+    for _ in range(6 if cert_der[at] == 0xA0 else 5):  # [version], serial, signature, issuer, validity, subject
+        _, _, at = _der_element(cert_der, at)
+    _, _, spki_end = _der_element(cert_der, at)
+    spki = cert_der[at:spki_end]
+    oid = _key_algorithm(spki, private=False)
+    _, alg_at, _ = _der_element(spki, 0)
+    _, alg_start, alg_end = _der_element(spki, alg_at)
+    _, _, oid_end = _der_element(spki, alg_start)
+    has_parameters = oid_end < alg_end
+    if (oid in _NO_PARAMETERS and has_parameters) or (oid in _NEEDS_PARAMETERS and not has_parameters):
+        raise ValueError(f"error parsing asn1 value: parameters of key algorithm {oid}")
+
+
 class Certificate:
     def __init__(self, handle):
         self._cert = handle
         self._der = handle.der()
         # Checked here, not on first use: aioquic turns a ValueError at load into a bad_certificate
-        # alert, while one raised later (reading a date, a key) escapes its handshake and the
-        # connection stalls until the idle timeout. cryptography refuses malformed times and keys
-        # of known algorithms at load too; a year it cannot represent (0000) it refuses only when
-        # the date is read, and the provider refuses that at load as well.
+        # alert, while one raised while reading a date escapes its handshake and the connection
+        # stalls until the idle timeout. cryptography refuses malformed times at load too; a year
+        # it cannot represent (0000) it refuses only when the date is read: the provider at load.
         try:
             self._not_before, self._not_after = (_utc(t) for t in handle.validity())
         except (OverflowError, ValueError) as e:
             raise ValueError(f"error parsing asn1 value: certificate validity: {e}") from None
-        try:
-            handle.public_key()
-        except _awslc.UnsupportedError:
-            pass  # as in cryptography: public_key() raises UnsupportedAlgorithm when called
+        _check_key_algorithm_parameters(self._der)
 
     def public_bytes(self, encoding: Encoding) -> bytes:
         from .serialization import _encode
