@@ -1,0 +1,252 @@
+"""The socketiwa command on fresh temporary folders: new -> build -> run, and bad input.
+
+Every command runs as a user would run it (``python -m socketiwa ...`` in a subprocess), with
+its own config dir (signing keys) under the test's tmp_path. Dependencies resolve offline from
+wheels made here (PIP_NO_INDEX + PIP_FIND_LINKS): pip's real resolver, no network.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from socketiwa._app import chromium as cr
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def socketiwa(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, XDG_CONFIG_HOME=str(cwd / "config"), PYTHONUNBUFFERED="1")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "socketiwa", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def error_line(out: subprocess.CompletedProcess, command: str) -> str:
+    """The command failed with exactly one error line (run with -q: no progress lines)."""
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"socketiwa {command}: error: ")
+    return lines[0]
+
+
+def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any",
+               files: dict[str, str] | None = None, requires: list[str] = ()) -> Path:
+    """A real wheel file (what pip reads: name, version, tags, Requires-Dist)."""
+    dist_info = f"{name}-{version}.dist-info"
+    contents = dict(files or {})
+    contents[f"{dist_info}/METADATA"] = "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}".format(
+        name, version, "".join(f"Requires-Dist: {r}\n" for r in requires))
+    contents[f"{dist_info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: socketiwa-tests\n"
+                                      f"Root-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\nTag: {tag}\n")
+    record = []
+    for path, text in contents.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    contents[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for p, text in contents.items():
+            zf.writestr(p, text)
+    return path
+
+
+@pytest.fixture
+def wheelhouse(tmp_path):
+    """A local package index: two pure wheels (one needs the other) and one C-extension wheel."""
+    d = tmp_path / "wheelhouse"
+    make_wheel(d, "colorword", "2.0", files={"colorword.py": "def color():\n    return 'teal'\n"})
+    make_wheel(d, "greeting", "1.1", requires=["colorword>=2"], files={
+        "greeting/__init__.py": "from colorword import color\n\ndef greet(who):\n"
+                                "    return f'hello {who} in {color()}'\n"})
+    make_wheel(d, "fastthing", "0.3", tag="cp311-cp311-manylinux_2_17_x86_64",
+               files={"fastthing.cpython-311-x86_64-linux-gnu.so": "ELF"})
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(d)}
+
+
+def needs_iwa(request):
+    if "iwa" not in request.config.getoption("--runtimes"):
+        pytest.skip("the iwa runtime is not selected (--runtimes)")
+    if not Path(cr.default_chromium()).exists():
+        pytest.skip("Chromium not installed")
+
+
+def set_main(app: Path, code: str) -> None:
+    (app / "main.py").write_text(code)
+
+
+# ---- new, build
+
+
+def test_new_makes_a_complete_app(tmp_path):
+    out = socketiwa("new", "hello", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    app = tmp_path / "hello"
+    assert {p.name for p in app.iterdir()} == {"main.py", "pyproject.toml", "icon.png", ".gitignore"}
+    meta = (app / "pyproject.toml").read_text()
+    assert 'name = "hello"' in meta and "permissions" in meta and 'icon = "icon.png"' in meta
+    # The starter is a normal Python program: it runs on CPython as is.
+    run = subprocess.run([sys.executable, "main.py", "x"], cwd=app, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "native backend, arguments: ['x']" in run.stdout and "received: hello over UDP" in run.stdout
+    # An existing non-empty folder is refused
+    again = socketiwa("-q", "new", "hello", cwd=tmp_path)
+    assert "not empty" in error_line(again, "new")
+
+
+def test_build_prints_id_and_origin_keeps_key_outside_and_is_reproducible(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from iwa.test_iwa import verify_signed_bundle
+
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    first = socketiwa("build", "hello", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    fields = dict(re.findall(r"^(\w+):\s+(.*)$", first.stdout, re.M))
+    key = Path(fields["key"])
+    assert key == tmp_path / "config" / "socketiwa" / "keys" / "hello.pem"
+    assert not key.is_relative_to(tmp_path / "hello")        # never inside the app's tree
+    assert "making a new signing key" in first.stderr           # progress lines on stderr
+    private = serialization.load_pem_private_key(key.read_bytes(), None)
+    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    expected_id = base64.b32encode(public + b"\x00\x01\x02").decode().rstrip("=").lower()
+    assert fields["id"] == expected_id and fields["origin"] == f"isolated-app://{expected_id}/"
+    swbn = tmp_path / "hello" / "build" / "hello-0.1.0.swbn"
+    data = swbn.read_bytes()
+    assert verify_signed_bundle(data)["id"] == expected_id
+    sha = hashlib.sha256(data).hexdigest()
+    assert sha in fields["bundle"]
+    assert json.loads((tmp_path / "hello" / "build" / "iwa" / ".well-known" / "manifest.webmanifest")
+                      .read_text())["permissions_policy"]["direct-sockets-private"] == ["self"]
+
+    # Same inputs (a touched file is the same input), same bundle, byte for byte.
+    os.utime(tmp_path / "hello" / "main.py")
+    second = socketiwa("-q", "build", "hello", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert hashlib.sha256(swbn.read_bytes()).hexdigest() == sha
+    # Changed code: a new bundle, the same app ID (same key).
+    with open(tmp_path / "hello" / "main.py", "a") as f:
+        f.write("# changed\n")
+    third = socketiwa("-q", "build", "hello", cwd=tmp_path)
+    assert hashlib.sha256(swbn.read_bytes()).hexdigest() != sha
+    assert f"id:      {expected_id}" in third.stdout
+
+
+def test_build_resolves_pure_python_dependencies(tmp_path, wheelhouse):
+    assert socketiwa("new", "deps", cwd=tmp_path).returncode == 0
+    meta = tmp_path / "deps" / "pyproject.toml"
+    meta.write_text(meta.read_text().replace("dependencies = []", 'dependencies = ["greeting>=1"]'))
+    out = socketiwa("build", "deps", cwd=tmp_path, env=wheelhouse)
+    assert out.returncode == 0, out.stderr
+    assert "resolving 1 dependency with pip" in out.stderr
+    lock = json.loads((tmp_path / "deps" / "socketiwa.lock").read_text())
+    assert sorted((w["name"], w["version"]) for w in lock["wheels"]) == [("colorword", "2.0"), ("greeting", "1.1")]
+    app_json = json.loads((tmp_path / "deps" / "build" / "iwa" / "app" / "app.json").read_text())
+    assert app_json["wheels"] == ["/app/wheels/colorword-2.0-py3-none-any.whl",
+                                  "/app/wheels/greeting-1.1-py3-none-any.whl"]
+    for url in app_json["wheels"]:
+        assert (tmp_path / "deps" / "build" / "iwa" / url.lstrip("/")).is_file()
+    # The rebuild uses the lock: no resolution, and no index needed at all.
+    again = socketiwa("build", "deps", cwd=tmp_path, env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/nonexistent"})
+    assert again.returncode == 0, again.stderr
+    assert "resolving" not in again.stderr
+
+
+def test_build_refuses_a_dependency_with_c_extensions(tmp_path, wheelhouse):
+    assert socketiwa("new", "native", cwd=tmp_path).returncode == 0
+    meta = tmp_path / "native" / "pyproject.toml"
+    meta.write_text(meta.read_text().replace("dependencies = []", 'dependencies = ["fastthing"]'))
+    line = error_line(socketiwa("-q", "build", "native", cwd=tmp_path, env=wheelhouse), "build")
+    assert "dependency fastthing has no pure-Python wheel" in line and "C extensions" in line
+    assert not (tmp_path / "native" / "build" / "native-0.1.0.swbn").exists()
+
+
+def test_build_without_main_py(tmp_path):
+    assert socketiwa("new", "nomain", cwd=tmp_path).returncode == 0
+    (tmp_path / "nomain" / "main.py").unlink()
+    line = error_line(socketiwa("-q", "build", "nomain", cwd=tmp_path), "build")
+    assert "has no main.py" in line and "socketiwa new" in line
+    line = error_line(socketiwa("-q", "build", "missing-folder", cwd=tmp_path), "build")
+    assert "is not a folder" in line
+
+
+def test_build_with_a_corrupt_key(tmp_path):
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    key = tmp_path / "bad.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    line = error_line(socketiwa("-q", "build", "hello", "--key", str(key), cwd=tmp_path), "build")
+    assert str(key) in line and "not a valid Ed25519 PEM private key" in line
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----\nbm90")   # left as it was
+
+
+# ---- run
+
+
+def test_new_build_run_streams_output_and_exit_code(tmp_path, request):
+    needs_iwa(request)
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    out = socketiwa("run", "hello", "--", "a", "--flag", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "hello on the directsockets backend, arguments: ['a', '--flag']" in out.stdout
+    assert "received: hello over UDP" in out.stdout
+    assert "launching Chromium" in out.stderr and "hello exited with code 0" in out.stderr
+
+    set_main(tmp_path / "hello", "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
+             "if sys.argv[1] == 'raise':\n    raise ValueError('boom')\nsys.exit(int(sys.argv[1]))\n")
+    out = socketiwa("-q", "run", "hello", "--", "7", cwd=tmp_path)
+    assert out.returncode == 7
+    assert out.stdout.splitlines() == ["to stdout"] and out.stderr.splitlines() == ["to stderr"]
+    out = socketiwa("-q", "run", "hello", "--", "raise", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "ValueError: boom" in out.stderr and 'File "/home/pyodide/app/main.py", line 5' in out.stderr
+
+
+def test_run_signed_bundle_in_chromium150(tmp_path, request):
+    needs_iwa(request)
+    if not cr.CHROMIUM150.exists():
+        pytest.fail("Chromium 150 is not unpacked: run 'bash scripts/chromium150.sh'")
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    out = socketiwa("run", "--signed", "hello", "--", "s", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "installing the signed bundle hello-0.1.0.swbn" in out.stderr
+    assert "arguments: ['s']" in out.stdout and "received: hello over UDP" in out.stdout
+
+
+def test_run_without_chromium(tmp_path):
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    line = error_line(socketiwa("-q", "run", "hello", "--chromium", "/nonexistent/chromium", cwd=tmp_path), "run")
+    assert "Chromium not found at /nonexistent/chromium" in line and "scripts/setup.sh" in line
+    line = error_line(socketiwa("-q", "run", "hello", cwd=tmp_path,
+                                env={"SOCKETIWA_CHROMIUM": str(tmp_path / "no-chromium")}), "run")
+    assert "Chromium not found" in line
+    # --signed with no Chromium 150 unpacked (an empty cache)
+    line = error_line(socketiwa("-q", "run", "--signed", "hello", cwd=tmp_path,
+                                env={"SOCKETIWA_CACHE": str(tmp_path / "empty-cache")}), "run")
+    assert "Chromium 150" in line and "scripts/chromium150.sh" in line
+    # --signed with a Chromium that has no bundle parser (Debian's 156)
+    if Path(cr.SYSTEM_CHROMIUM).exists() and not cr.has_bundle_parser(cr.SYSTEM_CHROMIUM):
+        line = error_line(socketiwa("-q", "run", "--signed", "hello", "--chromium", cr.SYSTEM_CHROMIUM,
+                                    cwd=tmp_path), "run")
+        assert "cannot open signed web bundles" in line
+
+
+def test_doctor_reports_both_chromiums(tmp_path):
+    out = socketiwa("doctor", cwd=tmp_path, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    text = out.stdout
+    if Path(cr.SYSTEM_CHROMIUM).exists():
+        assert re.search(r"chromium \(dev mode\)\s+Chromium \d+\..* signed bundles: (yes|no)", text), text
+    if cr.CHROMIUM150.exists():
+        assert re.search(r"ok\s+chromium 150 \(signed\)\s+Chromium 150\..* signed bundles: yes", text), text
+    assert "node" in text and "socketiwa tree" in text
+    assert out.returncode == (1 if re.search(r"^NO ", text, re.M) else 0)
