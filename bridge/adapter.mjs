@@ -144,15 +144,233 @@ class UdpHandle {
   }
 }
 
+// ---- TCP sends that survive Chromium 156's write loss (docs/chromium-tcp-write-loss.md)
+// A TCPSocket write() that starts while its data pipe is exactly full is dropped by Chromium and
+// its promise resolves anyway. A write LARGER than the pipe can only finish after the pipe drained
+// (a task later), so if such a write settles before any task ran it was dropped, whole, and
+// writing it again is exact. So: queue what Python sends, coalesce it, and write it in pieces
+// larger than the pipe, checking each; a batch smaller than the pipe goes out unchecked only
+// while it cannot fill the pipe (TcpSender.pump). The pipe size is measured once per page
+// (measureTcpPipe) instead of trusted.
+const DEFAULT_TCP_PIPE_BYTES = 64 * 1024;   // Chromium 156's TCPSocket data pipe (measured)
+const TCP_WRITE_HIGH_WATER = 2 << 20;       // queued bytes before Python's write() waits
+const TCP_CLOSE_LINGER_MS = 250;            // time after the last write for the pipe to drain
+const TCP_QUIET_MS = 2;                     // no writes for this long: the pipe had time to drain
+const tcpPipe = { bytes: DEFAULT_TCP_PIPE_BYTES, measured: false, probe: null };
+
+const nextTask = (ms = 0) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+// Writes `chunk`; resolves to true when the write settled before any task could run (it fitted in
+// the pipe, or was dropped), false when it had to wait for the pipe. Rejects if the write failed.
+async function writeSettlesWithoutTask(writer, chunk) {
+  let settled = false;
+  let failed = null;
+  const p = writer.write(chunk).then(() => { settled = true; }, (e) => { settled = true; failed = e; });
+  // Only microtasks run inside this loop: no task, so the network service cannot drain the pipe.
+  for (let i = 0; i < 200 && !settled; i++) await null;
+  const sync = settled;
+  await p;
+  if (failed) throw failed;
+  return sync;
+}
+
+// One-time measurement: the largest write that an empty pipe takes without waiting. Loops a
+// TCPSocket back to our own TCPServerSocket on 127.0.0.1 and binary-searches the size, reading
+// every probe to the end so the pipe is empty before the next one.
+export async function measureTcpPipe(g = globalThis, limit = 64 << 20) {
+  const server = new g.TCPServerSocket('127.0.0.1');
+  const { localPort, readable: accepted } = await server.opened;
+  const client = new g.TCPSocket('127.0.0.1', localPort, { noDelay: true });
+  const acceptReader = accepted.getReader();
+  const [{ writable }, { value: peerSocket }] = await Promise.all([client.opened, acceptReader.read()]);
+  const peer = await peerSocket.opened;
+  const reader = peer.readable.getReader();
+  const writer = writable.getWriter();
+  const readBytes = async (n) => {
+    for (let got = 0; got < n;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('pipe probe: connection ended');
+      got += value.byteLength;
+    }
+  };
+  const fits = async (n) => {
+    const arrived = readBytes(n);   // read while writing: a large probe needs the peer to read
+    const sync = await writeSettlesWithoutTask(writer, new Uint8Array(n));
+    await arrived;
+    return sync;
+  };
+  try {
+    let lo = 1024;     // fits without waiting
+    let hi = 1 << 20;  // must be shown not to
+    if (!await fits(lo)) throw new Error('pipe probe: even 1 KiB waits');
+    while (await fits(hi)) {
+      lo = hi;
+      hi *= 2;
+      if (hi > limit) throw new Error(`pipe probe: ${lo} bytes fit without waiting`);
+    }
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (await fits(mid)) lo = mid; else hi = mid;
+    }
+    return lo;
+  } finally {
+    for (const step of [() => writer.close(), () => writer.releaseLock(), () => reader.cancel(),
+      () => reader.releaseLock(), () => acceptReader.cancel(), () => acceptReader.releaseLock(),
+      () => client.close(), () => peerSocket.close(), () => server.close()]) {
+      try { await step(); } catch { /* best effort */ }
+    }
+  }
+}
+
+function tcpPipeBytes(g) {
+  if (tcpPipe.measured) return Promise.resolve(tcpPipe.bytes);
+  if (!tcpPipe.probe) {
+    tcpPipe.probe = measureTcpPipe(g).then((n) => { tcpPipe.bytes = n; tcpPipe.measured = true; return n; },
+      () => tcpPipe.bytes);   // no loopback permission or no server socket: keep the default
+  }
+  return tcpPipe.probe;
+}
+
+class TcpSender {
+  constructor(writer, pipeBytes) {
+    this.writer = writer;
+    this.pipeBytes = pipeBytes;
+    this.piece = Math.max((1 << 20) + 3 * 1024, 4 * pipeBytes + 3 * 1024);   // not a multiple of the pipe
+    this.queue = [];
+    this.queued = 0;
+    this.pumping = null;
+    this.roomWaiters = [];
+    this.error = null;
+    this.uncheckedBudget = pipeBytes >> 1;
+    this.everWritten = 0;
+    this.lastWriteAt = 0;
+    this.stats = { writes: 0, checked: 0, retries: 0, unchecked: 0, bytes: 0, pipeBytes };
+  }
+
+  // Returns undefined, or a promise while more than TCP_WRITE_HIGH_WATER bytes wait (backpressure).
+  write(bytes) {
+    if (this.error) throw this.error;
+    if (bytes.byteLength === 0) return undefined;
+    this.queue.push(bytes);
+    this.queued += bytes.byteLength;
+    if (!this.pumping) this.pumping = this.pump();
+    if (this.queued < TCP_WRITE_HIGH_WATER) return undefined;
+    return new Promise((resolve, reject) => { this.roomWaiters.push([resolve, reject]); });
+  }
+
+  wakeWriters() {
+    if (this.queued >= TCP_WRITE_HIGH_WATER && !this.error) return;
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const [resolve, reject] of waiters) (this.error ? reject(this.error) : resolve());
+  }
+
+  takeAll() {
+    const parts = this.queue;
+    let data = parts[0];
+    if (parts.length > 1) {
+      data = new Uint8Array(this.queued);
+      let pos = 0;
+      for (const c of parts) { data.set(c, pos); pos += c.byteLength; }
+    }
+    this.queue = [];
+    this.queued = 0;
+    this.wakeWriters();
+    return data;
+  }
+
+  async pump() {
+    try {
+      while (this.queued) {
+        if (this.queued > this.pipeBytes) {
+          await this.writeChecked(this.takeAll());
+          continue;
+        }
+        // A batch the pipe could hold cannot be checked: a dropped one settles just like one
+        // that fitted. Only write it when the pipe cannot be full: at most half a pipe of
+        // unchecked bytes per quiet period (no write for TCP_QUIET_MS, time for the network
+        // service to drain), none right after a checked write (it may have filled the pipe).
+        // Otherwise wait: more data may come and make the batch checkable.
+        const now = performance.now();
+        if (now - this.lastWriteAt >= TCP_QUIET_MS) this.uncheckedBudget = this.pipeBytes >> 1;
+        if (this.queued > this.uncheckedBudget) {
+          await nextTask();
+          continue;
+        }
+        const data = this.takeAll();
+        this.uncheckedBudget -= data.byteLength;
+        await this.writeUnchecked(data);
+      }
+    } catch (e) {
+      this.error = e;
+      this.queue = [];
+      this.queued = 0;
+    } finally {
+      this.pumping = null;
+      this.wakeWriters();
+    }
+  }
+
+  async writeUnchecked(data) {
+    this.stats.writes++;
+    this.stats.unchecked++;
+    if (!await writeSettlesWithoutTask(this.writer, data)) this.uncheckedBudget = 0;   // it filled the pipe
+    this.everWritten += data.byteLength;
+    this.stats.bytes += data.byteLength;
+    this.lastWriteAt = performance.now();
+  }
+
+  async writeChecked(data) {
+    const n = data.byteLength;
+    for (let off = 0; off < n;) {
+      let end = Math.min(off + this.piece, n);
+      if (n - end <= this.pipeBytes) end = n;   // never leave a tail the pipe could take unchecked
+      const piece = data.subarray(off, end);
+      for (let delay = 0; ; delay = Math.min(delay * 2 + 1, 50)) {
+        const emptyPipe = this.everWritten === 0;
+        this.stats.writes++;
+        this.stats.checked++;
+        if (!await writeSettlesWithoutTask(this.writer, piece)) break;
+        if (emptyPipe) {
+          // An empty pipe took the whole piece: the pipe is larger than measured. Nothing was
+          // lost, but every later check would be wrong: learn the size before going on.
+          this.learnPipeBytes(piece.byteLength);
+          break;
+        }
+        this.stats.retries++;   // dropped by Chromium: nothing of it was written
+        await nextTask(delay);
+      }
+      this.everWritten += piece.byteLength;
+      this.stats.bytes += piece.byteLength;
+      off = end;
+    }
+    this.uncheckedBudget = 0;   // the last piece may have left the pipe full
+    this.lastWriteAt = performance.now();
+  }
+
+  learnPipeBytes(atLeast) {
+    console.warn(`socketiwa: TCP pipe holds at least ${atLeast} bytes (assumed ${this.pipeBytes}); adapting`);
+    tcpPipe.bytes = Math.max(tcpPipe.bytes, atLeast);
+    this.pipeBytes = tcpPipe.bytes;
+    this.piece = Math.max(this.piece, 4 * this.pipeBytes + 3 * 1024);
+    this.stats.pipeBytes = this.pipeBytes;
+  }
+
+  async flush() {
+    while (this.pumping) await this.pumping;
+    if (this.error) throw this.error;
+  }
+}
+
 class TcpHandle {
-  constructor(socket, info) {
+  constructor(socket, info, pipeBytes) {
     this.socket = socket;
     this.info = info;
     this.infoJson = endpoints(info);
     this.reader = info.readable.getReader();
     this.writer = info.writable.getWriter();
+    this.sender = new TcpSender(this.writer, pipeBytes);
     this.inbox = new Inbox();
-    this.writeError = null;
     this.pump();
   }
 
@@ -192,27 +410,35 @@ class TcpHandle {
     return inbox.waitForData().then(() => this.read());
   }
 
-  // Returns undefined, or a promise while the writable is full (backpressure).
+  // Returns undefined, or a promise while too much is queued (backpressure). Throws once a write
+  // has failed (connection reset).
   write(bytes) {
-    if (this.writeError) throw this.writeError;
-    this.writer.write(bytes).catch((e) => { this.writeError = e; });
-    return this.writer.desiredSize > 0 ? undefined : this.writer.ready;
+    return this.sender.write(bytes);
   }
 
+  writeStats() { return JSON.stringify(this.sender.stats); }
+
   async close() {
-    // Flush and half-close our side, then release the streams so close() is allowed.
+    // Every queued byte into the pipe, then time for the pipe to drain before the socket goes:
+    // Chromium destroys what is still in the pipe, and closing the writable sends no FIN.
+    let flushError = null;
+    try { await this.sender.flush(); } catch (e) { flushError = e; }
     try { await this.writer.close(); } catch { /* peer already gone */ }
     this.writer.releaseLock();
+    const linger = this.sender.lastWriteAt + TCP_CLOSE_LINGER_MS - performance.now();
+    if (!flushError && linger > 0 && !this.inbox.done) await nextTask(linger);
     this.inbox.finish();
     try { await this.reader.cancel(); } catch { /* already errored */ }
     this.reader.releaseLock();
     try { await this.socket.close(); } catch { /* already closed */ }
+    if (flushError) throw flushError;
   }
 }
 
 class ServerHandle {
-  constructor(server, info) {
+  constructor(server, info, g) {
     this.server = server;
+    this.g = g;
     this.info = info;
     this.infoJson = endpoints(info);
     this.reader = info.readable.getReader();
@@ -223,7 +449,7 @@ class ServerHandle {
     const { value, done } = await this.reader.read();
     if (done) return undefined;
     const info = await value.opened;
-    return new TcpHandle(value, info);
+    return new TcpHandle(value, info, await tcpPipeBytes(this.g));
   }
 
   async close() {
@@ -290,8 +516,8 @@ export function createBridge(g = globalThis) {
     async openTcp(host, port, optionsJson) {
       const Tcp = need('TCPSocket');
       const socket = new Tcp(host, port, translate(optionsJson, TCP_OPTION_NAMES));
-      const info = await socket.opened;
-      return new TcpHandle(socket, info);
+      const [info, pipeBytes] = await Promise.all([socket.opened, tcpPipeBytes(g)]);
+      return new TcpHandle(socket, info, pipeBytes);
     },
     async openTcpServer(host, optionsJson) {
       const Server = need('TCPServerSocket');
@@ -302,8 +528,10 @@ export function createBridge(g = globalThis) {
       if (o.ipv6_only !== null && o.ipv6_only !== undefined) opts.ipv6Only = o.ipv6_only;
       const server = new Server(host, opts);
       const info = await server.opened;
-      return new ServerHandle(server, info);
+      return new ServerHandle(server, info, g);
     },
+    // The measured TCP data-pipe size (bytes), measuring it on first use.
+    tcpPipeBytes() { return tcpPipeBytes(g); },
     async permissions() {
       return JSON.stringify(await permissionState(g));
     },

@@ -76,15 +76,113 @@ const toBytes = (chunk) => {
 const family = (addr) => (net.isIPv6(addr) ? 6 : 4);
 
 // ---------------------------------------------------------------------------------- TCP
+// Chromium's TCPSocket hands written bytes to the network service through a Mojo data pipe of
+// 64 KiB; the service moves them into the OS socket as it accepts them. Chromium 156 has two
+// defects there that we reproduce (measured: ../shared/research/tcp-write-loss, docs/chromium-tcp-write-loss.md):
+//  - tcpWriteDrop: a write() that starts while the pipe is exactly full is dropped and its promise
+//    resolves anyway (DataPipe SHOULD_WAIT taken as "all written").
+//  - tcpCloseLoss: when both streams are closed the socket is destroyed with whatever is still in
+//    the pipe; closing the writable alone sends no FIN.
+// Both are on by default; directSocketsHarness.setDefects({tcpWriteDrop: false, ...}) turns them off.
+export const TCP_PIPE_BYTES = 64 * 1024;
+const defects = { tcpWriteDrop: true, tcpCloseLoss: true };
+harness.setDefects = (d) => Object.assign(defects, d);
+harness.defects = () => ({ ...defects });
+harness.tcpStats = { dropped: 0, droppedBytes: 0, closeLostBytes: 0 };
+
+// The page side of the data pipe plus the network service's pump into the OS socket.
+class SendPipe {
+  constructor(sock, capacity = TCP_PIPE_BYTES) {
+    this.sock = sock;
+    this.capacity = capacity;
+    this.chunks = [];
+    this.fill = 0;
+    this.spaceWaiters = [];
+    this.pumpScheduled = false;
+    this.destroyed = false;
+    sock.on('drain', () => this.schedulePump());
+  }
+
+  free() { return this.capacity - this.fill; }
+
+  // Writes what fits (Mojo's partial write); returns the number of bytes taken.
+  put(bytes) {
+    const n = Math.min(this.free(), bytes.byteLength);
+    if (n > 0) {
+      // Copy: the page may reuse its buffer once the write resolves.
+      this.chunks.push(bytes.slice(0, n));
+      this.fill += n;
+      this.schedulePump();
+    }
+    return n;
+  }
+
+  waitForSpace() { return new Promise((resolve) => this.spaceWaiters.push(resolve)); }
+
+  // The network service runs in another process: it drains the pipe in a later task, only as
+  // fast as the OS socket takes the bytes (Node buffers above its high-water mark: stop there).
+  schedulePump() {
+    if (this.pumpScheduled || this.destroyed) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      if (this.destroyed) return;
+      while (this.chunks.length && !this.sock.writableNeedDrain && !this.sock.destroyed) {
+        const c = this.chunks.shift();
+        this.fill -= c.byteLength;
+        this.sock.write(c);
+      }
+      if (this.spaceWaiters.length && this.free() > 0) {
+        const waiters = this.spaceWaiters;
+        this.spaceWaiters = [];
+        for (const w of waiters) w();
+      }
+      if (this.onEmpty && this.fill === 0) this.onEmpty();
+    });
+  }
+
+  whenEmpty(fn) {
+    if (this.fill === 0) fn();
+    else { this.onEmpty = () => { this.onEmpty = null; fn(); }; this.schedulePump(); }
+  }
+
+  // Chromium destroys the network socket: bytes the OS already has still go out with the FIN;
+  // bytes left in the pipe are lost (tcpCloseLoss) or, with the defect off, delivered first.
+  endSocket() {
+    const end = () => { this.discard(); if (!this.sock.destroyed) this.sock.end(); };
+    if (defects.tcpCloseLoss) end(); else this.whenEmpty(end);
+  }
+
+  // The pipe's content never reaches the OS socket.
+  discard() {
+    this.destroyed = true;
+    harness.tcpStats.closeLostBytes += this.fill;
+    this.chunks = [];
+    this.fill = 0;
+    for (const w of this.spaceWaiters) w();
+    this.spaceWaiters = [];
+  }
+}
+
 function tcpStreams(sock, onBothClosed) {
   let readableDone = false;
   let writableDone = false;
-  const settle = () => { if (readableDone && writableDone) onBothClosed(); };
+  let finished = false;
+  const pipe = new SendPipe(sock);
+  // Both streams closed: Chromium destroys the network socket. Bytes the OS already has still go
+  // out (with the FIN); bytes left in the pipe are lost unless the defect is switched off.
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    pipe.endSocket();
+    onBothClosed();
+  };
+  const settle = () => { if (readableDone && writableDone) finish(); };
   let controller;
   const readable = new ReadableStream({
     start(c) { controller = c; },
     pull() { sock.resume(); },
-    cancel() { readableDone = true; sock.destroy(); settle(); },
+    cancel() { readableDone = true; settle(); },
   }, { highWaterMark: TCP_READ_HWM });
   sock.on('data', (d) => {
     controller.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
@@ -93,20 +191,38 @@ function tcpStreams(sock, onBothClosed) {
   sock.on('end', () => { if (!readableDone) { readableDone = true; try { controller.close(); } catch { /* cancelled */ } settle(); } });
   sock.on('error', (e) => {
     if (!readableDone) { readableDone = true; try { controller.error(networkError(e.code)); } catch { /* cancelled */ } }
+    pipe.discard();
   });
-  sock.on('close', () => { if (!readableDone) { readableDone = true; try { controller.close(); } catch { /* errored */ } } settle(); });
+  sock.on('close', () => { if (!readableDone) { readableDone = true; try { controller.close(); } catch { /* errored */ } } pipe.discard(); settle(); });
   const writable = new WritableStream({
     write(chunk) {
       const bytes = toBytes(chunk);
-      return new Promise((resolve, reject) => {
-        if (sock.destroyed) { reject(networkError('socket closed')); return; }
-        sock.write(bytes, (err) => (err ? reject(networkError(err.code)) : resolve()));
-      });
+      if (sock.destroyed || pipe.destroyed) return Promise.reject(networkError('socket closed'));
+      if (bytes.byteLength === 0) return undefined;
+      if (pipe.free() === 0 && defects.tcpWriteDrop) {
+        harness.tcpStats.dropped += 1;
+        harness.tcpStats.droppedBytes += bytes.byteLength;
+        return undefined;   // resolved: the bytes are gone (Chromium 156)
+      }
+      let off = pipe.put(bytes);
+      if (off === bytes.byteLength) return undefined;   // all fitted: settles without a task, as in Chromium
+      return (async () => {
+        while (off < bytes.byteLength) {
+          await pipe.waitForSpace();
+          if (pipe.destroyed) throw networkError('socket closed');
+          off += pipe.put(bytes.subarray(off));
+        }
+      })();
     },
-    close() { return new Promise((resolve) => { sock.end(() => { writableDone = true; settle(); resolve(); }); }); },
-    abort() { writableDone = true; sock.destroy(); settle(); },
+    // Closing the writable closes the page side of the pipe only: no FIN (Chromium 156).
+    close() {
+      writableDone = true;
+      if (!defects.tcpCloseLoss) pipe.whenEmpty(() => { if (!sock.destroyed) sock.end(); });   // a real half-close
+      settle();
+    },
+    abort() { writableDone = true; pipe.discard(); sock.destroy(); settle(); },
   }, { highWaterMark: 1 });
-  return { readable, writable };
+  return { readable, writable, pipe };
 }
 
 class SocketBase {
@@ -147,7 +263,8 @@ export class TCPSocket extends SocketBase {
   _connect(host, port) {
     try { checkNetworkPermission(host); } catch (e) { this._failOpen(e); return; }
     const o = this._options;
-    const sock = net.connect({ host, port, family: o.dnsQueryType === 'ipv6' ? 6 : o.dnsQueryType === 'ipv4' ? 4 : 0,
+    // allowHalfOpen: a peer's FIN ends our readable only; the writable stays open, as in Chromium.
+    const sock = net.connect({ host, port, allowHalfOpen: true, family: o.dnsQueryType === 'ipv6' ? 6 : o.dnsQueryType === 'ipv4' ? 4 : 0,
       noDelay: !!o.noDelay, keepAlive: o.keepAliveDelay !== undefined, keepAliveInitialDelay: o.keepAliveDelay || 0 });
     sock.once('error', (e) => this._failOpen(networkError(e.code)));
     sock.once('connect', () => {
@@ -158,7 +275,8 @@ export class TCPSocket extends SocketBase {
 
   _adopt(sock) {
     this._sock = sock;
-    const { readable, writable } = tcpStreams(sock, () => this._resolveClosed());
+    const { readable, writable, pipe } = tcpStreams(sock, () => this._resolveClosed());
+    this._pipe = pipe;
     this._info = { readable, writable, remoteAddress: sock.remoteAddress, remotePort: sock.remotePort,
       localAddress: sock.localAddress, localPort: sock.localPort };
     this._resolveOpened(this._info);
@@ -167,7 +285,7 @@ export class TCPSocket extends SocketBase {
   async close() {
     if (this._lockedStreams()) throw domError('InvalidStateError', 'Close called on locked streams.');
     if (this._sock) {
-      this._sock.destroy();
+      this._pipe.endSocket();
       this._resolveClosed();
     } else {
       this._failOpen(domError('AbortError', 'The operation was aborted.'));
@@ -194,7 +312,7 @@ export class TCPServerSocket extends SocketBase {
     if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog > 0)) {
       throw new TypeError('backlog must be greater than zero.');
     }
-    const server = net.createServer({ pauseOnConnect: false });
+    const server = net.createServer({ pauseOnConnect: false, allowHalfOpen: true });
     this._server = server;
     let controller;
     const readable = new ReadableStream({ start(c) { controller = c; } }, { highWaterMark: options.backlog || 128 });

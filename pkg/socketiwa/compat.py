@@ -73,6 +73,10 @@ class socket:  # noqa: N801  (stdlib name)
         self._rx_dgrams: collections.deque = collections.deque()
         self._accepted: collections.deque = collections.deque()
         self._pump: asyncio.Task | None = None
+        # Non-blocking sends run as tasks, in order; their bytes count until written, and past
+        # _SEND_BUFFER send() raises EAGAIN as an OS socket with a full send buffer does.
+        self._writes: collections.deque = collections.deque()
+        self._unsent = 0
         self._eof = False
         self._closed = False
         if getattr(_std, "SOCK_NONBLOCK", 0) & type:
@@ -293,10 +297,19 @@ class socket:  # noqa: N801  (stdlib name)
             return len(data)
 
         def queued():
-            # Non-blocking: the backend buffers and applies backpressure on later writes.
-            asyncio.ensure_future(self._stream.write(data)).add_done_callback(self._connect_done)
+            if self._unsent >= _SEND_BUFFER:
+                self._writes = collections.deque(t for t in self._writes if not t.done())
+                return _NOT_READY
+            self._unsent += len(data)
+            task = asyncio.ensure_future(self._stream.write(data))
+            task.add_done_callback(lambda t, n=len(data): self._write_done(t, n))
+            self._writes.append(task)
             return len(data)
         return self._do(write, queued)
+
+    def _write_done(self, task, nbytes):
+        self._unsent -= nbytes
+        self._connect_done(task)
 
     def sendall(self, data, flags=0):
         self.send(data, flags)
@@ -382,18 +395,28 @@ class socket:  # noqa: N801  (stdlib name)
         for t in (self._pending, self._pump):
             if t is not None and not t.done():
                 t.cancel()
+        writes = [t for t in self._writes if not t.done()]
+        self._writes.clear()
         for transport in (self._udp, self._stream, self._server):
             if transport is not None:
                 try:
-                    asyncio.ensure_future(transport.close())
+                    asyncio.ensure_future(self._close_after(writes, transport))
                 except RuntimeError:  # no event loop any more: nothing left to flush
                     pass
+
+    @staticmethod
+    async def _close_after(writes, transport):
+        # Like an OS socket's close: bytes already accepted by send() still go out.
+        if writes:
+            await asyncio.wait(writes)
+        await transport.close()
 
     def shutdown(self, how):
         self.close()
 
 
 _NOT_READY = object()
+_SEND_BUFFER = 4 << 20  # bytes accepted by non-blocking send() but not yet written
 
 
 def patch_socket_module() -> None:
