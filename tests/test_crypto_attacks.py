@@ -264,29 +264,32 @@ def build_cases() -> dict[str, Case]:
         expect=("chain", X, "certificate has expired", 1))
     # signers and trust
     add("leaf signed by the wrong key", issue("leaf", inter, signer_key=other_root.key).der, [inter.der],
-        expect=("chain", X, "certificate signature failure", 0))
-    add("untrusted root", direct.der, roots=[issue("elsewhere", ca=True).der], expect=("chain", X, "unable to get local issuer certificate", 0))
-    add("trusted root of the same name, other key", direct.der, roots=[other_root.der], expect=("chain", X, "certificate signature failure", 0))
-    add("no roots at all", direct.der, roots=[], expect=("chain", X, "unable to get local issuer certificate", 0))
-    add("self-signed leaf, not trusted", issue("self", ca=None).der, roots=[root.der], expect=("chain", X, "self-signed certificate", 0))
-    add("intermediate missing", leaf.der, [], expect=("chain", X, "unable to get local issuer certificate", 0))
+        expect=("chain", X, BAD_SIGNATURE, 0))
+    add("untrusted root", direct.der, roots=[issue("elsewhere", ca=True).der], expect=("chain", X, NO_ISSUER, 0))
+    add("trusted root of the same name, other key", direct.der, roots=[other_root.der],
+        expect=("chain", X, BAD_SIGNATURE, 0))
+    add("no roots at all", direct.der, roots=[], expect=("chain", X, NO_ISSUER, 0))
+    add("self-signed leaf, not trusted", issue("self", ca=None).der, roots=[root.der],
+        expect=("chain", X, "self-signed certificate", 0))
+    add("intermediate missing", leaf.der, [], expect=("chain", X, NO_ISSUER, 0))
     # basicConstraints and pathLen
     p0 = issue("root0", ca=True, path_length=0)
     i1 = issue("i1", p0, ca=True)
     i2 = issue("i2", i1, ca=True)
-    add("root pathLen=0 -> CA -> leaf", issue("leaf", i1).der, [i1.der], [p0.der], expect=("chain", X, "path length constraint exceeded", 2))
+    add("root pathLen=0 -> CA -> leaf", issue("leaf", i1).der, [i1.der], [p0.der], expect=("chain", X, PATHLEN, 2))
     add("root pathLen=0 -> CA -> CA -> leaf", issue("leaf", i2).der, [i2.der, i1.der], [p0.der],
-        expect=("chain", X, "path length constraint exceeded", 3))
+        expect=("chain", X, PATHLEN, 3))
     add("root pathLen=0 -> leaf", issue("leaf", p0).der, roots=[p0.der])
     p1 = issue("root1", ca=True, path_length=1)
     j1 = issue("j1", p1, ca=True)
     j2 = issue("j2", j1, ca=True)
     add("root pathLen=1 -> CA -> leaf", issue("leaf", j1).der, [j1.der], [p1.der])
     add("root pathLen=1 -> CA -> CA -> leaf", issue("leaf", j2).der, [j2.der, j1.der], [p1.der],
-        expect=("chain", X, "path length constraint exceeded", 3))
+        expect=("chain", X, PATHLEN, 3))
     k0 = issue("k0", root, ca=True, path_length=0)
     k1 = issue("k1", k0, ca=True)
-    add("intermediate pathLen=0 -> CA -> leaf", issue("leaf", k1).der, [k1.der, k0.der], expect=("chain", X, "path length constraint exceeded", 2))
+    add("intermediate pathLen=0 -> CA -> leaf", issue("leaf", k1).der, [k1.der, k0.der],
+        expect=("chain", X, PATHLEN, 2))
     add("intermediate CA:false", issue("leaf", nonca := issue("nonca", root, ca=False)).der, [nonca.der],
         expect=("chain", X, INVALID_CA, 1))
     add("intermediate without basicConstraints", issue("leaf", nobc := issue("nobc", root)).der, [nobc.der],
@@ -295,7 +298,7 @@ def build_cases() -> dict[str, Case]:
         expect=("chain", X, INVALID_CA, 1))
     add("intermediate keyUsage without keyCertSign",
         issue("leaf", noku := issue("noku", root, ca=True, key_usage=ku(False))).der, [noku.der],
-        expect=("chain", X, INVALID_CA, 1), provider=("chain", X, "unable to get local issuer certificate", 0),
+        expect=("chain", X, INVALID_CA, 1), provider=("chain", X, NO_ISSUER, 0),
         why="refused by both; AWS-LC does not take a CA without keyCertSign as an issuer while building the "
             "chain, OpenSSL takes it and refuses it afterwards")
     add("unknown critical extension in leaf",
@@ -387,6 +390,9 @@ def build_cases() -> dict[str, Case]:
 
 NO_ED448 = "AWS-LC has no Ed448/X448 (aioquic then does not offer them)"
 INVALID_CA = "invalid CA certificate"
+NO_ISSUER = "unable to get local issuer certificate"
+BAD_SIGNATURE = "certificate signature failure"
+PATHLEN = "path length constraint exceeded"
 CASES = build_cases()
 
 

@@ -367,7 +367,8 @@ PEER_SCRIPT = textwrap.dedent(r'''
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
             return
         config = QuicConfiguration(is_client=True, alpn_protocols=["echo"], server_name=args["server_name"],
-                                   cipher_suites=[CipherSuite[args["suite"]]], idle_timeout=args.get("idle_timeout", 60))
+                                   cipher_suites=[CipherSuite[args["suite"]]],
+                                   idle_timeout=args.get("idle_timeout", 60))
         config.load_verify_locations(cadata=args["ca"].encode())
         data = os.urandom(200_000)
         try:
@@ -479,8 +480,9 @@ def test_unknown_key_algorithms_are_unsupported():
         pser.load_der_public_key(unknown)
     from cryptography.hazmat.primitives.asymmetric import ed448
     ed = ed448.Ed448PrivateKey.generate()  # absent from AWS-LC
+    ed_spki = ed.public_key().public_bytes(rser.Encoding.DER, rser.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(pexc.UnsupportedAlgorithm):
-        pser.load_der_public_key(ed.public_key().public_bytes(rser.Encoding.DER, rser.PublicFormat.SubjectPublicKeyInfo))
+        pser.load_der_public_key(ed_spki)
     with pytest.raises(pexc.UnsupportedAlgorithm):
         pser.load_der_private_key(ed.private_bytes(rser.Encoding.DER, rser.PrivateFormat.PKCS8, rser.NoEncryption()))
     for garbage in (b"\x30\x03\x02\x01\x00", spki[:-5], b""):
