@@ -145,3 +145,33 @@ async def test_udp_events_and_acks_with_cpython_peer(selenium, udp_event_peer):
     assert (await sock.receive(timeout=5)).data == b"plain"
     await sock.close()
     await bound.close()
+
+
+@everywhere
+async def test_on_and_once_with_the_same_function(selenium):
+    """Firing a once() registration removes that entry only, not an on() of the same function."""
+    from socketiwa.events import EventEmitter
+    em = EventEmitter()
+    calls = []
+
+    def f(x):
+        calls.append(x)
+    em.on("ev", f)
+    em.once("ev", f)
+    em._dispatch("ev", 1)
+    assert calls == [1, 1] and em.listener_count("ev") == 1
+    em._dispatch("ev", 2)
+    em._dispatch("ev", 3)
+    assert calls == [1, 1, 2, 3]
+    em.once("ev", f)                      # once registered after on: the same
+    em._dispatch("ev", 4)
+    em._dispatch("ev", 5)
+    assert calls == [1, 1, 2, 3, 4, 4, 5]
+    em.once("x", f)
+    em.once("x", f)                       # two once() entries: each fires once
+    em._dispatch("x", 6)
+    em._dispatch("x", 7)
+    assert calls[-2:] == [6, 6] and em.listener_count("x") == 0
+    em.off("ev", f)
+    em._dispatch("ev", 8)
+    assert calls[-1] == 6

@@ -156,3 +156,29 @@ async def test_server_bad_input(selenium, tcp_echo):
     else:
         raise AssertionError("second server on a used port accepted")
     await srv.close()
+
+
+@everywhere
+async def test_server_close_with_clients_connected(selenium):
+    """TCPServer.close() with clients connected and idle returns and closes them. On Python
+    3.12+ it used to hang: asyncio's Server.wait_closed() waits for every open connection, and
+    the backend awaited it before closing the connections."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0)
+    conns = []
+    srv.on("connection", conns.append)
+    clients = [await socketiwa.create_tcp("127.0.0.1", srv.local_port) for _ in range(3)]
+    while len(conns) < 3:
+        await asyncio.sleep(0.01)
+    await clients[0].send(b"unread by anyone")
+    await asyncio.wait_for(srv.close(), 10)
+    assert srv.ready_state == socketiwa.ReadyState.CLOSED and not srv.connections
+    for c in clients:
+        await asyncio.wait_for(c.wait_closed(), 10)
+    try:
+        await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    except socketiwa.ConnectError:
+        pass
+    else:
+        raise AssertionError("the server still listens after close()")

@@ -146,3 +146,25 @@ async def test_udp_garbage_datagrams_are_reported_not_fatal(selenium):
     assert (await rx.receive(timeout=5)).data == b"ok"
     await rx.close()
     await tx.close()
+
+
+@everywhere
+async def test_udp_empty_datagram_is_sent(selenium, udp_echo):
+    """send(b"") sends a 0-byte datagram (legal UDP) on every runtime; CPython's asyncio before
+    3.13 silently dropped it."""
+    import socketiwa
+    host, port = udp_echo
+    rx = await socketiwa.create_udp(local_address="127.0.0.1")
+    tx = await socketiwa.create_udp(local_address="127.0.0.1")
+    await tx.send(b"", rx.local_port, "127.0.0.1")
+    await tx.send(b"marker", rx.local_port, "127.0.0.1")
+    first = await rx.receive(timeout=5)
+    assert first.data == b"" and first.rinfo.size == 0 and first.rinfo.port == tx.local_port
+    assert (await rx.receive(timeout=5)).data == b"marker"
+    # connected mode, through a plain-socket echo peer
+    conn = await socketiwa.create_udp(remote_address=host, remote_port=port)
+    await conn.send(b"")
+    await conn.send(b"after")
+    assert [(await conn.receive(timeout=5)).data for _ in range(2)] == [b"", b"after"]
+    for s in (rx, tx, conn):
+        await s.close()

@@ -39,10 +39,11 @@ class Datagram(NamedTuple):
 class Ack:
     """The callback an event handler gets when the sender asked for an acknowledgement."""
 
-    __slots__ = ("_send", "ack_id", "used")
+    __slots__ = ("_send", "_track", "ack_id", "used")
 
-    def __init__(self, send, ack_id: int):
+    def __init__(self, send, ack_id: int, track=None):
         self._send = send
+        self._track = track
         self.ack_id = ack_id
         self.used = False
 
@@ -50,7 +51,10 @@ class Ack:
         if self.used:
             raise RuntimeError("ack() may be called only once")
         self.used = True
-        return asyncio.ensure_future(self._send(wire.encode_ack(self.ack_id, response)))
+        fut = asyncio.ensure_future(self._send(wire.encode_ack(self.ack_id, response)))
+        if self._track is not None:  # counts against the socket's handler-task bound
+            self._track(fut, "ack")
+        return fut
 
 
 class SocketBase(EventEmitter):
@@ -61,6 +65,10 @@ class SocketBase(EventEmitter):
         super().__init__()
         self.ready_state = ReadyState.CONNECTING
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=max_queue)
+        self._queue_ended = False
+        # Async handlers (and ack sends) in flight are bounded like the queue: at the bound the
+        # receive loop waits, so TCP pushes back on the sender and UDP drops as UDP does.
+        self.max_handler_tasks = max_queue
         self._iterating = False
         self._pending: dict[int, asyncio.Future] = {}
         self._ack_ids = itertools.cycle(range(1, 2**32))
@@ -82,6 +90,15 @@ class SocketBase(EventEmitter):
         await self._closed_event.wait()
 
     # ---- incoming messages: handlers and/or the bounded queue
+    async def _handler_room(self) -> None:
+        """Called by receive loops before each message or event is dispatched."""
+        if len(self._tasks) >= self.max_handler_tasks:
+            await self._wait_task_room(self.max_handler_tasks)
+
+    def _report(self, exc: BaseException) -> None:
+        """An ``error`` event for one bad input or failed step; the receive loop goes on."""
+        self._dispatch("error", exc)
+
     async def _deliver(self, item: Any, *handler_args: Any) -> None:
         has_handlers = self._dispatch("message", *handler_args)
         if self._iterating or not has_handlers:
@@ -93,32 +110,45 @@ class SocketBase(EventEmitter):
         self._iterating = True
         return self
 
-    async def __anext__(self):
-        item = await self._queue.get()
+    async def _next_item(self, timeout: float | None):
+        try:
+            item = self._queue.get_nowait()      # fast path: no timer, no task
+        except asyncio.QueueEmpty:
+            if self._queue_ended:
+                return _CLOSED
+            item = await asyncio.wait_for(self._queue.get(), timeout)
         if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)  # later iterators stop too
+            self._queue.put_nowait(_CLOSED)  # later readers stop too
+        return item
+
+    async def __anext__(self):
+        item = await self._next_item(None)
+        if item is _CLOSED:
             raise StopAsyncIteration
         return item
 
     async def receive(self, timeout: float | None = None):
-        """Next message (UDP: a Datagram, TCP: bytes). Raises SocketClosedError after close."""
+        """Next message (UDP: a Datagram, TCP: bytes). Messages queued before the socket closed
+        are still returned; after them it raises SocketClosedError."""
         self._iterating = True
-        try:
-            item = self._queue.get_nowait()      # fast path: no timer, no task
-        except asyncio.QueueEmpty:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+        item = await self._next_item(timeout)
         if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)
             raise SocketClosedError("socket closed")
         return item
 
     def _end_queue(self) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(_CLOSED)
-                return
-            except asyncio.QueueFull:  # make room: the sentinel must get in
-                self._queue.get_nowait()
+        # Queued messages stay readable. The sentinel wakes readers waiting on an empty queue; a
+        # full queue has no waiting readers, and they find _queue_ended once it is drained.
+        self._queue_ended = True
+        if not self._queue.full():
+            self._queue.put_nowait(_CLOSED)
+
+    def _stop_receiving(self) -> None:
+        """close()/abort(): stop the receive loop at once (it may be waiting on a full queue or on
+        handler room) unless it is the caller."""
+        task = self._reader_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
 
     # ---- events and acks
     def _check_event_name(self, event: str) -> None:
@@ -158,7 +188,7 @@ class SocketBase(EventEmitter):
     def _on_envelope(self, env: wire.Envelope, reply, extra: tuple = ()) -> bool:
         """Handle an EVENT or ACK. ``reply`` sends bytes back to the sender. Returns False for DATA."""
         if env.kind == wire.KIND_EVENT:
-            ack = Ack(reply, env.ack_id) if env.ack_id else None
+            ack = Ack(reply, env.ack_id, self._track) if env.ack_id else None
             self._dispatch(env.name, env.payload, *extra, ack)
             return True
         if env.kind == wire.KIND_ACK:
@@ -168,6 +198,10 @@ class SocketBase(EventEmitter):
 
     async def __aenter__(self):
         return self
+
+    async def abort(self) -> None:
+        """Close at once: see ``close(timeout=0)``."""
+        await self.close(timeout=0)
 
     async def __aexit__(self, *exc):
         await self.close()

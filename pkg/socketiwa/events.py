@@ -41,6 +41,7 @@ class EventEmitter:
     def __init__(self) -> None:
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._task_room: asyncio.Future | None = None  # woken when a handler task finishes
 
     def on(self, event: str, handler: Handler | None = None):
         """Register ``handler`` for ``event``. Usable as a decorator: ``@sock.on("message")``."""
@@ -71,6 +72,16 @@ class EventEmitter:
                 self._handlers.pop(event, None)
         return self
 
+    def _remove_entry(self, event: str, entry: tuple[Handler, bool]) -> None:
+        # By identity: the same function may also be registered with on(), which must stay.
+        entries = self._handlers.get(event, [])
+        for i, e in enumerate(entries):
+            if e is entry:
+                del entries[i]
+                break
+        if not entries:
+            self._handlers.pop(event, None)
+
     def listener_count(self, event: str) -> int:
         return len(self._handlers.get(event, ()))
 
@@ -81,26 +92,42 @@ class EventEmitter:
             if event == "error" and args:
                 log.warning("unhandled socketiwa error: %r", args[0])
             return False
-        for handler, once in list(entries):
+        for entry in list(entries):
+            handler, once = entry
             if once:
-                self.off(event, handler)
+                self._remove_entry(event, entry)
             try:
                 result = handler(*args[: _arity(handler)])
             except Exception as exc:  # a failing handler must not kill the receive loop
                 self._handler_failed(event, exc)
                 continue
             if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done(event))
+                self._track(asyncio.ensure_future(result), event)
         return True
 
+    def _track(self, task: asyncio.Future, event: str) -> None:
+        """Count ``task`` against this emitter's in-flight handler tasks (see wait_task_room)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done(event))
+
     def _task_done(self, event: str):
-        def done(task: asyncio.Task) -> None:
+        def done(task: asyncio.Future) -> None:
             self._tasks.discard(task)
+            room = self._task_room
+            if room is not None and not room.done():
+                room.set_result(None)
             if not task.cancelled() and task.exception() is not None:
                 self._handler_failed(event, task.exception())
         return done
+
+    async def _wait_task_room(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` handler tasks are running. Receive loops call this
+        before dispatching, so slow async handlers hold the loop back (bounded memory) instead of
+        piling up one task per message."""
+        while len(self._tasks) >= limit:
+            if self._task_room is None or self._task_room.done():
+                self._task_room = asyncio.get_running_loop().create_future()
+            await self._task_room
 
     def _handler_failed(self, event: str, exc: BaseException) -> None:
         if event == "error":

@@ -107,7 +107,11 @@ class TCPServer(EventEmitter):
                 if transport is None:
                     break
                 if len(self.connections) >= self.max_connections:
-                    await transport.close()
+                    abort = getattr(transport, "abort", None)
+                    if abort is not None:
+                        abort()
+                    else:
+                        await transport.close()
                     self._dispatch("error", SocketClosedError(
                         f"connection refused: max_connections={self.max_connections} reached"))
                     continue

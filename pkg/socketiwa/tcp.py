@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .server import TCPServer
 
 FRAMINGS = ("frames", "raw")
+# How long close() waits for the peer to take the data already handed to send(), by default.
+DEFAULT_CLOSE_TIMEOUT = 5.0
 
 
 class TCPSocket(SocketBase):
@@ -31,8 +33,12 @@ class TCPSocket(SocketBase):
                  keep_alive_delay: int | None = None, send_buffer_size: int | None = None,
                  receive_buffer_size: int | None = None, dns_query_type: str | None = None,
                  framing: str = "frames", max_message_size: int = wire.DEFAULT_MAX_MESSAGE,
-                 max_queue: int = 1024, ack_timeout: float = 5.0):
+                 max_queue: int = 1024, ack_timeout: float = 5.0,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT):
         super().__init__(max_queue=max_queue, ack_timeout=ack_timeout)
+        if not isinstance(close_timeout, (int, float)) or close_timeout < 0:
+            raise InvalidOptionError("close_timeout must be a number of seconds >= 0")
+        self.close_timeout = close_timeout
         if framing not in FRAMINGS:
             raise InvalidOptionError(f"framing must be one of {FRAMINGS}, got {framing!r}")
         if keep_alive_delay is not None and (not isinstance(keep_alive_delay, int) or keep_alive_delay < 1000):
@@ -50,6 +56,10 @@ class TCPSocket(SocketBase):
         self._deframer = wire.Deframer(max_message_size) if framing == "frames" else None
         self._transport = None
         self._write_lock = asyncio.Lock()
+        self._writing: asyncio.Task | None = None        # the task inside transport.write()
+        self._cancelled_writer: asyncio.Task | None = None
+        self._aborted = False
+        self._abort_closer: asyncio.Future | None = None
         self.server: TCPServer | None = None
         self.rooms: set[str] = set()
         self.local_address: str | None = None
@@ -86,7 +96,23 @@ class TCPSocket(SocketBase):
         self._require_open()
         # One writer at a time so concurrent frames never interleave on the stream.
         async with self._write_lock:
-            await self._transport.write(raw)
+            if self._aborted:
+                raise SocketClosedError("connection aborted before this send was written")
+            task = asyncio.current_task()
+            self._writing = task
+            try:
+                await self._transport.write(raw)
+            except asyncio.CancelledError:
+                # Cancelled by abort (a peer that does not read held this write up): a typed
+                # error, unless someone else cancelled the task too.
+                if task is not None and self._cancelled_writer is task:
+                    self._cancelled_writer = None
+                    uncancel = getattr(task, "uncancel", None)
+                    if uncancel is None or uncancel() == 0:
+                        raise SocketClosedError("connection closed before this send completed") from None
+                raise
+            finally:
+                self._writing = None
 
     async def send(self, data: Any) -> None:
         """Send a message (framed mode) or bytes (raw mode)."""
@@ -147,36 +173,57 @@ class TCPSocket(SocketBase):
                 if not chunk:
                     break
                 if self._deframer is None:
+                    await self._handler_room()
                     await self._deliver(chunk, chunk)
                     continue
                 for item in self._deframer.feed(chunk):
+                    await self._handler_room()
                     if isinstance(item, FrameError):
-                        self._dispatch("error", item)
+                        self._report(item)
                         continue
-                    await self._handle_frame(item)
+                    try:
+                        await self._handle_frame(item)
+                    except Exception as exc:  # one frame must never end the loop
+                        self._report(exc)
+        except Exception as exc:  # the transport broke in a way it does not map: report, close
+            lost = exc
         finally:
-            if self._deframer is not None and self._deframer.buffered and lost is None:
-                self._dispatch("error", FrameError(
-                    f"stream ended inside a frame ({self._deframer.buffered} bytes left)"))
-            if lost is not None:
-                self._dispatch("error", lost)
-            if self.ready_state is ReadyState.OPEN:
+            if self.ready_state is ReadyState.OPEN:  # ended by the peer or the network, not close()
+                if self._deframer is not None and self._deframer.buffered and lost is None:
+                    self._report(FrameError(
+                        f"stream ended inside a frame ({self._deframer.buffered} bytes left)"))
+                if lost is not None:
+                    self._report(lost)
                 self._dispatch("disconnect")
-            await self._finish()
+                await self.close()
 
     async def _handle_frame(self, frame: bytes) -> None:
         try:
             env = wire.decode(frame)
         except FrameError as exc:
-            self._dispatch("error", exc)
+            self._report(exc)
             return
         if not self._on_envelope(env, self._send_envelope):
             await self._deliver(env.payload, env.payload)
 
     # ---- closing
-    async def close(self) -> None:
-        """Flush, close our side, and wait until the connection is closed."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the connection; returns within ``timeout`` seconds (default ``close_timeout``,
+        5 s) whatever the peer does.
+
+        Receiving stops at once: messages already queued stay readable (``receive()``,
+        ``async for``), anything later is discarded. Sending: every ``send()``/``emit()`` called
+        before ``close()`` (including ones still waiting for their turn or for the peer to read)
+        is written in order, then our side is shut down (FIN). If the peer takes it all within
+        ``timeout`` it is all delivered. Otherwise the connection is aborted at the deadline:
+        unsent data is discarded, the sends still waiting raise ``SocketClosedError``, and the
+        peer sees a reset (a socketiwa peer may report the cut last frame as ``FrameError``).
+        ``close(timeout=0)`` and ``abort()`` do that at once. Sends after ``close()`` raise
+        ``SocketClosedError``; acks still pending fail with it."""
+        timeout = self.close_timeout if timeout is None else timeout
         if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
+            if timeout <= 0 and self.ready_state is ReadyState.CLOSING:
+                self._abort_transport()  # hurry a graceful close already under way
             await self._closed_event.wait()
             return
         if self._transport is None:
@@ -184,23 +231,45 @@ class TCPSocket(SocketBase):
             self._closed_event.set()
             return
         self.ready_state = ReadyState.CLOSING
+        self._stop_receiving()
+        if timeout <= 0:
+            self._abort_transport()
+        else:
+            try:
+                await asyncio.wait_for(self._flush_and_close(), timeout)
+            except asyncio.TimeoutError:
+                self._abort_transport()
+            except Exception as exc:  # closing failed (connection already broken): it is closed
+                self._abort_transport()
+                if not isinstance(exc, OSError):
+                    self._report(exc)
+        await self._finish()
+
+    async def _flush_and_close(self) -> None:
+        # Behind the lock: sends queued before close() go out first, in order.
         async with self._write_lock:
             await self._transport.close()
-        if self._reader_task is not None and not self._reader_task.done():
-            await asyncio.wait({self._reader_task}, timeout=5)
-            if not self._reader_task.done():
-                self._reader_task.cancel()
-                await self._finish()
+
+    def _abort_transport(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        abort = getattr(self._transport, "abort", None)
+        if abort is not None:
+            abort()
+        elif self._abort_closer is None:
+            # A backend without abort(): start its close and do not wait for it.
+            self._abort_closer = asyncio.ensure_future(self._transport.close())
+            self._abort_closer.add_done_callback(
+                lambda f: f.cancelled() or f.exception())  # retrieved: nobody awaits it
+        writer = self._writing
+        if writer is not None and not writer.done() and writer is not asyncio.current_task():
+            self._cancelled_writer = writer
+            writer.cancel()
 
     async def _finish(self) -> None:
         if self.ready_state is ReadyState.CLOSED:
             return
-        if self.ready_state is ReadyState.OPEN:
-            self.ready_state = ReadyState.CLOSING
-            try:
-                await self._transport.close()
-            except Exception:
-                pass
         self.ready_state = ReadyState.CLOSED
         if self.server is not None:
             self.server._forget(self)
@@ -213,5 +282,5 @@ class TCPSocket(SocketBase):
 async def create_tcp(host: str, port: int, **options: Any) -> TCPSocket:
     """Connect a TCP socket. Options: ``no_delay``, ``keep_alive_delay`` (ms),
     ``send_buffer_size``, ``receive_buffer_size``, ``dns_query_type``, ``framing`` ('frames' or
-    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``."""
+    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``, ``close_timeout``."""
     return await TCPSocket(host, port, **options).open()

@@ -8,7 +8,8 @@ from . import wire
 from ._base import Datagram, ReadyState, RemoteInfo, SocketBase
 from .backends import get_backend
 from .backends.base import MAX_UDP_PAYLOAD, UdpOptions
-from .errors import FrameError, InvalidOptionError, MessageTooLargeError, SocketClosedError
+from .errors import (FrameError, InvalidOptionError, MessageTooLargeError, SocketClosedError,
+                     SocketIwaError)
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
 
@@ -163,12 +164,20 @@ class UDPSocket(SocketBase):
                 except SocketClosedError:
                     break
                 except OSError as exc:  # ICMP unreachable and the like: report, keep going
-                    self._dispatch("error", exc)
+                    self._report(exc)
                     continue
+                except Exception as exc:  # the transport broke: report it, then close
+                    self._report(exc)
+                    break
                 for data, address, port in batch:
-                    await self._handle_datagram(data, address, port)
+                    await self._handler_room()
+                    try:
+                        await self._handle_datagram(data, address, port)
+                    except Exception as exc:  # one datagram must never end the loop
+                        self._report(exc)
         finally:
-            await self._finish()
+            if self.ready_state is ReadyState.OPEN:  # the transport ended by itself
+                await self._finish()
 
     async def _handle_datagram(self, data: bytes, address: str, port: int) -> None:
         rinfo = RemoteInfo(address, port, len(data), "IPv6" if ":" in address else "IPv4")
@@ -177,7 +186,7 @@ class UDPSocket(SocketBase):
                 env = wire.decode(data)
             except FrameError as exc:
                 exc.rinfo = rinfo
-                self._dispatch("error", exc)
+                self._report(exc)
                 return
             if env.kind != wire.KIND_DATA:
                 reply_to = (None, None) if self.connected else (address, port)
@@ -186,12 +195,16 @@ class UDPSocket(SocketBase):
                     await self._send_raw(raw, *_dest)
                 self._on_envelope(env, reply, (rinfo,))
                 return
-            data = env.payload
+            data = env.payload  # bytes: wire.decode guarantees it for DATA
             rinfo = rinfo._replace(size=len(data))
         await self._deliver(Datagram(data, rinfo), data, rinfo)
 
     # ---- closing
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the socket. Returns at once: a datagram send() has returned for is already with
+        the platform. Datagrams already queued stay readable (``receive()``, ``async for``); the
+        rest are discarded. ``timeout`` is accepted for symmetry with TCP and has nothing to wait
+        for."""
         if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
             await self._closed_event.wait()
             return
@@ -200,12 +213,12 @@ class UDPSocket(SocketBase):
             self._closed_event.set()
             return
         self.ready_state = ReadyState.CLOSING
-        await self._transport.close()
-        if self._reader_task is not None:
-            await asyncio.wait({self._reader_task}, timeout=5)
-            if not self._reader_task.done():
-                self._reader_task.cancel()
-                await self._finish()
+        self._stop_receiving()
+        try:
+            await self._transport.close()
+        except SocketIwaError as exc:
+            self._report(exc)
+        await self._finish()
 
     async def _finish(self) -> None:
         if self.ready_state is ReadyState.CLOSED:

@@ -5,9 +5,22 @@ Envelope (identical on UDP and TCP), big-endian:
     magic   4 bytes  b"SIW1"
     kind    1 byte   0 = DATA (a plain message), 1 = EVENT, 2 = ACK
     ack_id  4 bytes  EVENT: 0 when no acknowledgement is wanted; ACK: the id being answered
-    codec   1 byte   payload encoding: 0 = raw bytes, 1 = JSON (UTF-8), 2 = none
+    codec   1 byte   payload encoding: 0 = BYTES (raw), 1 = JSON, 2 = NONE (no payload)
     name    1 byte length + UTF-8 (EVENT only; 1..255 bytes)
     payload the rest
+
+What each kind x codec combination means (anything else is a FrameError):
+
+    kind   ack_id              name       codec BYTES   codec JSON        codec NONE
+    DATA   must be 0           absent     bytes         FrameError        FrameError
+    EVENT  0 = no ack, else id 1..255 B   bytes         the JSON value    None (empty body)
+    ACK    the id, 1..2^32-1   absent     bytes         the JSON value    None (empty body)
+
+A DATA envelope is a plain message, so it always carries bytes: ``message`` handlers and
+``receive()`` get ``bytes`` and nothing else. JSON bodies are RFC 8259 JSON text in UTF-8: no byte
+order mark, no UTF-16/32, no ``NaN``/``Infinity`` (JavaScript's ``JSON.parse`` refuses them too),
+nesting within the interpreter's recursion limit. A NONE body must be empty. Unknown kinds and codecs are
+FrameErrors, so a newer peer's envelope is reported, never misread.
 
 UDP carries exactly one envelope per datagram; plain ``send(data)`` datagrams travel raw (no
 envelope) so socketiwa interoperates with any UDP peer. TCP in ``framed`` mode carries a stream of
@@ -47,8 +60,9 @@ def _encode_payload(payload: Any) -> tuple[int, bytes]:
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return CODEC_BYTES, bytes(payload)
     try:
-        return CODEC_JSON, json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    except (TypeError, ValueError) as e:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return CODEC_JSON, body.encode()
+    except (TypeError, ValueError, RecursionError) as e:
         raise TypeError(f"event payload must be bytes or JSON-serialisable: {e}") from None
 
 
@@ -79,8 +93,22 @@ def is_envelope(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_json(body: bytes) -> Any:
+    # json.loads(bytes) guesses UTF-16/32; the format says UTF-8, so decode strictly first. A BOM
+    # then fails in json.loads ("Unexpected UTF-8 BOM"), as do NaN/Infinity via parse_constant.
+    text = body.decode("utf-8")
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 def decode(data: bytes) -> Envelope:
-    """Decode one envelope; raises FrameError (with the raw bytes attached) if malformed."""
+    """Decode one envelope; raises FrameError (with the raw bytes attached) if malformed.
+
+    Only the combinations in the module docstring's table decode; every other input raises
+    FrameError and nothing else."""
     if len(data) < HEADER_SIZE:
         raise FrameError(f"envelope too short ({len(data)} bytes)", bytes(data))
     magic, kind, ack_id, codec = _HEAD.unpack_from(data)
@@ -100,16 +128,24 @@ def decode(data: bytes) -> Envelope:
         except UnicodeDecodeError:
             raise FrameError("event name is not UTF-8", bytes(data)) from None
         pos += n
-    elif kind not in (KIND_DATA, KIND_ACK):
+    elif kind == KIND_DATA:
+        if codec != CODEC_BYTES:
+            raise FrameError(f"DATA envelope with codec {codec}: plain messages are bytes", bytes(data))
+        if ack_id:
+            raise FrameError("DATA envelope with an ack id", bytes(data))
+    elif kind == KIND_ACK:
+        if not ack_id:
+            raise FrameError("ACK envelope for ack id 0", bytes(data))
+    else:
         raise FrameError(f"unknown envelope kind {kind}", bytes(data))
     body = bytes(data[pos:])
     if codec == CODEC_BYTES:
         payload: Any = body
     elif codec == CODEC_JSON:
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise FrameError("event payload is not valid JSON", bytes(data)) from None
+            payload = _decode_json(body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise FrameError("event payload is not UTF-8 JSON", bytes(data)) from None
     elif codec == CODEC_NONE:
         if body:
             raise FrameError("payload present with codec NONE", bytes(data))

@@ -78,7 +78,14 @@ class StreamTransport(Protocol):
     async def write(self, data: bytes) -> None:
         """Queue ``data``; returns once the platform's buffer has room (backpressure)."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Flush what write() queued, send FIN, release the socket. May wait as long as the peer
+        does not read: callers bound it (TCPSocket.close's timeout)."""
+
+    def abort(self) -> None:
+        """Close now without flushing: discard unsent data, reset the connection, and make a
+        write() that is waiting for buffer room fail with SocketClosedError. Must not block.
+        (Optional: TCPSocket falls back to cancelling the waiting write and an unawaited close.)"""
 
 
 class ServerTransport(Protocol):
@@ -87,7 +94,9 @@ class ServerTransport(Protocol):
     async def accept(self) -> StreamTransport | None:
         """Next accepted connection, or None once the server is closed."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Stop listening. Must not wait for accepted connections to close (their owners close
+        them); connections not yet handed out by accept() are reset."""
 
 
 @dataclass(slots=True)

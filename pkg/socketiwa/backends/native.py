@@ -5,6 +5,7 @@ import asyncio
 import collections
 import ipaddress
 import socket
+import struct
 
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
                       SocketClosedError)
@@ -151,12 +152,25 @@ class NativeUdp:
         if len(data) > MAX_UDP_PAYLOAD:
             raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
         try:
-            if address is None:
+            if not data:
+                self._send_empty(address, port)
+            elif address is None:
                 self._transport.sendto(data)
             else:
                 self._transport.sendto(data, (address, port))
         except (OSError, ValueError) as e:
             raise ConnectError(f"UDP send to {address}:{port} failed: {e}") from None
+
+    def _send_empty(self, address, port):
+        # asyncio before 3.13 silently drops empty datagrams in sendto(); an empty datagram is
+        # legal UDP, so send it on the socket itself. A full socket buffer drops it, as UDP may.
+        try:
+            if address is None:
+                self._sock.send(b"")
+            else:
+                self._sock.sendto(b"", (address, port))
+        except (BlockingIOError, InterruptedError):
+            pass
 
     async def close(self):
         if not self._proto.closed:
@@ -261,6 +275,17 @@ class NativeStream:
         except (ConnectionError, OSError) as e:
             raise SocketClosedError(f"TCP write failed: {e}") from None
 
+    def abort(self):
+        """Close now: discard unsent data and reset the connection (SO_LINGER 0 makes the kernel
+        drop its send buffer too); a write() waiting for the peer fails with SocketClosedError."""
+        sock = self._writer.get_extra_info("socket")
+        try:
+            if sock is not None and sock.fileno() >= 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self._writer.transport.abort()
+
     async def close(self):
         if not self._writer.is_closing():
             try:
@@ -308,9 +333,11 @@ class NativeServer:
 
     async def _on_client(self, reader, writer):
         if self.closed:
-            writer.close()
+            writer.transport.abort()
             return
         await self._accepted.put(NativeStream(reader, writer))
+        if self.closed:  # closed while this connection waited for room
+            self._discard_unaccepted()
 
     async def accept(self):
         if self.closed and self._accepted.empty():
@@ -318,16 +345,28 @@ class NativeServer:
         item = await self._accepted.get()
         return item
 
+    def _discard_unaccepted(self):
+        """Reset connections the OS accepted that accept() never handed out, then leave the
+        None that wakes (and ends) a pending accept()."""
+        while True:
+            try:
+                stream = self._accepted.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if stream is not None:
+                stream.abort()
+        self._accepted.put_nowait(None)
+
     async def close(self):
+        """Stop listening (the listening socket is closed when this returns) and reset the
+        connections not yet accepted. Accepted connections are their owners' to close; so this
+        does not await Server.wait_closed(), which from Python 3.12 on also waits for every
+        connection the server ever accepted to close."""
         if self.closed:
             return
         self.closed = True
         self._server.close()
-        try:
-            self._accepted.put_nowait(None)  # wake a pending accept()
-        except asyncio.QueueFull:
-            pass
-        await self._server.wait_closed()
+        self._discard_unaccepted()
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> NativeServer:

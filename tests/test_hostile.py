@@ -1,0 +1,301 @@
+"""Hostile and odd input: envelopes outside the kind x codec table, close in every state, slow
+handlers under a flood. Each test here failed before its fix (issue 8, section 2)."""
+from runtimes import everywhere
+
+
+@everywhere
+async def test_wire_kind_codec_table(selenium):
+    """Every kind x codec combination decodes as the table in wire.py says, or is a FrameError."""
+    import struct
+    import socketiwa
+    from socketiwa import wire
+
+    def env(kind, codec, body=b"", ack_id=0, name=b"ev"):
+        head = struct.pack("!4sBIB", b"SIW1", kind, ack_id, codec)
+        return head + (bytes([len(name)]) + name if kind == wire.KIND_EVENT else b"") + body
+
+    def verdict(raw):
+        try:
+            e = wire.decode(raw)
+        except socketiwa.FrameError as exc:
+            assert exc.data == raw
+            return "FrameError"
+        return (e.kind, e.ack_id, e.name, e.payload)
+
+    B, J, N = wire.CODEC_BYTES, wire.CODEC_JSON, wire.CODEC_NONE
+    D, E, A = wire.KIND_DATA, wire.KIND_EVENT, wire.KIND_ACK
+    table = [
+        (env(D, B, b"x"), (D, 0, "", b"x")),
+        (env(D, B), (D, 0, "", b"")),
+        (env(D, J, b"1"), "FrameError"),              # the 11-byte UDP kill switch
+        (env(D, N), "FrameError"),
+        (env(D, B, b"x", ack_id=5), "FrameError"),    # DATA carries no ack id
+        (env(E, B, b"\x00", ack_id=3), (E, 3, "ev", b"\x00")),
+        (env(E, J, b'{"a":[1,"\xc3\xbc"]}'), (E, 0, "ev", {"a": [1, "ü"]})),
+        (env(E, N), (E, 0, "ev", None)),
+        (env(E, N, b"x"), "FrameError"),
+        (env(A, B, b"r", ack_id=9), (A, 9, "", b"r")),
+        (env(A, J, b"null", ack_id=9), (A, 9, "", None)),
+        (env(A, N, ack_id=9), (A, 9, "", None)),
+        (env(A, J, b"1", ack_id=0), "FrameError"),    # ack ids start at 1
+        (env(E, 3, b"x"), "FrameError"),              # unknown codec
+        (env(3, B, b"x"), "FrameError"),              # unknown kind
+        (env(255, J, b"1"), "FrameError"),
+        # JSON is UTF-8 text: UTF-16/32 (json.loads would guess them), BOMs, NaN are refused
+        (env(E, J, '"x"'.encode("utf-16")), "FrameError"),
+        (env(E, J, '"x"'.encode("utf-16-le")), "FrameError"),
+        (env(E, J, '"x"'.encode("utf-32")), "FrameError"),
+        (env(E, J, b"\xef\xbb\xbf1"), "FrameError"),
+        (env(E, J, b'"\xff"'), "FrameError"),
+        (env(E, J, b"NaN"), "FrameError"),
+        (env(E, J, b"[-Infinity]"), "FrameError"),
+        (env(E, J, b"[" * 100000), "FrameError"),     # nesting past the recursion limit
+        (env(E, J, b"[" * 100000 + b"]" * 100000), "FrameError"),
+    ]
+    for raw, expected in table:
+        assert verdict(raw) == expected, (raw[:16], expected)
+    # the encoder produces only what the decoder accepts
+    for payload in (b"", b"\x00", None, 0, "ü", {"k": [1.5, True]}):
+        for raw in (wire.encode_event("ev", payload, ack_id=1), wire.encode_ack(1, payload)):
+            assert wire.decode(raw).payload == payload
+    try:
+        wire.encode_event("ev", float("nan"))
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("NaN encoded as JSON")
+
+
+@everywhere
+async def test_udp_odd_envelopes_reported_socket_survives(selenium):
+    """One 11-byte datagram (a DATA envelope with codec JSON) used to close any bound UDP socket
+    without an error event. Each odd envelope is now one FrameError; the socket keeps working."""
+    import asyncio
+    import socketiwa
+    rx = await socketiwa.create_udp(local_address="127.0.0.1")
+    tx = await socketiwa.create_udp(local_address="127.0.0.1")
+    errors, events, closed = [], [], []
+    rx.on("error", errors.append)
+    rx.on("close", lambda: closed.append(1))
+    rx.on("ev", lambda payload, rinfo: events.append(payload))
+    odd = [b"SIW1\x00\x00\x00\x00\x00\x01" + b"1",        # DATA, JSON: 11 bytes
+           b"SIW1\x00\x00\x00\x00\x00\x02",               # DATA, NONE
+           b"SIW1\x00\x00\x00\x00\x07\x00x",              # DATA with an ack id
+           b"SIW1\x02\x00\x00\x00\x00\x01" + b"1",        # ACK of id 0
+           b"SIW1\x01\x00\x00\x00\x00\x01\x02ev" + '"x"'.encode("utf-16"),
+           b"SIW1\x01\x00\x00\x00\x00\x01\x02ev" + b"[" * 50000]
+    for raw in odd:
+        await tx._transport.send(raw, "127.0.0.1", rx.local_port)
+    await tx.emit("ev", "after", port=rx.local_port, address="127.0.0.1")
+    for _ in range(250):
+        if events and len(errors) >= len(odd):
+            break
+        await asyncio.sleep(0.02)
+    assert events == ["after"] and not closed
+    assert len(errors) == len(odd), errors
+    assert all(type(e) is socketiwa.FrameError for e in errors), errors
+    assert sorted(e.data for e in errors) == sorted(odd)
+    assert rx.ready_state == socketiwa.ReadyState.OPEN
+    await tx.send(b"still here", rx.local_port, "127.0.0.1")
+    msg = await rx.receive(timeout=5)
+    assert msg.data == b"still here" and type(msg.data) is bytes
+    await rx.close()
+    await tx.close()
+
+
+@everywhere
+async def test_tcp_data_envelope_is_always_bytes(selenium):
+    """A framed DATA envelope with codec JSON used to reach `message` as an int; now it is a
+    FrameError and `message` only ever sees bytes."""
+    import asyncio
+    import socketiwa
+    from socketiwa import wire
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0)
+    conns, messages, errors = [], [], []
+
+    def on_connection(conn):
+        conns.append(conn)
+        conn.on("message", messages.append)
+        conn.on("error", errors.append)
+    srv.on("connection", on_connection)
+    raw = await socketiwa.create_tcp("127.0.0.1", srv.local_port, framing="raw")
+    await raw.send(wire.frame(b"SIW1\x00\x00\x00\x00\x00\x01" + b"12"))
+    await raw.send(wire.frame(b"SIW1\x00\x00\x00\x00\x00\x02"))
+    await raw.send(wire.frame(b"SIW1\x01\x00\x00\x00\x01\x01\x02ev" + b'"\xff"'))
+    await raw.send(wire.frame(wire.encode_data(b"real")))
+    for _ in range(250):
+        if messages:
+            break
+        await asyncio.sleep(0.02)
+    assert messages == [b"real"], messages
+    assert [type(e) for e in errors] == [socketiwa.FrameError] * 3, errors
+    assert conns[0].ready_state == socketiwa.ReadyState.OPEN
+    await raw.close()
+    await srv.close()
+
+
+async def _blocked_pair(max_queue=1, **client_options):
+    """A client whose peer (a server connection with a tiny receive queue nobody reads) stopped
+    reading: returns (server, conn, client, sends) where the last send in ``sends`` is blocked."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0, max_queue=max_queue)
+    conns = []
+    srv.on("connection", conns.append)
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port, **client_options)
+    chunk = b"b" * (256 * 1024)
+    sends = []
+    for i in range(400):                       # at most 100 MB, far past any buffer
+        task = asyncio.ensure_future(client.send(i.to_bytes(4, "big") + chunk))
+        sends.append(task)
+        done, _ = await asyncio.wait({task}, timeout=0.3)
+        if not done:
+            break
+    else:
+        raise AssertionError("100 MB went to a peer that does not read: no backpressure")
+    while not conns:
+        await asyncio.sleep(0.01)
+    return srv, conns[0], client, sends
+
+
+@everywhere(timeout=90)
+async def test_tcp_close_with_a_blocked_send(selenium):
+    """close() used to wait for the write lock forever while a send was blocked by a peer that
+    does not read. Now: abort() / close(timeout=) return at once, the blocked send raises
+    SocketClosedError, and later sends are refused."""
+    import asyncio
+    import socketiwa
+    for how in ("abort", "close-timeout"):
+        srv, conn, client, sends = await _blocked_pair()
+        blocked = sends[-1]
+        assert not blocked.done()
+        queued = asyncio.ensure_future(client.send(b"queued behind the blocked one"))
+        await asyncio.sleep(0)
+        if how == "abort":
+            await asyncio.wait_for(client.abort(), 10)
+        else:
+            await asyncio.wait_for(client.close(timeout=0.2), 10)
+        assert client.ready_state == socketiwa.ReadyState.CLOSED
+        for task in (blocked, queued):
+            try:
+                await asyncio.wait_for(task, 10)
+            except socketiwa.SocketClosedError:
+                pass
+            else:
+                raise AssertionError(f"{how}: a send that never went out reported success")
+        assert all(t.done() for t in sends)
+        try:
+            await client.send(b"late")
+        except socketiwa.SocketClosedError:
+            pass
+        else:
+            raise AssertionError("send after close accepted")
+        await asyncio.wait_for(srv.close(), 10)
+
+
+@everywhere(timeout=90)
+async def test_tcp_close_flushes_everything_sent_when_the_peer_reads(selenium):
+    """close() with sends still blocked delivers all of them, in order, once the peer reads
+    (within the close timeout); every one of those sends then succeeds."""
+    import asyncio
+    import socketiwa
+    srv, conn, client, sends = await _blocked_pair(close_timeout=60)
+    closing = asyncio.ensure_future(client.close())
+    await asyncio.sleep(0.2)
+    assert not closing.done()                  # waiting for the peer, not giving up
+    for i in range(len(sends)):                # the peer reads now
+        msg = await conn.receive(timeout=20)
+        assert int.from_bytes(msg[:4], "big") == i and len(msg) == 4 + 256 * 1024
+    await asyncio.wait_for(closing, 20)
+    for t in sends:
+        await t                                # no exception: each was delivered
+    try:
+        await conn.receive(timeout=10)         # then the peer sees the end, nothing more
+    except socketiwa.SocketClosedError:
+        pass
+    else:
+        raise AssertionError("data after the last send")
+    await asyncio.wait_for(srv.close(), 10)
+
+
+@everywhere(timeout=60)
+async def test_tcp_close_with_a_full_receive_queue_is_prompt(selenium):
+    """close() on a connection whose receive queue is full used to take 5 s (it waited for the
+    stuck receive loop). Queued messages stay readable after close."""
+    import asyncio
+    import socketiwa
+    srv, conn, client, sends = await _blocked_pair(max_queue=4)
+    assert conn._queue.full()
+    await asyncio.wait_for(conn.close(), 2.5)  # was 5 s: a hang bound, not a speed test
+    assert conn.ready_state == socketiwa.ReadyState.CLOSED
+    got = [m async for m in conn]              # what was queued is still there, then the end
+    assert [int.from_bytes(m[:4], "big") for m in got] == list(range(4))
+    await asyncio.wait_for(client.abort(), 5)
+    await asyncio.wait_for(srv.close(), 10)
+
+
+@everywhere(timeout=90)
+async def test_tcp_slow_async_handler_is_bounded_and_loses_nothing(selenium):
+    """A slow async `message` handler under a flood used to get one task per message (1.2 GB in
+    8 s). In-flight handler tasks are now bounded by max_queue; TCP pushes the sender back and
+    every message is handled, in order."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0, max_queue=8)
+    handled, peak = [], [0]
+
+    def on_connection(conn):
+        async def slow(data):
+            peak[0] = max(peak[0], len(conn._tasks))
+            handled.append(int.from_bytes(data[:4], "big"))
+            await asyncio.sleep(0.01)
+        conn.on("message", slow)
+        conn.on("tick", lambda payload, ack: ack(payload))   # acks count against the bound too
+    srv.on("connection", on_connection)
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    count = 1500
+    for i in range(count):
+        await client.send(i.to_bytes(4, "big") + b"m" * 60)
+    assert await client.emit_with_ack("tick", 7, timeout=30) == 7
+    for _ in range(1000):
+        if len(handled) == count:
+            break
+        await asyncio.sleep(0.02)
+    assert handled == list(range(count))
+    assert 1 <= peak[0] <= 8, peak
+    await client.close()
+    await srv.close()
+
+
+@everywhere(timeout=90)
+async def test_udp_slow_async_handler_is_bounded(selenium):
+    """The same flood over UDP: handler tasks stay within max_queue, datagrams beyond what the
+    socket can take are dropped (as UDP does), and the socket keeps working."""
+    import asyncio
+    import socketiwa
+    rx = await socketiwa.create_udp(local_address="127.0.0.1", max_queue=8)
+    tx = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=rx.local_port)
+    handled, peak = [], [0]
+
+    async def slow(data, rinfo):
+        peak[0] = max(peak[0], len(rx._tasks))
+        handled.append(data)
+        await asyncio.sleep(0.01)
+    rx.on("message", slow)
+    for i in range(3000):
+        await tx.send(i.to_bytes(4, "big") + b"u" * 60)
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    await asyncio.sleep(0.5)
+    assert 1 <= peak[0] <= 8, peak
+    assert 0 < len(handled) <= 3000
+    rx.off("message")
+    await tx.send(b"after")
+    for _ in range(100):                       # drain what is left, then the marker
+        msg = await rx.receive(timeout=10)
+        if msg.data == b"after":
+            break
+    else:
+        raise AssertionError("socket stopped receiving after the flood")
+    await rx.close()
+    await tx.close()
