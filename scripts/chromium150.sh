@@ -23,6 +23,10 @@ if [ "${1:-}" = --check ]; then
 fi
 
 if ! apt-cache show "chromium=$VERSION" >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq >&2 || true   # a fresh machine may have no package lists yet
+fi
+if ! apt-cache show "chromium=$VERSION" >/dev/null 2>&1; then
   echo "chromium150.sh: apt does not list chromium=$VERSION; is bookworm main in your sources? (then: apt-get update)" >&2
   exit 1
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the browser bundle and run the demo end to end in headless Chromium (see scripts/demo.py).
+# Run the demo end to end in headless Chromium (see scripts/demo.py). On a fresh clone it first
+# does the missing setup and the browser build (scripts/ensure_setup.sh; minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || { echo "run scripts/setup.sh first" >&2; exit 1; }
-bash build-wasm.sh
+bash scripts/ensure_setup.sh
 exec scripts/netns.sh .venv/bin/python scripts/demo.py

@@ -5,7 +5,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k udp --runtimes=cpython
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || { echo "run scripts/setup.sh first" >&2; exit 1; }
+bash scripts/ensure_setup.sh || exit 1   # a fresh clone: setup + browser build first (once)
 scripts/netns.sh bash -c '
   set -u
   echo "==> node --test bridge/test (Node Direct Sockets harness)"
