@@ -201,14 +201,23 @@ def test_new_build_run_streams_output_and_exit_code(tmp_path, request):
     assert "received: hello over UDP" in out.stdout
     assert "launching Chromium" in out.stderr and "hello exited with code 0" in out.stderr
 
-    set_main(tmp_path / "hello", "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
-             "if sys.argv[1] == 'raise':\n    raise ValueError('boom')\nsys.exit(int(sys.argv[1]))\n")
+    set_main(tmp_path / "hello", "\n".join([
+        "import sys",
+        "print('to stdout')",
+        "print('to stderr', file=sys.stderr)",
+        "try:",
+        "    input()",                       # no terminal in an IWA: end of file, not a hang
+        "except EOFError:",
+        "    print('stdin: eof')",
+        "if sys.argv[1] == 'raise':",
+        "    raise ValueError('boom')",      # line 9
+        "sys.exit(int(sys.argv[1]))", ""]))
     out = socketiwa("-q", "run", "hello", "--", "7", cwd=tmp_path)
     assert out.returncode == 7
-    assert out.stdout.splitlines() == ["to stdout"] and out.stderr.splitlines() == ["to stderr"]
+    assert out.stdout.splitlines() == ["to stdout", "stdin: eof"] and out.stderr.splitlines() == ["to stderr"]
     out = socketiwa("-q", "run", "hello", "--", "raise", cwd=tmp_path)
     assert out.returncode == 1
-    assert "ValueError: boom" in out.stderr and 'File "/home/pyodide/app/main.py", line 5' in out.stderr
+    assert "ValueError: boom" in out.stderr and 'File "/home/pyodide/app/main.py", line 9' in out.stderr
 
 
 def test_run_signed_bundle_in_chromium150(tmp_path, request):
@@ -250,3 +259,28 @@ def test_doctor_reports_both_chromiums(tmp_path):
         assert re.search(r"ok\s+chromium 150 \(signed\)\s+Chromium 150\..* signed bundles: yes", text), text
     assert "node" in text and "socketiwa tree" in text
     assert out.returncode == (1 if re.search(r"^NO ", text, re.M) else 0)
+
+
+def test_pip_install_gives_the_cli(tmp_path):
+    """`pip install .` (not editable): the console script, py.typed and the starter template are
+    installed; with SOCKETIWA_ROOT it finds the toolkit, without it says so in one line."""
+    site = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                          "--target", str(site), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (site / "socketiwa" / "py.typed").exists()
+    assert (site / "bin" / "socketiwa").exists()
+    env = dict(os.environ, PYTHONPATH=str(site), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("SOCKETIWA_ROOT", None)
+    work = tmp_path / "work"
+    work.mkdir()
+    run = lambda *a, **kw: subprocess.run([sys.executable, str(site / "bin" / "socketiwa"), *a], cwd=work,  # noqa: E731
+                                          env={**env, **kw}, capture_output=True, text=True, timeout=120)
+    new = run("new", "app")
+    assert new.returncode == 0, new.stderr
+    assert {p.name for p in (work / "app").iterdir()} == {"main.py", "pyproject.toml", "icon.png", ".gitignore"}
+    lone = run("-q", "build", "app")
+    assert "set SOCKETIWA_ROOT" in error_line(lone, "build")
+    built = run("-q", "build", "app", SOCKETIWA_ROOT=str(ROOT))
+    assert built.returncode == 0, built.stderr
+    assert "origin:  isolated-app://" in built.stdout

@@ -33,10 +33,12 @@ function keepOutput(stream, text) {
   state.output.push([stream, text]);
   if (state.output.length > OUTPUT_LIMIT) {
     state.output.shift();
-    state.outputDropped = (state.outputDropped || 0) + 1;
+    state.outputDropped += 1;
   }
 }
 const shell = { state, pyodide: null, log, takeOutput: () => state.output.splice(0) };
+// Lines dropped so far because nobody took them in time (see keepOutput).
+state.outputDropped = 0;
 window.socketiwaShell = shell;
 
 async function main() {
@@ -46,6 +48,8 @@ async function main() {
   const { loadPyodide } = await import('/pyodide/pyodide.mjs');
   const pyodide = await loadPyodide({
     indexURL: new URL('/pyodide/', location.href).href,
+    // An IWA has no terminal: input() gets end-of-file instead of a blocking prompt() dialog.
+    stdin: () => null,
     stdout: (s) => { keepOutput('stdout', s); log(s); },
     stderr: (s) => { keepOutput('stderr', s); log(s); },
   });

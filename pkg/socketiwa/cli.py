@@ -46,7 +46,7 @@ def cmd_new(args, report) -> int:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise AppError(f"{name!r} is not usable as an app name (letters, digits, . _ -): pass --name")
     target.mkdir(parents=True, exist_ok=True)
-    for src in sorted(TEMPLATE.iterdir()):
+    for src in sorted(p for p in TEMPLATE.iterdir() if p.is_file()):  # not an installer's __pycache__
         dest = target / (".gitignore" if src.name == "gitignore" else src.name)
         if src.suffix in (".py", ".toml"):
             dest.write_text(src.read_text().replace("__NAME__", name))

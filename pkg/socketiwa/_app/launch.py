@@ -122,7 +122,8 @@ def follow(sess: Session, progress: Progress = lambda m: None, output: Output = 
     last_phase = None
     poll = ("(() => { const s = window.socketiwaShell; if (!s) return null;"
             " return {phase: s.state.phase, detail: s.state.detail, out: s.takeOutput(),"
-            " exit: s.state.exitCode, error: s.state.error}; })()")
+            " exit: s.state.exitCode, error: s.state.error, dropped: s.state.outputDropped}; })()")
+    dropped = 0
     while True:
         try:
             state = sess.cdp.evaluate(sess.session, poll, timeout=10)
@@ -131,6 +132,10 @@ def follow(sess: Session, progress: Progress = lambda m: None, output: Output = 
         except cr.IwaError as e:
             raise AppError(f"lost the app page: {e}") from None
         if state:
+            if state.get("dropped", 0) > dropped:
+                output("stderr", f"[socketiwa: {state['dropped'] - dropped} output lines were dropped "
+                                 "(the page keeps at most 10000 between reads)]")
+                dropped = state["dropped"]
             for stream, text in state["out"]:
                 output(stream, text)
             if state["phase"] != last_phase:

@@ -350,7 +350,11 @@ def runtime_dist(progress: Progress = _quiet) -> Path:
     env = dict(os.environ, SOURCE_DATE_EPOCH="315532800")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import pyodide_dist; "
             "print(pyodide_dist.assemble(sys.argv[2], out=__import__('pathlib').Path(sys.argv[3])))")
-    res = subprocess.run([sys.executable, "-c", code, str(root / "scripts"), PYODIDE_RUNTIME, str(out)],
+    # The tree's own venv has what assembling needs (pyyaml, setuptools for the wheel), also when
+    # this CLI was pip-installed elsewhere.
+    python = root / ".venv" / "bin" / "python"
+    python = python if python.exists() else Path(sys.executable)
+    res = subprocess.run([str(python), "-c", code, str(root / "scripts"), PYODIDE_RUNTIME, str(out)],
                          capture_output=True, text=True, env=env, cwd=root)
     if res.returncode:
         tail = (res.stderr.strip().splitlines() or ["?"])[-1]
