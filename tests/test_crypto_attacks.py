@@ -336,6 +336,7 @@ def build_cases() -> dict[str, Case]:
     add("server name with * never matches", named("*.example.test"), server_name="*.example.test",
         expect=("subject", "ValueError"))
     add("server name with * against an exact SAN", named("*"), server_name="*", expect=("subject", "CertificateError"))
+    add("IDN server name against its xn-- SAN", named("xn--bcher-kva.example"), server_name="bücher.example")
     add("no SAN at all", issue("nosan", root, sans=()).der, expect=("subject", "CertificateError"))
     add("IP server name against DNS SANs", named("leaf.example"), server_name="10.0.0.1",
         expect=("subject", "VerificationError"))
