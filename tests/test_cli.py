@@ -162,6 +162,26 @@ def test_build_resolves_pure_python_dependencies(tmp_path, wheelhouse):
     assert "resolving" not in again.stderr
 
 
+def test_run_with_dependencies(tmp_path, wheelhouse, request):
+    """Downloaded wheels and packages the runtime ships (aioquic, when build-wasm.sh built it)
+    are importable by the program in the IWA."""
+    needs_iwa(request)
+    from runtimes import available_packages, pyodide_dist
+    with_quic = "aioquic" in available_packages(pyodide_dist())
+    assert socketiwa("new", "deps", cwd=tmp_path).returncode == 0
+    meta = tmp_path / "deps" / "pyproject.toml"
+    deps = '["greeting>=1", "aioquic"]' if with_quic else '["greeting>=1"]'
+    meta.write_text(meta.read_text().replace("dependencies = []", f"dependencies = {deps}"))
+    set_main(tmp_path / "deps", "import importlib.util\nfrom greeting import greet\nprint(greet('IWA'))\n"
+             "print('aioquic:', importlib.util.find_spec('aioquic') is not None)\n")
+    out = socketiwa("-q", "run", "deps", cwd=tmp_path, env=wheelhouse)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["hello IWA in teal", f"aioquic: {with_quic}"]
+    if with_quic:
+        app_json = json.loads((tmp_path / "deps" / "build" / "iwa" / "app" / "app.json").read_text())
+        assert app_json["packages"] == ["aioquic"]
+
+
 def test_build_refuses_a_dependency_with_c_extensions(tmp_path, wheelhouse):
     assert socketiwa("new", "native", cwd=tmp_path).returncode == 0
     meta = tmp_path / "native" / "pyproject.toml"
@@ -224,9 +244,16 @@ def test_run_signed_bundle_in_chromium150(tmp_path, request):
     needs_iwa(request)
     if not cr.CHROMIUM150.exists():
         pytest.fail("Chromium 150 is not unpacked: run 'bash scripts/chromium150.sh'")
+    # The newcomer's three commands: new, build (prints the ID), run the signed bundle.
     assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    built = socketiwa("-q", "build", "hello", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    swbn = tmp_path / "hello" / "build" / "hello-0.1.0.swbn"
+    sha = hashlib.sha256(swbn.read_bytes()).hexdigest()
     out = socketiwa("run", "--signed", "hello", "--", "s", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    assert hashlib.sha256(swbn.read_bytes()).hexdigest() == sha     # run rebuilt the same bundle
+    assert "launching Chromium 150" in out.stderr
     assert "installing the signed bundle hello-0.1.0.swbn" in out.stderr
     assert "arguments: ['s']" in out.stdout and "received: hello over UDP" in out.stdout
 
