@@ -8,6 +8,11 @@ Server routes (``start_aioquic_h3_server``):
   GET  /reset            response headers, then RESET_STREAM with code 0x10c
   CONNECT :protocol=echo-tunnel  200; echoes tunnel data (FIN for FIN) and HTTP datagrams
                          (under 100 bytes prefixed with b"echo:")
+  CONNECT :protocol=webtransport /wt  WebTransport: opens a uni stream "server-uni-hello" and a
+                         bidi stream "server-bidi-hello"; echoes datagrams ("echo:" prefix) and
+                         client bidi streams; answers a client uni stream with a new uni stream
+                         "uni-echo:<data>"; the datagram "close-me" closes the session with
+                         (4242, "server-bye"); close capsules it receives go to ``wt_closes``
 """
 from __future__ import annotations
 
@@ -19,11 +24,15 @@ import tempfile
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DatagramReceived, DataReceived, HeadersReceived
+from aioquic.buffer import Buffer, encode_uint_var
+from aioquic.h3.events import (DatagramReceived, DataReceived, HeadersReceived,
+                               WebTransportStreamDataReceived)
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ProtocolNegotiated, StreamReset
 
 RESET_CODE = 0x10C
+CLOSE_WEBTRANSPORT_SESSION = 0x2843
+wt_closes: list[tuple[int, str]] = []   # close capsules the plain server received
 
 
 def _cert_files(certs) -> tuple[str, str]:
@@ -61,7 +70,15 @@ class _PlainH3Server(QuicConnectionProtocol):
             h = dict(ev.headers)
             method, path = h.get(b":method"), h.get(b":path", b"/")
             sid = ev.stream_id
-            if method == b"CONNECT" and h.get(b":protocol") == b"echo-tunnel":
+            if method == b"CONNECT" and h.get(b":protocol") == b"webtransport":
+                self.kind[sid] = "wt"
+                self.wt_uni = {}
+                http.send_headers(sid, [(b":status", b"200"), (b"sec-webtransport-http3-draft", b"draft02")])
+                uni = http.create_webtransport_stream(sid, is_unidirectional=True)
+                self._quic.send_stream_data(uni, b"server-uni-hello", end_stream=True)
+                bidi = http.create_webtransport_stream(sid, is_unidirectional=False)
+                self._quic.send_stream_data(bidi, b"server-bidi-hello", end_stream=True)
+            elif method == b"CONNECT" and h.get(b":protocol") == b"echo-tunnel":
                 self.kind[sid] = "tunnel"
                 http.send_headers(sid, [(b":status", b"200")])
             elif path.startswith(b"/echo"):
@@ -97,8 +114,35 @@ class _PlainH3Server(QuicConnectionProtocol):
                     self._finish_echo(ev.stream_id)
             elif kind == "tunnel":
                 self.http.send_data(ev.stream_id, ev.data, end_stream=ev.stream_ended)
+            elif kind == "wt":
+                buf = Buffer(data=ev.data)
+                while not buf.eof():   # capsules; a whole one per read is enough on loopback
+                    ctype, length = buf.pull_uint_var(), buf.pull_uint_var()
+                    payload = buf.pull_bytes(length)
+                    if ctype == CLOSE_WEBTRANSPORT_SESSION:
+                        wt_closes.append((int.from_bytes(payload[:4], "big"), payload[4:].decode()))
+                if ev.stream_ended:
+                    self._quic.send_stream_data(ev.stream_id, b"", end_stream=True)
+                    self.kind.pop(ev.stream_id, None)
+        elif isinstance(ev, WebTransportStreamDataReceived):
+            if ev.stream_id % 4 == 0:   # client bidi: echo
+                self._quic.send_stream_data(ev.stream_id, ev.data, end_stream=ev.stream_ended)
+            else:
+                self.wt_uni[ev.stream_id] = self.wt_uni.get(ev.stream_id, b"") + ev.data
+                if ev.stream_ended:
+                    out = self.http.create_webtransport_stream(ev.session_id, is_unidirectional=True)
+                    self._quic.send_stream_data(out, b"uni-echo:" + self.wt_uni.pop(ev.stream_id),
+                                                end_stream=True)
         elif isinstance(ev, DatagramReceived):
-            if self.kind.get(ev.stream_id) == "tunnel":
+            if self.kind.get(ev.stream_id) == "wt":
+                if ev.data == b"close-me":
+                    payload = (4242).to_bytes(4, "big") + b"server-bye"
+                    self.http.send_data(ev.stream_id, encode_uint_var(CLOSE_WEBTRANSPORT_SESSION)
+                                        + encode_uint_var(len(payload)) + payload, end_stream=True)
+                    self.kind[ev.stream_id] = "wt-closed"
+                else:
+                    self.http.send_datagram(ev.stream_id, b"echo:" + ev.data)
+            elif self.kind.get(ev.stream_id) == "tunnel":
                 # small ones tagged, large ones as they came (so the largest that fits fits back)
                 self.http.send_datagram(ev.stream_id, b"echo:" + ev.data if len(ev.data) < 100 else ev.data)
 

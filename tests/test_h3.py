@@ -181,7 +181,7 @@ async def test_h3_asgi_server_with_aioquic_client(selenium, aioquic_h3_client, c
         await asyncio.wait_for(done.wait(), 120)
     finally:
         await asyncio.sleep(0.2)   # let the last response and the client's close go out
-        server.close()
+        await server.aclose()
 
 
 @everywhere(timeout=150, packages=H3_PACKAGES)
@@ -287,4 +287,4 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
                 raise AssertionError("oversize datagram accepted")
             tunnel.close()
     finally:
-        server.close()
+        await server.aclose()

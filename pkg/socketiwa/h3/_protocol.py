@@ -22,7 +22,8 @@ from aioquic.h3.connection import H3Connection, Setting
 from aioquic.h3.events import (DatagramReceived, DataReceived, H3Event, HeadersReceived,
                                WebTransportStreamDataReceived)
 from aioquic.quic.events import (ConnectionTerminated, HandshakeCompleted, ProtocolNegotiated,
-                                 QuicEvent, StopSendingReceived, StreamReset)
+                                 QuicEvent, StopSendingReceived, StreamDataReceived,
+                                 StreamReset)
 
 from ..errors import FrameError, InvalidOptionError, MessageTooLargeError, SocketClosedError
 
@@ -268,16 +269,19 @@ class RequestStream:
         if self._release_pending:
             self.protocol.forget(self.stream_id)
 
-    def release(self) -> None:
+    def release(self, stop_sending: bool = True) -> None:
         """The application is done with this stream: forget it once the peer's side has ended
         too (until then late frames must still find it, so trailers are not taken for a new
-        request). Unread request data is refused with STOP_SENDING (RFC 9114 section 4.1)."""
+        request). Unread request data is refused with STOP_SENDING (RFC 9114 section 4.1)
+        unless ``stop_sending`` is False (a closing session waits for the peer's FIN)."""
         if self._body.ended or self._body.error is not None:
             self.protocol.forget(self.stream_id)
             return
         self._release_pending = True
         self._body.chunks.clear()
         self._body.size = 0
+        if not stop_sending:
+            return
         try:
             self.protocol._quic.stop_stream(self.stream_id, H3_NO_ERROR)
             self.protocol.transmit()
@@ -532,6 +536,11 @@ class H3Protocol(QuicConnectionProtocol):
             self._start_http()
         elif isinstance(event, HandshakeCompleted):
             self.handshake = event
+        elif isinstance(event, StreamDataReceived) and event.stream_id in self.wt_streams:
+            # A WebTransport stream past its header is raw bytes: aioquic's HTTP/3 parser
+            # would misread replies on a bidirectional stream we opened (they carry no header).
+            self.wt_streams[event.stream_id]._received(event.data, event.end_stream)
+            return
         if self.http is not None:
             for h3_event in self.http.handle_event(event):
                 self.h3_event_received(h3_event)

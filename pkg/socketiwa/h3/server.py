@@ -189,8 +189,8 @@ class H3ServerProtocol(H3Protocol):
         method = header_value(headers, ":method")
         protocol = header_value(headers, ":protocol")
         if method == "CONNECT" and protocol == "webtransport":
-            from .webtransport import serve_session
-            self._spawn(serve_session(self, stream, headers, self.webtransport_handler))
+            from .webtransport import WebTransportSession, serve_session
+            self._spawn(serve_session(WebTransportSession(self, stream, headers), self.webtransport_handler))
         elif method == "CONNECT" and protocol == "websocket":
             from .websocket import serve_websocket
             self._spawn(serve_websocket(self, stream, build_scope(self, stream, headers, "websocket"), self.app))
@@ -218,7 +218,17 @@ class H3Server:
         return list(set(self.quic_server._protocols.values()))
 
     def close(self) -> None:
+        """Stop listening and drop every connection (aioquic's QuicServer.close)."""
         self.quic_server.close()
+
+    async def aclose(self, error_code: int = 0x100, reason: str = "server closing") -> None:
+        """Close every connection with CONNECTION_CLOSE (H3_NO_ERROR), then stop listening,
+        letting the socket's asynchronous close run."""
+        for protocol in self.connections:
+            protocol.close(error_code=error_code, reason_phrase=reason)
+        self.quic_server.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
 
 
 async def serve(host: str, port: int, *, configuration, app: ASGIApp | None = None,
