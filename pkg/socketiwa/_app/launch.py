@@ -132,16 +132,16 @@ def follow(sess: Session, progress: Progress = lambda m: None, output: Output = 
         except cr.IwaError as e:
             raise AppError(f"lost the app page: {e}") from None
         if state:
+            if state["phase"] != last_phase:
+                last_phase = state["phase"]
+                if last_phase in ("loading", "running"):
+                    progress(f"{last_phase} {state['detail']}".strip())
             if state.get("dropped", 0) > dropped:
                 output("stderr", f"[socketiwa: {state['dropped'] - dropped} output lines were dropped "
                                  "(the page keeps at most 10000 between reads)]")
                 dropped = state["dropped"]
             for stream, text in state["out"]:
                 output(stream, text)
-            if state["phase"] != last_phase:
-                last_phase = state["phase"]
-                if last_phase in ("loading", "running"):
-                    progress(f"{last_phase} {state['detail']}".strip())
             if state["exit"] is not None:
                 return int(state["exit"])
             if state["phase"] == "error":

@@ -346,6 +346,18 @@ def runtime_dist(progress: Progress = _quiet) -> Path:
     if not (root / "node_modules" / "pyodide" / "pyodide.asm.wasm").exists():
         raise AppError(f"no Pyodide runtime in {root}/node_modules: run 'bash scripts/setup.sh'")
     out = cache_dir() / f"app-runtime-{PYODIDE_RUNTIME}"
+    # Reassemble only when an input changed: socketiwa's sources, the Pyodide runtime, the wheels.
+    inputs = [p for p in sorted((root / "pkg").rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    inputs += [root / "pyproject.toml", root / "node_modules" / "pyodide" / "pyodide-lock.json"]
+    inputs += sorted((root / "dist" / "wasm" / "wheels").glob("*.whl"))
+    inputs += sorted((cache_dir() / "pyodide-pure-wheels").glob("*.whl"))
+    digest = hashlib.sha256()
+    for p in inputs:
+        digest.update(str(p).encode() + b"\0" + _sha256(p).encode() + b"\0")
+    key = digest.hexdigest()
+    stamp = out / ".inputs-sha256"
+    if stamp.exists() and stamp.read_text() == key and (out / "pyodide-lock.json").exists():
+        return out
     progress("assembling the Pyodide runtime and the socketiwa wheel")
     env = dict(os.environ, SOURCE_DATE_EPOCH="315532800")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import pyodide_dist; "
@@ -359,6 +371,7 @@ def runtime_dist(progress: Progress = _quiet) -> Path:
     if res.returncode:
         tail = (res.stderr.strip().splitlines() or ["?"])[-1]
         raise AppError(f"assembling the Pyodide runtime failed: {tail} (run 'bash scripts/setup.sh')")
+    stamp.write_text(key)
     return out
 
 
