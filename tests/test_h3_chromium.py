@@ -1,0 +1,134 @@
+"""Chromium 156's own HTTP/3 stack (navigation and fetch, forced onto QUIC with
+--origin-to-force-quic-on and the certificate trusted by SPKI hash) against the socketiwa
+HTTP/3 server (an ASGI app) on CPython; ``nextHopProtocol == "h3"`` asserted in the page."""
+import hashlib
+
+import pytest
+
+import chromium_clients
+import quic_peers
+
+FETCH_PROBE = r"""
+async (base) => {
+  const out = {};
+  const entry = (url) => performance.getEntriesByName(url)[0];
+  const nav = performance.getEntriesByType('navigation')[0];
+  out.navigationProtocol = nav && nav.nextHopProtocol;
+  out.title = document.title;
+  // a body of 2 MB, by content and protocol
+  let url = base + '/bytes?n=2000000';
+  let t = performance.now();
+  let r = await fetch(url, {cache: 'no-store'});
+  const buf = new Uint8Array(await r.arrayBuffer());
+  out.bytes = {status: r.status, length: buf.length, ms: performance.now() - t,
+               protocol: entry(url).nextHopProtocol,
+               digest: Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)))
+                 .map(b => b.toString(16).padStart(2, '0')).join('')};
+  // an upload, echoed, with a request header the app answers
+  url = base + '/echo';
+  r = await fetch(url, {method: 'POST', body: 'x'.repeat(300000), headers: {'x-probe': 'yes'}});
+  const text = await r.text();
+  out.echo = {status: r.status, length: text.length, ok: text === 'x'.repeat(300000),
+              probe: r.headers.get('x-probe-seen'), protocol: entry(url).nextHopProtocol};
+  // many at once
+  const urls = Array.from({length: 10}, (_, i) => base + '/hello/' + i);
+  const texts = await Promise.all(urls.map(u => fetch(u).then(r => r.text())));
+  out.parallel = {ok: texts.every((x, i) => x === 'hello /hello/' + i),
+                  protocols: [...new Set(urls.map(u => entry(u).nextHopProtocol))]};
+  // an error status passes through
+  r = await fetch(base + '/missing');
+  out.missing = r.status;
+  return out;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser_cert():
+    return chromium_clients.make_browser_cert()
+
+
+@pytest.fixture
+def h3_site(browser_cert):
+    """The socketiwa HTTP/3 server (CPython) with a small site; yields (port, requests seen)."""
+    from socketiwa import h3
+    seen = []
+    lt = quic_peers.LoopThread()
+
+    async def app(scope, receive, send):
+        headers = dict(scope["headers"])
+        seen.append((scope["method"], scope["path"], scope["http_version"],
+                     headers.get(b"user-agent", b"").decode()))
+        path = scope["path"]
+        cors = [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")]
+        if path == "/page.html":
+            body = b"<!doctype html><title>served over h3 by socketiwa</title><p>hello"
+            ctype = b"text/html; charset=utf-8"
+        elif path == "/bytes":
+            n = int(scope["query_string"].decode().split("=")[1])
+            body = bytes(i % 251 for i in range(n))
+            ctype = b"application/octet-stream"
+        elif path == "/echo":
+            body = b""
+            more = True
+            while more:
+                m = await receive()
+                body += m["body"]
+                more = m["more_body"]
+            ctype = b"text/plain"
+            cors.append((b"x-probe-seen", headers.get(b"x-probe", b"-")))
+        elif path.startswith("/hello/"):
+            body, ctype = b"hello " + path.encode(), b"text/plain"
+        else:
+            await send({"type": "http.response.start", "status": 404, "headers": cors})
+            await send({"type": "http.response.body", "body": b"not here"})
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                                (b"cache-control", b"no-store")] + cors})
+        # in pieces, so the response really streams
+        for i in range(0, len(body), 65536):
+            await send({"type": "http.response.body", "body": body[i:i + 65536],
+                        "more_body": i + 65536 < len(body)})
+        if not body:
+            await send({"type": "http.response.body", "body": b""})
+
+    config = h3.server_configuration(browser_cert["cert"], browser_cert["key"])
+
+    async def start():
+        return await h3.serve("127.0.0.1", 0, configuration=config, app=app)
+    server = lt.run(start())
+    yield server.port, seen
+    lt.run(server.aclose())
+    lt.stop()
+
+
+def test_chromium_fetch_and_navigation_over_h3(h3_site, browser_cert):
+    port, seen = h3_site
+    base = f"https://127.0.0.1:{port}"
+    flags = chromium_clients.force_quic_flags(port, browser_cert["spki_sha256_b64"])
+    with chromium_clients.browser(flags) as b:
+        page = b.open(base + "/page.html")        # navigation over h3
+        same_origin = b.run(page, FETCH_PROBE, base, timeout=60)
+        other = b.open()                          # the plain http page: cross-origin fetches
+        cross = b.run(other, "async (u) => { const r = await fetch(u); const t = await r.text();"
+                             " return [r.status, t, performance.getEntriesByName(u)[0].nextHopProtocol]; }",
+                      base + "/hello/x", timeout=30)
+        console = b.console[-10:]
+    print("same origin:", same_origin, "\ncross origin:", cross)
+    assert same_origin["navigationProtocol"] == "h3", (same_origin, console)
+    assert same_origin["title"] == "served over h3 by socketiwa"
+    expected = hashlib.sha256(bytes(i % 251 for i in range(2000000))).hexdigest()
+    assert same_origin["bytes"]["status"] == 200 and same_origin["bytes"]["length"] == 2000000
+    assert same_origin["bytes"]["digest"] == expected
+    assert same_origin["bytes"]["protocol"] == "h3"
+    assert same_origin["echo"] == {"status": 200, "length": 300000, "ok": True, "probe": "yes",
+                                   "protocol": "h3"}
+    assert same_origin["parallel"] == {"ok": True, "protocols": ["h3"]}
+    assert same_origin["missing"] == 404
+    assert cross == [200, "hello /hello/x", "h3"]
+    # the server saw Chromium, over HTTP/3
+    assert {v for _, _, v, _ in seen} == {"3"}
+    assert all("Chrome/" in ua for *_, ua in seen)
+    print(f"2 MB fetch: {same_origin['bytes']['ms']:.1f} ms "
+          f"({2 / (same_origin['bytes']['ms'] / 1000):.1f} MB/s)")
