@@ -19,7 +19,7 @@ What each kind x codec combination means (anything else is a FrameError):
 A DATA envelope is a plain message, so it always carries bytes: ``message`` handlers and
 ``receive()`` get ``bytes`` and nothing else. JSON bodies are RFC 8259 JSON text in UTF-8: no byte
 order mark, no UTF-16/32, no ``NaN``/``Infinity`` (JavaScript's ``JSON.parse`` refuses them too),
-nesting within the interpreter's recursion limit. A NONE body must be empty. Unknown kinds and codecs are
+nesting at most ``MAX_JSON_DEPTH`` (256) arrays/objects deep. A NONE body must be empty. Unknown kinds and codecs are
 FrameErrors, so a newer peer's envelope is reported, never misread.
 
 UDP carries exactly one envelope per datagram; plain ``send(data)`` datagrams travel raw (no
@@ -29,6 +29,7 @@ frames, each ``u32 length`` + envelope, so messages the network splits or merges
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,11 @@ _HEAD = struct.Struct("!4sBIB")  # magic, kind, ack_id, codec
 _LEN = struct.Struct("!I")
 HEADER_SIZE = _HEAD.size
 DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
+# Deeper JSON is refused before parsing: json.loads recurses per level, and in Pyodide a few
+# thousand levels overflow the WebAssembly stack (a fatal error, not a RecursionError).
+MAX_JSON_DEPTH = 256
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # Payload encodings are chosen by type so bytes never pay for JSON.
 _NO_PAYLOAD = object()
 
@@ -60,8 +66,9 @@ def _encode_payload(payload: Any) -> tuple[int, bytes]:
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return CODEC_BYTES, bytes(payload)
     try:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return CODEC_JSON, body.encode()
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        _check_json_depth(body)  # never send what a receiver must refuse
+        return CODEC_JSON, body
     except (TypeError, ValueError, RecursionError) as e:
         raise TypeError(f"event payload must be bytes or JSON-serialisable: {e}") from None
 
@@ -97,9 +104,28 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _check_json_depth(body: bytes) -> None:
+    """Raise ValueError if ``body`` nests deeper than MAX_JSON_DEPTH (or its brackets cannot
+    balance, which json.loads would refuse anyway, after recursing as deep as they go)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return                                   # the common case: cannot be too deep
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    # Each pass removes the innermost level of every branch; C-speed, passes <= depth.
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return
+        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if len(shorter) == len(brackets):
+            raise ValueError("unbalanced brackets")
+        brackets = shorter
+    if brackets:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH}")
+
+
 def _decode_json(body: bytes) -> Any:
     # json.loads(bytes) guesses UTF-16/32; the format says UTF-8, so decode strictly first. A BOM
     # then fails in json.loads ("Unexpected UTF-8 BOM"), as do NaN/Infinity via parse_constant.
+    _check_json_depth(body)
     text = body.decode("utf-8")
     return json.loads(text, parse_constant=_reject_constant)
 
