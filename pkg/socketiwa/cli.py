@@ -19,8 +19,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import SocketIwaError
+
+if TYPE_CHECKING:
+    from ._app.project import BuildResult
 
 TEMPLATE = Path(__file__).resolve().parent / "_app" / "template"
 
@@ -38,7 +42,7 @@ class Reporter:
             print(f"[{time.monotonic() - self.t0:5.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-def cmd_new(args, report) -> int:
+def cmd_new(args: argparse.Namespace, report: Reporter) -> int:
     from ._app.project import AppError, canonical
     target = Path(args.dir)
     if target.exists() and any(target.iterdir()):
@@ -58,19 +62,19 @@ def cmd_new(args, report) -> int:
     return 0
 
 
-def _build(args, report, sign: bool = True):
+def _build(args: argparse.Namespace, report: Reporter, sign: bool = True) -> "BuildResult":
     from ._app import project
     key = Path(args.key).expanduser() if getattr(args, "key", None) else None
     return project.build(Path(args.dir), key=key, sign=sign, progress=report)
 
 
-def cmd_build(args, report) -> int:
+def cmd_build(args: argparse.Namespace, report: Reporter) -> int:
     res = _build(args, report, sign=not args.no_sign)
     report(f"built in {res.seconds:.1f}s")
     print(f"app:     {res.app.name} {res.app.version}")
     print(f"dev:     {res.dev_dir}")
     if res.swbn:
-        print(f"bundle:  {res.swbn} ({res.bytes / 1e6:.1f} MB, sha256 {res.sha256})")
+        print(f"bundle:  {res.swbn} ({(res.bytes or 0) / 1e6:.1f} MB, sha256 {res.sha256})")
         print(f"id:      {res.id}")
         print(f"origin:  {res.origin}")
         print(f"key:     {res.key_path}")
@@ -79,20 +83,20 @@ def cmd_build(args, report) -> int:
     return 0
 
 
-def cmd_run(args, report) -> int:
-    from ._app import launch
+def cmd_run(args: argparse.Namespace, report: Reporter) -> int:
+    from ._app import launch, project
     how = "policy" if args.policy else "signed" if args.signed else "dev"
     res = _build(args, report, sign=how != "dev")
     report(f"built in {res.seconds:.1f}s")
     if args.headed and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise launch.AppError("--headed needs a display (DISPLAY or WAYLAND_DISPLAY is not set): drop --headed")
+        raise project.AppError("--headed needs a display (DISPLAY or WAYLAND_DISPLAY is not set): drop --headed")
     code = launch.run(res, argv=args.args, how=how, chromium=args.chromium, headed=args.headed,
                       timeout=args.timeout, progress=report)
     report(f"{res.app.name} exited with code {code}")
     return code
 
 
-def cmd_doctor(args, report) -> int:
+def cmd_doctor(args: argparse.Namespace, report: Reporter) -> int:
     from ._app import chromium as cr
     from ._app import project
     ok = True
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     # On SIGTERM unwind like Ctrl-C does, so the Chromium we started is closed on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        return args.func(args, report)
+        code: int = args.func(args, report)
+        return code
     except SocketIwaError as e:
         print(f"socketiwa {args.command}: error: {e}", file=sys.stderr)
         return 2

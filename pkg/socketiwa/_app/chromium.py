@@ -23,7 +23,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
+
+StrPath = Union[str, "os.PathLike[str]"]
 
 SYSTEM_CHROMIUM = "/usr/lib/chromium/chromium"
 CACHE = Path(os.environ.get("SOCKETIWA_CACHE", Path.home() / ".cache" / "socketiwa"))
@@ -57,12 +59,12 @@ def default_chromium() -> str:
     return os.environ.get("SOCKETIWA_CHROMIUM", SYSTEM_CHROMIUM)
 
 
-def chromium_version(binary: str | os.PathLike) -> str:
+def chromium_version(binary: StrPath) -> str:
     out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
     return (out.stdout or out.stderr).strip()
 
 
-def has_bundle_parser(binary: str | os.PathLike) -> bool:
+def has_bundle_parser(binary: StrPath) -> bool:
     """Whether this Chromium binary can open Signed Web Bundles (Debian's 156 cannot).
 
     Looks for a message of the parser in the binary: cheap, and the only sign short of a
@@ -84,10 +86,10 @@ def dev_proxy_bundle_id() -> str:
 
 
 class _StaticHandler(http.server.SimpleHTTPRequestHandler):
-    def guess_type(self, path):
+    def guess_type(self, path: StrPath) -> str:
         return MIME.get(Path(path).suffix.lower(), "application/octet-stream")
 
-    def log_message(self, *args):
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -102,19 +104,21 @@ def serve_dir(directory: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
 class CDP:
     """A DevTools protocol client over --remote-debugging-pipe (fds 3/4, NUL-framed JSON)."""
 
-    def __init__(self, proc: subprocess.Popen, to_browser: int, from_browser: int, log_path: Path | None = None):
+    def __init__(self, proc: "subprocess.Popen[bytes]", to_browser: int, from_browser: int,
+                 log_path: Path | None = None):
         self.proc = proc
         self.log_path = log_path
         self._out = os.fdopen(to_browser, "wb", buffering=0)
         self._in = os.fdopen(from_browser, "rb", buffering=0)
         self._next_id = 0
         self._lock = threading.Lock()
-        self._waiters: dict[int, tuple[threading.Event, list]] = {}
+        self._waiters: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self.product = ""
         self.console: list[str] = []
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
 
-    def _read_loop(self):
+    def _read_loop(self) -> None:
         buf = b""
         while True:
             try:
@@ -131,7 +135,7 @@ class CDP:
             box.append({"error": {"message": "browser exited"}})
             event.set()
 
-    def _dispatch(self, msg: dict):
+    def _dispatch(self, msg: dict[str, Any]) -> None:
         if "id" in msg:
             waiter = self._waiters.pop(msg["id"], None)
             if waiter:
@@ -149,12 +153,12 @@ class CDP:
             e = params.get("entry", {})
             self.console.append(f"[log.{e.get('level')}] {e.get('text')} {e.get('url', '')}")
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 30) -> dict:
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
+             timeout: float = 30) -> dict[str, Any]:
         with self._lock:
             self._next_id += 1
             msg_id = self._next_id
-            event, box = threading.Event(), []
+            event, box = threading.Event(), []  # type: tuple[threading.Event, list[dict[str, Any]]]
             self._waiters[msg_id] = (event, box)
             msg = {"id": msg_id, "method": method, "params": params or {}}
             if session:
@@ -170,7 +174,8 @@ class CDP:
         reply = box[0]
         if "error" in reply:
             raise IwaError(f"CDP {method} failed: {reply['error'].get('message')}")
-        return reply.get("result", {})
+        result: dict[str, Any] = reply.get("result", {})
+        return result
 
     def _log_hint(self) -> str:
         return f" (its log: {self.log_path})" if self.log_path else ""
@@ -193,7 +198,7 @@ class CDP:
         self.send("Log.enable", session=session)
         return target, session
 
-    def close(self):
+    def close(self) -> None:
         try:
             self._out.close()
         except OSError:
@@ -204,7 +209,7 @@ class JsError(IwaError):
     """JavaScript evaluated in the page threw."""
 
 
-def launch_chromium(profile: Path, binary: str | os.PathLike | None = None,
+def launch_chromium(profile: Path, binary: StrPath | None = None,
                     flags: list[str] | None = None, prefix: list[str] | None = None,
                     env: dict[str, str] | None = None, url: str = "about:blank",
                     headless: bool = True) -> CDP:
@@ -278,7 +283,7 @@ def wait_startup_complete(cdp: CDP, timeout: float = 60) -> float:
     raise IwaError(f"Chromium did not reach 'startup complete' within {timeout} s")
 
 
-def grant(cdp: CDP, origin: str, grants=DEFAULT_GRANTS) -> None:
+def grant(cdp: CDP, origin: str, grants: "tuple[str, ...] | list[str]" = DEFAULT_GRANTS) -> None:
     # One call: grantPermissions denies everything it is not given.
     cdp.send("Browser.grantPermissions", {"origin": origin, "permissions": list(grants)})
 
@@ -336,7 +341,7 @@ def write_key_distribution_component(user_data_dir: Path, bundle_ids: list[str],
     return d
 
 
-def policy_prefix(work: Path, policy: dict) -> list[str]:
+def policy_prefix(work: Path, policy: dict[str, Any]) -> list[str]:
     """A command prefix that runs Chromium with ``policy`` as its managed policy.
 
     Chromium reads managed policy only from /etc/chromium/policies/managed; the prefix gives the
@@ -357,7 +362,7 @@ def policy_prefix(work: Path, policy: dict) -> list[str]:
 
 
 def policy_force_install(work: Path, swbn: Path, bundle_id: str, version: str,
-                         binary: str | os.PathLike, timeout: float = 120) -> tuple[CDP, str, dict]:
+                         binary: StrPath, timeout: float = 120) -> tuple[CDP, str, dict[str, float]]:
     """Launch Chromium with an IsolatedWebAppInstallForceList policy for this bundle and wait
     until it is installed. The update manifest and bundle are served from 127.0.0.1 only for the
     install: the server is stopped before this returns. Returns (cdp, origin, timings)."""
@@ -415,7 +420,7 @@ def open_app(cdp: CDP, origin: str, path: str = "/index.html", policy_installed:
                 cdp.send("Runtime.enable", session=session)
                 cdp.send("Log.enable", session=session)
                 cdp.evaluate(session, "1", timeout=5)
-                return session
+                return str(session)
             except IwaError:
                 pass  # the launched tab may be moved into an app window: attach again
         time.sleep(0.25)

@@ -29,7 +29,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import SocketIwaError
 
@@ -96,7 +96,7 @@ class App:
     icon: Path
     permissions: list[str]
     entry: str = "main.py"
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -127,7 +127,7 @@ class App:
     def grants(self) -> list[str]:
         return [GRANTS[p] for p in self.permissions if p in GRANTS]
 
-    def manifest(self, icon_size: tuple[int, int]) -> dict:
+    def manifest(self, icon_size: tuple[int, int]) -> dict[str, Any]:
         policy = {"cross-origin-isolated": ["self"]}
         for p in self.permissions:
             policy[p] = ["self"]
@@ -239,7 +239,8 @@ def resolve(app: App, runtime: Path, progress: Progress = _quiet) -> Resolved:
     using (and writing) socketiwa.lock so a rebuild uses the same wheels."""
     lock_entries = json.loads((runtime / "pyodide-lock.json").read_text())["packages"]
     runtime_packages = {canonical(n) for n in lock_entries}
-    from_runtime, to_fetch = [], []
+    from_runtime: list[str] = []
+    to_fetch: list[str] = []
     for req in app.dependencies:
         name = _requirement_name(req)
         (from_runtime if name in runtime_packages else to_fetch).append(req)

@@ -14,7 +14,7 @@ async def main() -> int:
     # Two UDP sockets on loopback talking to each other.
     receiver = await socketiwa.create_udp(local_address="127.0.0.1")
     arrived = asyncio.get_running_loop().create_future()
-    receiver.on("message", lambda data, rinfo: arrived.done() or arrived.set_result(data))
+    receiver.on("message", lambda data, rinfo: None if arrived.done() else arrived.set_result(data))
     sender = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=receiver.local_port)
     await sender.send(b"hello over UDP")
     print("received:", (await asyncio.wait_for(arrived, 10)).decode())
