@@ -30,6 +30,9 @@ RUNTIME_FILES = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wa
                  "python_stdlib.zip", "pyodide-lock.json")
 # Pure-Python wheels the test harness uses inside Pyodide, at the versions Pyodide's lock lists.
 TEST_PACKAGES = ("pytest", "pluggy", "iniconfig", "packaging", "pygments", "tblib")
+# Pure-Python wheels socketiwa's optional features load in Pyodide (WebSocket over HTTP/3:
+# wsproto), pinned as in requirements-dev.txt: name -> (version, run-time dependencies).
+RUNTIME_WHEELS = {"wsproto": ("1.3.2", ["h11"]), "h11": ("0.16.0", [])}
 
 
 def runtime_dir(version: str = "314") -> Path:
@@ -49,6 +52,7 @@ def lock_versions(src: Path) -> dict[str, str]:
 def download(src: Path) -> None:
     WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
     pins = [f"{n}=={v}" for n, v in lock_versions(src).items()]
+    pins += [f"{n}=={v}" for n, (v, _) in RUNTIME_WHEELS.items()]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                     "--platform", "any", "--python-version", "3.14", "-d", str(WHEEL_CACHE), *pins],
                    check=True)
@@ -115,6 +119,12 @@ def assemble(version: str = "314", out: Path | None = None, wheels: Path | None 
         packages[name] = wheel_entry(out / found[0].name, deps)
     if not all(n in packages for n in ("pytest", "pluggy", "iniconfig", "packaging", "pygments")):
         packages.pop("pytest", None)  # incomplete set: better no pytest than a broken one
+
+    for name, (ver, deps) in RUNTIME_WHEELS.items():
+        found = list(WHEEL_CACHE.glob(f"{name}-{ver}-*.whl"))
+        if found:  # not downloaded yet: features needing it skip in Pyodide
+            shutil.copy2(found[0], out / found[0].name)
+            packages[name] = wheel_entry(out / found[0].name, deps)
 
     built = wheels or ROOT / "dist" / "wasm" / ("wheels" if version == "314" else f"wheels-{version}")
     depends = recipe_depends()

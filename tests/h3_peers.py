@@ -13,6 +13,9 @@ Server routes (``start_aioquic_h3_server``):
                          client bidi streams; answers a client uni stream with a new uni stream
                          "uni-echo:<data>"; the datagram "close-me" closes the session with
                          (4242, "server-bye"); close capsules it receives go to ``wt_closes``
+  CONNECT :protocol=websocket /ws  RFC 9220 WebSocket (frames by wsproto): echoes text and
+                         binary messages, answers pings, the text "close-me" closes with
+                         (4001, "server-bye"); answers sec-websocket-key with -accept
 """
 from __future__ import annotations
 
@@ -78,6 +81,17 @@ class _PlainH3Server(QuicConnectionProtocol):
                 self._quic.send_stream_data(uni, b"server-uni-hello", end_stream=True)
                 bidi = http.create_webtransport_stream(sid, is_unidirectional=False)
                 self._quic.send_stream_data(bidi, b"server-bidi-hello", end_stream=True)
+            elif method == b"CONNECT" and h.get(b":protocol") == b"websocket":
+                import wsproto
+                self.kind[sid] = "ws"
+                self.ws = getattr(self, "ws", {})
+                self.ws[sid] = wsproto.Connection(wsproto.ConnectionType.SERVER)
+                headers = [(b":status", b"200")]
+                if b"sec-websocket-key" in h:
+                    import base64
+                    headers.append((b"sec-websocket-accept", base64.b64encode(hashlib.sha1(
+                        h[b"sec-websocket-key"] + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())))
+                http.send_headers(sid, headers)
             elif method == b"CONNECT" and h.get(b":protocol") == b"echo-tunnel":
                 self.kind[sid] = "tunnel"
                 http.send_headers(sid, [(b":status", b"200")])
@@ -114,6 +128,8 @@ class _PlainH3Server(QuicConnectionProtocol):
                     self._finish_echo(ev.stream_id)
             elif kind == "tunnel":
                 self.http.send_data(ev.stream_id, ev.data, end_stream=ev.stream_ended)
+            elif kind == "ws":
+                self._ws_data(ev.stream_id, ev.data, ev.stream_ended)
             elif kind == "wt":
                 buf = Buffer(data=ev.data)
                 while not buf.eof():   # capsules; a whole one per read is enough on loopback
@@ -145,6 +161,30 @@ class _PlainH3Server(QuicConnectionProtocol):
             elif self.kind.get(ev.stream_id) == "tunnel":
                 # small ones tagged, large ones as they came (so the largest that fits fits back)
                 self.http.send_datagram(ev.stream_id, b"echo:" + ev.data if len(ev.data) < 100 else ev.data)
+
+    def _ws_data(self, sid, data, ended):
+        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+        conn = self.ws[sid]
+        conn.receive_data(data)
+        out = b""
+        for e in conn.events():
+            if isinstance(e, TextMessage):
+                if e.data == "close-me":
+                    out += conn.send(CloseConnection(code=4001, reason="server-bye"))
+                else:
+                    out += conn.send(TextMessage(data=e.data, message_finished=e.message_finished))
+            elif isinstance(e, BytesMessage):
+                out += conn.send(BytesMessage(data=e.data, message_finished=e.message_finished))
+            elif isinstance(e, Ping):
+                out += conn.send(e.response())
+            elif isinstance(e, CloseConnection):
+                if conn.state.name == "REMOTE_CLOSING":
+                    out += conn.send(e.response())
+                self.http.send_data(sid, out, end_stream=True)
+                self.kind.pop(sid, None)
+                return
+        if out:
+            self.http.send_data(sid, out, end_stream=False)
 
     def _finish_echo(self, sid):
         h, n = self.sha.pop(sid)
