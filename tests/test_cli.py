@@ -311,3 +311,21 @@ def test_pip_install_gives_the_cli(tmp_path):
     built = run("-q", "build", "app", SOCKETIWA_ROOT=str(ROOT))
     assert built.returncode == 0, built.stderr
     assert "origin:  isolated-app://" in built.stdout
+
+
+def test_build_packs_the_app_code(tmp_path):
+    """The code zip holds the app's files (subpackages and data included), not its build output,
+    caches or virtualenvs, with fixed timestamps."""
+    assert socketiwa("new", "packed", cwd=tmp_path).returncode == 0
+    app = tmp_path / "packed"
+    for rel in ("mylib/__init__.py", "mylib/build/steps.py", "data/table.csv", ".venv/lib/x.py",
+                "mylib/__pycache__/x.cpython-311.pyc", "build/old.txt"):
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text("x = 1\n")
+    out = socketiwa("-q", "build", "packed", "--no-sign", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    with zipfile.ZipFile(app / "build" / "iwa" / "app" / "code.zip") as zf:
+        assert sorted(zf.namelist()) == ["data/table.csv", "icon.png", "main.py", "mylib/__init__.py",
+                                         "mylib/build/steps.py", "pyproject.toml"]
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert not (app / "build" / "packed-0.1.0.swbn").exists()     # --no-sign: dev folder only

@@ -41,8 +41,9 @@ PERMISSIONS = ("direct-sockets", "direct-sockets-multicast", "local-network", "l
 NETWORK_PERMISSIONS = ("local-network", "loopback-network")
 # Browser permissions granted at install by `socketiwa run` for each manifest permission.
 GRANTS = {"local-network": "localNetwork", "loopback-network": "loopbackNetwork"}
-EXCLUDED_DIRS = {"build", "__pycache__", ".git", ".venv", "venv", "node_modules", ".mypy_cache",
-                 ".pytest_cache", ".ruff_cache"}
+# Not app code: anywhere in the tree, and at its top the build output.
+EXCLUDED_DIRS = {"__pycache__", "venv", "node_modules"}
+EXCLUDED_TOP_DIRS = {"build"}
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -303,7 +304,9 @@ def resolve(app: App, runtime: Path, progress: Progress = _quiet) -> Resolved:
 def code_files(app: App) -> list[Path]:
     files = []
     for dirpath, dirnames, filenames in os.walk(app.root):
-        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS and not d.startswith("."))
+        top = Path(dirpath) == app.root
+        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS and not d.startswith(".")
+                             and not (top and d in EXCLUDED_TOP_DIRS))
         for name in sorted(filenames):
             if name.startswith(".") or name.endswith((".pyc", ".swbn")) or name == "socketiwa.lock":
                 continue
