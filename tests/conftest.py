@@ -18,6 +18,8 @@ from runtimes import ALL_RUNTIMES, available_packages, pyodide_dist, start_node_
 def pytest_addoption(parser):
     parser.addoption("--runtimes", default=os.environ.get("SOCKETIWA_RUNTIMES", "cpython,node,iwa"),
                      help=f"comma-separated runtimes for @everywhere tests: {','.join(ALL_RUNTIMES)}")
+    parser.addoption("--deep", action="store_true", default=False,
+                     help="long runs of the property-based tests (20x the examples)")
 
 
 def pytest_configure(config):

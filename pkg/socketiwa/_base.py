@@ -7,7 +7,7 @@ import itertools
 from typing import Any, NamedTuple
 
 from . import wire
-from .errors import AckTimeoutError, BackpressureError, SocketClosedError
+from .errors import AckTimeoutError, BackpressureError, FrameError, SocketClosedError
 from .events import EventEmitter
 
 RESERVED_EVENTS = frozenset({"open", "message", "error", "close", "connect", "disconnect",
@@ -39,10 +39,10 @@ class Datagram(NamedTuple):
 class Ack:
     """The callback an event handler gets when the sender asked for an acknowledgement."""
 
-    __slots__ = ("_send", "_track", "ack_id", "used")
+    __slots__ = ("_send_soon", "_track", "ack_id", "used")
 
-    def __init__(self, send, ack_id: int, track=None):
-        self._send = send
+    def __init__(self, send_soon, ack_id: int, track=None):
+        self._send_soon = send_soon  # bytes -> Future: the send is admitted (ordered) right now
         self._track = track
         self.ack_id = ack_id
         self.used = False
@@ -51,7 +51,7 @@ class Ack:
         if self.used:
             raise RuntimeError("ack() may be called only once")
         self.used = True
-        fut = asyncio.ensure_future(self._send(wire.encode_ack(self.ack_id, response)))
+        fut = self._send_soon(wire.encode_ack(self.ack_id, response))
         if self._track is not None:  # counts against the socket's handler-task bound
             self._track(fut, "ack")
         return fut
@@ -186,8 +186,12 @@ class SocketBase(EventEmitter):
         self._pending.clear()
 
     def _on_envelope(self, env: wire.Envelope, reply, extra: tuple = ()) -> bool:
-        """Handle an EVENT or ACK. ``reply`` sends bytes back to the sender. Returns False for DATA."""
+        """Handle an EVENT or ACK. ``reply(envelope)`` returns a Future sending it back to the
+        sender. Returns False for DATA."""
         if env.kind == wire.KIND_EVENT:
+            if env.name in RESERVED_EVENTS:  # a peer must not fake our lifecycle events
+                self._report(FrameError(f"peer sent reserved event name {env.name!r}"))
+                return True
             ack = Ack(reply, env.ack_id, self._track) if env.ack_id else None
             self._dispatch(env.name, env.payload, *extra, ack)
             return True

@@ -60,6 +60,9 @@ class TCPSocket(SocketBase):
         self._cancelled_writer: asyncio.Task | None = None
         self._aborted = False
         self._abort_closer: asyncio.Future | None = None
+        self._admitted = 0                    # sends admitted by _send_envelope_soon, not done
+        self._sends_idle = asyncio.Event()
+        self._sends_idle.set()
         self.server: TCPServer | None = None
         self.rooms: set[str] = set()
         self.local_address: str | None = None
@@ -92,8 +95,9 @@ class TCPSocket(SocketBase):
         self._dispatch("connect")
 
     # ---- sending
-    async def _write(self, raw: bytes) -> None:
-        self._require_open()
+    async def _write(self, raw: bytes, admitted: bool = False) -> None:
+        if not admitted:
+            self._require_open()
         # One writer at a time so concurrent frames never interleave on the stream.
         async with self._write_lock:
             if self._aborted:
@@ -124,6 +128,28 @@ class TCPSocket(SocketBase):
 
     async def _send_envelope(self, envelope: bytes) -> None:
         await self._write(wire.frame(envelope, self.max_message_size))
+
+    def _send_envelope_soon(self, envelope: bytes) -> asyncio.Future:
+        """Send from a task of its own (acks), admitted now: a close() that starts after this
+        call still writes it (close waits for every admitted send)."""
+        try:
+            self._require_open()
+            raw = wire.frame(envelope, self.max_message_size)
+        except Exception as exc:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(exc)
+            return fut
+        self._admitted += 1
+        self._sends_idle.clear()
+
+        async def write() -> None:
+            try:
+                await self._write(raw, admitted=True)
+            finally:
+                self._admitted -= 1
+                if not self._admitted:
+                    self._sends_idle.set()
+        return asyncio.ensure_future(write())
 
     def _require_frames(self) -> None:
         if self._deframer is None:
@@ -203,7 +229,7 @@ class TCPSocket(SocketBase):
         except FrameError as exc:
             self._report(exc)
             return
-        if not self._on_envelope(env, self._send_envelope):
+        if not self._on_envelope(env, self._send_envelope_soon):
             await self._deliver(env.payload, env.payload)
 
     # ---- closing
@@ -246,6 +272,8 @@ class TCPSocket(SocketBase):
         await self._finish()
 
     async def _flush_and_close(self) -> None:
+        # Acks admitted before close() may not have reached the lock yet: let them.
+        await self._sends_idle.wait()
         # Behind the lock: sends queued before close() go out first, in order.
         async with self._write_lock:
             await self._transport.close()

@@ -191,8 +191,8 @@ class UDPSocket(SocketBase):
             if env.kind != wire.KIND_DATA:
                 reply_to = (None, None) if self.connected else (address, port)
 
-                async def reply(raw: bytes, _dest=reply_to) -> None:
-                    await self._send_raw(raw, *_dest)
+                def reply(raw: bytes, _dest=reply_to) -> asyncio.Future:
+                    return asyncio.ensure_future(self._send_raw(raw, *_dest))
                 self._on_envelope(env, reply, (rinfo,))
                 return
             data = env.payload  # bytes: wire.decode guarantees it for DATA

@@ -18,7 +18,8 @@ What each kind x codec combination means (anything else is a FrameError):
 
 A DATA envelope is a plain message, so it always carries bytes: ``message`` handlers and
 ``receive()`` get ``bytes`` and nothing else. JSON bodies are RFC 8259 JSON text in UTF-8: no byte
-order mark, no UTF-16/32, no ``NaN``/``Infinity`` (JavaScript's ``JSON.parse`` refuses them too),
+order mark, no UTF-16/32, no ``NaN``/``Infinity`` (JavaScript's ``JSON.parse`` refuses them too) and no number too
+large for a float,
 nesting at most ``MAX_JSON_DEPTH`` (256) arrays/objects deep. A NONE body must be empty. Unknown kinds and codecs are
 FrameErrors, so a newer peer's envelope is reported, never misread.
 
@@ -29,6 +30,7 @@ frames, each ``u32 length`` + envelope, so messages the network splits or merges
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -66,7 +68,11 @@ def _encode_payload(payload: Any) -> tuple[int, bytes]:
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return CODEC_BYTES, bytes(payload)
     try:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        try:
+            body = text.encode()
+        except UnicodeEncodeError:  # lone surrogates (JSON allows them as \u escapes)
+            body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
         _check_json_depth(body)  # never send what a receiver must refuse
         return CODEC_JSON, body
     except (TypeError, ValueError, RecursionError) as e:
@@ -104,6 +110,13 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):  # 1e400: not representable, and not re-encodable
+        raise ValueError(f"number {text[:20]} out of range")
+    return value
+
+
 def _check_json_depth(body: bytes) -> None:
     """Raise ValueError if ``body`` nests deeper than MAX_JSON_DEPTH (or its brackets cannot
     balance, which json.loads would refuse anyway, after recursing as deep as they go)."""
@@ -127,7 +140,7 @@ def _decode_json(body: bytes) -> Any:
     # then fails in json.loads ("Unexpected UTF-8 BOM"), as do NaN/Infinity via parse_constant.
     _check_json_depth(body)
     text = body.decode("utf-8")
-    return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def decode(data: bytes) -> Envelope:
