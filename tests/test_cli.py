@@ -225,19 +225,21 @@ def test_new_build_run_streams_output_and_exit_code(tmp_path, request):
         "import sys",
         "print('to stdout')",
         "print('to stderr', file=sys.stderr)",
+        "for i in range(3000): print(i)",    # a burst: every line arrives, in order
         "try:",
         "    input()",                       # no terminal in an IWA: end of file, not a hang
         "except EOFError:",
         "    print('stdin: eof')",
         "if sys.argv[1] == 'raise':",
-        "    raise ValueError('boom')",      # line 9
+        "    raise ValueError('boom')",      # line 10
         "sys.exit(int(sys.argv[1]))", ""]))
     out = socketiwa("-q", "run", "hello", "--", "7", cwd=tmp_path)
     assert out.returncode == 7
-    assert out.stdout.splitlines() == ["to stdout", "stdin: eof"] and out.stderr.splitlines() == ["to stderr"]
+    assert out.stdout.splitlines() == ["to stdout", *map(str, range(3000)), "stdin: eof"]
+    assert out.stderr.splitlines() == ["to stderr"]
     out = socketiwa("-q", "run", "hello", "--", "raise", cwd=tmp_path)
     assert out.returncode == 1
-    assert "ValueError: boom" in out.stderr and 'File "/home/pyodide/app/main.py", line 9' in out.stderr
+    assert "ValueError: boom" in out.stderr and 'File "/home/pyodide/app/main.py", line 10' in out.stderr
 
 
 def test_run_signed_bundle_in_chromium150(tmp_path, request):

@@ -15,8 +15,10 @@ const stateEl = document.getElementById('state');
 const state = { phase: 'loading', detail: '', error: null, startedAt: performance.now(), timings: {},
   output: [], exitCode: null };
 
+const LOG_CHARS = 1 << 20;   // the page shows the last ~1 MB of output, however long the program runs
 function log(line) {
   logEl.textContent += line + '\n';
+  if (logEl.textContent.length > LOG_CHARS) logEl.textContent = logEl.textContent.slice(-LOG_CHARS / 2);
   console.log('[shell]', line);
 }
 function setPhase(phase, detail = '') {
@@ -107,8 +109,13 @@ async function runApp(pyodide, appInfo, argv) {
   state.timings.app_ms = Math.round(performance.now() - t0);
   setPhase('running', appInfo.entry);
   const run = pyodide.runPython('import sys; sys.path.insert(0, "/home/pyodide"); import _socketiwa_run_app; _socketiwa_run_app.run');
-  state.exitCode = await run(`${home}/${appInfo.entry}`, pyodide.toPy(argv));
-  run.destroy();
+  const pyArgv = pyodide.toPy(argv);
+  try {
+    state.exitCode = await run(`${home}/${appInfo.entry}`, pyArgv);
+  } finally {
+    pyArgv.destroy();
+    run.destroy();
+  }
   setPhase('done', `exit code ${state.exitCode}`);
 }
 
