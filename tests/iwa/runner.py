@@ -3,7 +3,8 @@
 ``IwaRunner`` is a pytest-pyodide runner (a ``_BrowserBaseRunner``), so ``run_in_pyodide``
 tests, and socketiwa's ``@everywhere`` tests, run in the IWA unchanged. It:
 
-1. lays out the app (iwa-shell/build.mjs) and serves it on 127.0.0.1 (dev-mode proxy install);
+1. lays out the app (iwa-shell/build.mjs) and serves it on 127.0.0.1 (dev-mode proxy install;
+   with SOCKETIWA_IWA_INSTALL=signed it signs it and installs the .swbn in Chromium 150);
 2. launches Debian's Chromium headless with DevTools over a pipe (fds 3/4, NUL-framed JSON);
 3. installs the app with ``PWA.install``, grants ``localNetwork`` and ``loopbackNetwork`` in one
    ``Browser.grantPermissions`` call, opens ``isolated-app://<id>/index.html?mode=test``;
@@ -26,12 +27,15 @@ from typing import Any
 from pytest_pyodide.runner import JavascriptException, _BrowserBaseRunner
 
 # Chromium, DevTools and IWA installs are shared with the socketiwa CLI.
-from socketiwa._app.chromium import (CDP, DEFAULT_GRANTS, IwaError, JsError,  # noqa: F401
-                                     close_chromium, dev_proxy_bundle_id, grant, install_dev_proxy,
-                                     launch_chromium, serve_dir)
+from socketiwa._app.chromium import (CDP, CHROMIUM150, DEFAULT_GRANTS, IwaError, JsError,  # noqa: F401
+                                     close_chromium, dev_proxy_bundle_id, grant, install_dev_bundle,
+                                     install_dev_proxy, launch_chromium, serve_dir)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SOCKETIWA_CHROMIUM", "/usr/lib/chromium/chromium")
+# SOCKETIWA_IWA_INSTALL=signed: every IWA test runs in the signed bundle in Chromium 150
+# (scripts/chromium150.sh) instead of a dev-mode proxy install in the system's Chromium.
+INSTALL = os.environ.get("SOCKETIWA_IWA_INSTALL", "dev")
 
 
 def build_app(dev_dir: Path, manifest: Path | None = None, main: Path | None = None,
@@ -68,11 +72,21 @@ class IwaRunner(_BrowserBaseRunner):
     # ---- pytest-pyodide runner interface
     def get_driver(self, jspi=False):
         t0 = time.monotonic()
-        info = build_app(self._tmp / "app", manifest=self.manifest)
-        self.http, port = serve_dir(Path(info["devDir"]))
-        self.cdp = launch_chromium(self._tmp, CHROMIUM)
-        self.timings["launch_s"] = time.monotonic() - t0
-        self.origin = install_dev_proxy(self.cdp, f"http://127.0.0.1:{port}/")
+        if INSTALL == "signed":
+            # The signed bundle, installed from its file in Chromium 150 (156 has no bundle
+            # parser); a throwaway key, no HTTP server at all.
+            info = build_app(self._tmp / "app", manifest=self.manifest, swbn=self._tmp / "app.swbn",
+                             key=self._tmp / "key.pem")
+            self.http = None
+            self.cdp = launch_chromium(self._tmp, CHROMIUM150)
+            self.timings["launch_s"] = time.monotonic() - t0
+            self.origin = install_dev_bundle(self.cdp, self._tmp / "app.swbn", info["id"])
+        else:
+            info = build_app(self._tmp / "app", manifest=self.manifest)
+            self.http, port = serve_dir(Path(info["devDir"]))
+            self.cdp = launch_chromium(self._tmp, CHROMIUM)
+            self.timings["launch_s"] = time.monotonic() - t0
+            self.origin = install_dev_proxy(self.cdp, f"http://127.0.0.1:{port}/")
         self.app_id = self.origin.removeprefix("isolated-app://")
         grant(self.cdp, self.origin, self.grants)
         self.timings["install_s"] = time.monotonic() - t0
@@ -133,7 +147,8 @@ class IwaRunner(_BrowserBaseRunner):
 
     def quit(self):
         close_chromium(self.cdp)
-        self.http.shutdown()
+        if self.http is not None:
+            self.http.shutdown()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
@@ -141,6 +156,10 @@ def start_iwa_runner(**kwargs) -> IwaRunner:
     from runtimes import pyodide_dist
     from pytest_pyodide.hook import pytest_wrapper
     pytest_wrapper.pyodide_dist_dir = pyodide_dist()   # also assembles build/pyodide-dist-314
+    if INSTALL not in ("dev", "signed"):
+        raise IwaError(f"SOCKETIWA_IWA_INSTALL={INSTALL!r}: use 'dev' or 'signed'")
+    if INSTALL == "signed" and not CHROMIUM150.exists():
+        raise IwaError("SOCKETIWA_IWA_INSTALL=signed needs Chromium 150: run bash scripts/chromium150.sh")
     if not Path(CHROMIUM).exists():
         raise IwaError(f"{CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium)")
     return IwaRunner(**kwargs)
