@@ -18,6 +18,7 @@ from ._protocol import (CapsuleParser, ConnectionTerminatedError, H3Protocol, Re
                         StreamResetError, encode_capsule, header_value)
 from .client import H3ClientProtocol, Response, connect
 from .server import H3Server, H3ServerProtocol, serve
+from .tickets import ClientTicketStore, ServerTicketStore
 from .webtransport import WebTransportSession, WebTransportStream
 
 # QUIC DATAGRAM frames (RFC 9221) up to this size: needed for HTTP datagrams and WebTransport.
@@ -42,4 +43,5 @@ def client_configuration(*, datagrams: bool = True, **kwargs):
 __all__ = ["serve", "connect", "server_configuration", "client_configuration", "H3Server",
            "H3ServerProtocol", "H3ClientProtocol", "H3Protocol", "Response", "RequestStream",
            "StreamResetError", "ConnectionTerminatedError", "CapsuleParser", "encode_capsule",
-           "header_value", "MAX_DATAGRAM_FRAME_SIZE", "WebTransportSession", "WebTransportStream"]
+           "header_value", "MAX_DATAGRAM_FRAME_SIZE", "WebTransportSession", "WebTransportStream", "ClientTicketStore",
+           "ServerTicketStore"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from typing import Callable
 
 from aioquic.asyncio import QuicConnectionProtocol
@@ -28,6 +29,7 @@ from aioquic.quic.events import (ConnectionTerminated, HandshakeCompleted, Proto
 from ..errors import FrameError, InvalidOptionError, MessageTooLargeError, SocketClosedError
 
 Headers = list[tuple[bytes, bytes]]
+logger = logging.getLogger("socketiwa.h3")
 
 SEND_HIGH_WATER = 512 * 1024
 READ_COALESCE = 256 * 1024
@@ -397,7 +399,7 @@ class H3Protocol(QuicConnectionProtocol):
         self.terminated: ConnectionTerminated | None = None
         self.handshake: HandshakeCompleted | None = None
         self._progress: list[asyncio.Future] = []
-        self._settings_waiters: list[asyncio.Future] = []
+        self._state_waiters: list[asyncio.Future] = []
         self._datagrams_enabled = quic.configuration.max_datagram_frame_size is not None
         self._bound_receive_windows()
         if quic.configuration.is_client:
@@ -498,6 +500,23 @@ class H3Protocol(QuicConnectionProtocol):
         self.http.send_datagram(stream_id, bytes(data))
         self.transmit()
 
+    async def wait_connected(self) -> None:
+        """Until the handshake completed. (aioquic 1.7.2's own only notices a completion that
+        happened while someone waited, so after connect(wait_connected=False) it hangs.)"""
+        while self.handshake is None:
+            self._check_open()
+            waiter = self._loop.create_future()
+            self._state_waiters.append(waiter)   # woken by SETTINGS and HandshakeCompleted
+            await waiter
+
+    @property
+    def in_early_data(self) -> bool:
+        """Server: data arriving now may be 0-RTT (accepted early data, handshake not done).
+        Client: requests sent now travel as 0-RTT."""
+        if self.handshake is not None:
+            return False
+        return self._quic.configuration.is_client or self._quic.tls.early_data_accepted
+
     # ------------------------------------------------------------ settings
     @property
     def peer_settings(self) -> dict[int, int] | None:
@@ -507,7 +526,7 @@ class H3Protocol(QuicConnectionProtocol):
         while self.peer_settings is None:
             self._check_open()
             waiter = self._loop.create_future()
-            self._settings_waiters.append(waiter)
+            self._state_waiters.append(waiter)
             await waiter
         return self.peer_settings
 
@@ -532,6 +551,15 @@ class H3Protocol(QuicConnectionProtocol):
         stream.reset(H3_INTERNAL_ERROR)
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        try:
+            self._quic_event(event)
+        except Exception:
+            # A fault here must cost this connection, not the listening socket it shares with
+            # every other connection (an exception escaping datagram_received ends it).
+            logger.exception("HTTP/3 connection failed handling %s", type(event).__name__)
+            self._quic.close(error_code=H3_INTERNAL_ERROR, reason_phrase="internal error")
+
+    def _quic_event(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and self.http is None:
             self._start_http()
         elif isinstance(event, HandshakeCompleted):
@@ -544,8 +572,9 @@ class H3Protocol(QuicConnectionProtocol):
         if self.http is not None:
             for h3_event in self.http.handle_event(event):
                 self.h3_event_received(h3_event)
-            if self._settings_waiters and self.http.received_settings is not None:
-                waiters, self._settings_waiters = self._settings_waiters, []
+            if self._state_waiters and (self.http.received_settings is not None
+                                           or isinstance(event, HandshakeCompleted)):
+                waiters, self._state_waiters = self._state_waiters, []
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
@@ -616,7 +645,7 @@ class H3Protocol(QuicConnectionProtocol):
         for session in list(self.wt_sessions.values()):
             session._connection_lost(exc)
         self._wake_progress()
-        for w in self._settings_waiters:
+        for w in self._state_waiters:
             if not w.done():
                 w.set_result(None)
 

@@ -102,6 +102,7 @@ class H3ClientProtocol(H3Protocol):
         if protocol is not None:
             await self.require_extended_connect()
         stream = self.open_stream()
+        early = self.in_early_data
         request_headers = self._request_headers(method.upper(), target, headers, protocol)
         sender = None
         streaming = body is not None and not isinstance(body, (bytes, bytearray, memoryview))
@@ -123,7 +124,15 @@ class H3ClientProtocol(H3Protocol):
                 sender.cancel()
             stream.release()
             raise
-        return Response(stream, response_headers, sender)
+        response = Response(stream, response_headers, sender)
+        if response.status == 425 and early and not streaming:
+            # sent as 0-RTT and refused as such (RFC 8470): again once the handshake is done
+            response.close()
+            await self.wait_connected()
+            return await self.request(method, target, headers=headers, body=body,
+                                      trailers=trailers, protocol=protocol)
+        return response
+
 
     async def _stream_body(self, stream: RequestStream, body, trailers) -> None:
         if hasattr(body, "__aiter__"):
@@ -165,12 +174,26 @@ class H3ClientProtocol(H3Protocol):
 
 
 @asynccontextmanager
-async def connect(host: str, port: int, *, configuration, **kwargs) -> AsyncIterator[H3ClientProtocol]:
-    """Connect an HTTP/3 client (aioquic's ``connect`` on socketiwa's transport). Further
-    keyword arguments go to aioquic (``wait_connected=False`` for 0-RTT, ...)."""
+async def connect(host: str, port: int, *, configuration, tickets=None,
+                  **kwargs) -> AsyncIterator[H3ClientProtocol]:
+    """Connect an HTTP/3 client (aioquic's ``connect`` on socketiwa's transport).
+
+    ``tickets`` (a tickets.ClientTicketStore) keeps the session tickets the server issues and
+    resumes with one when it has it; if the ticket allows early data, the connection is yielded
+    at once (before the handshake completes) so the first requests travel as 0-RTT. Further
+    keyword arguments go to aioquic."""
     aio.install()
+    name = configuration.server_name or host
+    if tickets is not None:
+        key = f"{name}:{port}"
+        ticket = tickets.take(key)
+        if ticket is not None:
+            import dataclasses
+            configuration = dataclasses.replace(configuration, session_ticket=ticket)
+            if ticket.max_early_data_size:
+                kwargs.setdefault("wait_connected", False)
+        kwargs["session_ticket_handler"] = tickets.handler_for(key)
     async with quic_connect(host, port, configuration=configuration,
                             create_protocol=H3ClientProtocol, **kwargs) as client:
-        name = configuration.server_name or host
         client.authority = f"{name}:{port}".encode() if port != 443 else name.encode()
         yield client

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from aioquic.asyncio import serve as quic_serve
 
 from .. import aio
+from .tickets import SAFE_EARLY_METHODS
 from ._protocol import (H3_INTERNAL_ERROR, H3Protocol, Headers, RequestStream, StreamResetError,
                         ConnectionTerminatedError, header_value, to_bytes)
 
@@ -63,7 +64,9 @@ def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, s
     # Extended CONNECT protocol (None for ordinary requests).
     protocol_name = pseudo.get(b":protocol")
     scope["extensions"]["socketiwa.h3"] = {
-        "protocol": protocol_name.decode() if protocol_name is not None else None, "stream": stream}
+        "protocol": protocol_name.decode() if protocol_name is not None else None, "stream": stream,
+        # True when the request came in 0-RTT data, before the handshake completed (tickets.py)
+        "early_data": protocol.in_early_data}
     return scope
 
 
@@ -81,15 +84,18 @@ class HttpCycle:
         self.trailers: Headers = []
         self.body_ended = False      # our response body is complete (trailers may follow)
         self.response_done = False
+        self.request_complete = False   # the app was given the whole request body
         self._finished = asyncio.get_running_loop().create_future()
 
     async def receive(self) -> dict:
-        if not self.stream.receive_ended:
+        if not self.request_complete:
             try:
                 body = await self.stream.read()
             except (StreamResetError, ConnectionTerminatedError):
                 return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": body, "more_body": not self.stream.receive_ended}
+            # a request without a body still gets one (empty, final) http.request message
+            self.request_complete = self.stream.receive_ended
+            return {"type": "http.request", "body": body, "more_body": not self.request_complete}
         # The whole request was read: the next message is the disconnect, once it happens.
         await asyncio.shield(self._finished)
         return {"type": "http.disconnect"}
@@ -188,7 +194,10 @@ class H3ServerProtocol(H3Protocol):
     def request_received(self, stream: RequestStream, headers: Headers, ended: bool) -> None:
         method = header_value(headers, ":method")
         protocol = header_value(headers, ":protocol")
-        if method == "CONNECT" and protocol == "webtransport":
+        if self.in_early_data and (method not in SAFE_EARLY_METHODS or protocol is not None):
+            # 0-RTT data can be replayed: only safe methods are acted on (tickets.py, RFC 8470)
+            self._spawn(self._too_early(stream))
+        elif method == "CONNECT" and protocol == "webtransport":
             from .webtransport import WebTransportSession, serve_session
             self._spawn(serve_session(WebTransportSession(self, stream, headers), self.webtransport_handler))
         elif method == "CONNECT" and protocol == "websocket":
@@ -199,6 +208,14 @@ class H3ServerProtocol(H3Protocol):
         else:
             scope = build_scope(self, stream, headers, "http")
             self._spawn(HttpCycle(self, stream, scope, self.app).run())
+
+    async def _too_early(self, stream: RequestStream) -> None:
+        try:
+            await stream.send_headers([(b":status", b"425"), (b"content-length", b"0")], end_stream=True)
+        except (StreamResetError, ConnectionTerminatedError):
+            pass
+        stream.release()
+
 
 async def _not_found(scope, receive, send):
     await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
@@ -232,11 +249,14 @@ class H3Server:
 
 
 async def serve(host: str, port: int, *, configuration, app: ASGIApp | None = None,
-                webtransport=None, retry: bool = False, **kwargs) -> H3Server:
+                webtransport=None, retry: bool = False, tickets=None, **kwargs) -> H3Server:
     """Serve ``app`` (ASGI 3) over HTTP/3 on ``host:port`` (port 0: any). ``webtransport`` is an
-    ``async def handler(session)`` for WebTransport sessions (see webtransport.py). Further
-    keyword arguments go to aioquic's ``serve`` (session_ticket_fetcher/handler, ...)."""
+    ``async def handler(session)`` for WebTransport sessions (see webtransport.py). ``tickets``
+    (a tickets.ServerTicketStore) issues session tickets and allows resumption and 0-RTT.
+    Further keyword arguments go to aioquic's ``serve``."""
     aio.install()
+    if tickets is not None:
+        kwargs.update(session_ticket_fetcher=tickets.fetch, session_ticket_handler=tickets.add)
     create = functools.partial(H3ServerProtocol, app=app, webtransport=webtransport)
     quic_server = await quic_serve(host, port, configuration=configuration, create_protocol=create,
                                    retry=retry, **kwargs)

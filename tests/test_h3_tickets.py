@@ -1,0 +1,109 @@
+"""TLS 1.3 session tickets and 0-RTT over HTTP/3 (socketiwa.h3.tickets) on every runtime: a
+returning client resumes and its early GET is acted on as 0-RTT; an early POST is answered
+425 and sent again after the handshake; a replayed, an expired and a foreign ticket all fall
+back to a full handshake."""
+import pytest
+from runtimes import everywhere
+
+import quic_peers
+
+H3_PACKAGES = ("socketiwa", "aioquic")
+
+
+@pytest.fixture(scope="module")
+def certs():
+    return quic_peers.make_certs()
+
+
+@everywhere(timeout=120, packages=H3_PACKAGES)
+async def test_h3_resumption_and_0rtt(selenium, certs):
+    import asyncio
+    import datetime
+    import time
+    from socketiwa import h3
+
+    seen = []
+
+    async def app(scope, receive, send):
+        early = scope["extensions"]["socketiwa.h3"]["early_data"]
+        seen.append((scope["method"], scope["path"], early))
+        more = True
+        while more:
+            more = (await receive())["more_body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": f"{scope['path']} early={early}".encode()})
+
+    server_tickets = h3.ServerTicketStore()
+    config = h3.server_configuration(certs["cert"], certs["key"])
+    server = await h3.serve("127.0.0.1", 0, configuration=config, app=app, tickets=server_tickets)
+    other_server = await h3.serve("127.0.0.1", 0, configuration=config, app=app,
+                                  tickets=h3.ServerTicketStore())
+    client_config = h3.client_configuration(cadata=certs["ca"], server_name="localhost")
+    key = f"localhost:{server.port}"
+
+    async def visit(port, tickets, path="/x"):
+        """One connection: GET path at once; returns (body, handshake event, ms to the body)."""
+        start = time.perf_counter()
+        async with h3.connect("127.0.0.1", port, configuration=client_config, tickets=tickets) as c:
+            body = await (await c.get(path)).read()
+            ms = (time.perf_counter() - start) * 1000
+            await c.wait_connected()
+            await asyncio.sleep(0.05)   # the server's NewSessionTicket follows the handshake
+            return body, c.handshake, ms
+
+    try:
+        tickets = h3.ClientTicketStore()
+        body, hs, full_ms = await visit(server.port, tickets, "/first")
+        assert body == b"/first early=False" and not hs.session_resumed
+        assert tickets.count(key) >= 1 and server_tickets.issued >= 1
+
+        # the returning client: resumed, and its GET was 0-RTT data the server acted on
+        body, hs, early_ms = await visit(server.port, tickets, "/again")
+        assert hs.session_resumed and hs.early_data_accepted
+        assert body == b"/again early=True"
+
+        # an unsafe method in 0-RTT: 425 Too Early, then sent again after the handshake
+        async with h3.connect("127.0.0.1", server.port, configuration=client_config, tickets=tickets) as c:
+            assert c.in_early_data
+            r = await c.request("POST", "/post", body=b"payload")
+            assert (r.status, await r.read()) == (200, b"/post early=False")
+            assert c.handshake.session_resumed
+        assert ("POST", "/post", True) not in seen and ("POST", "/post", False) in seen
+
+        # a replayed ticket (the same one offered twice): the second finds nothing to resume
+        ticket = tickets.take(key)
+        first, replay = h3.ClientTicketStore(), h3.ClientTicketStore()
+        first.add(key, ticket)
+        replay.add(key, ticket)
+        unknown = server_tickets.unknown
+        body, hs, _ = await visit(server.port, first, "/ticket-once")
+        assert hs.session_resumed and body == b"/ticket-once early=True"
+        body, hs, _ = await visit(server.port, replay, "/ticket-replayed")
+        assert not hs.session_resumed and not hs.early_data_accepted
+        assert body == b"/ticket-replayed early=False"    # acted on only after a full handshake
+        assert server_tickets.unknown == unknown + 1
+
+        # a ticket the server holds as expired: full handshake
+        for stored in list(server_tickets._tickets.values()):
+            stored.not_valid_after = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+        body, hs, _ = await visit(server.port, tickets, "/expired")
+        assert not hs.session_resumed and body == b"/expired early=False"
+
+        # a ticket from another server: full handshake there
+        assert tickets.count(key) >= 1
+        foreign = h3.ClientTicketStore()
+        foreign.add(f"localhost:{other_server.port}", tickets.take(key))
+        body, hs, _ = await visit(other_server.port, foreign, "/foreign")
+        assert not hs.session_resumed and body == b"/foreign early=False"
+
+        # tickets survive a round trip through their stored form
+        restored = h3.ClientTicketStore()
+        restored.load(tickets.dump())
+        assert restored.count(key) == tickets.count(key)
+        if restored.count(key):
+            _, hs, _ = await visit(server.port, restored, "/restored")
+            assert hs.session_resumed
+        print(f"first GET: full handshake {full_ms:.1f} ms, resumed with 0-RTT {early_ms:.1f} ms")
+    finally:
+        await server.aclose()
+        await other_server.aclose()
