@@ -53,13 +53,25 @@ def h3_site(browser_cert):
     """The socketiwa HTTP/3 server (CPython) with a small site; yields (port, requests seen)."""
     from socketiwa import h3
     seen = []
+    protocols = []   # every connection the app saw a request on
     lt = quic_peers.LoopThread()
 
     async def app(scope, receive, send):
         headers = dict(scope["headers"])
+        ext = scope["extensions"]["socketiwa.h3"]
+        if ext["stream"].protocol not in protocols:
+            protocols.append(ext["stream"].protocol)
         seen.append((scope["method"], scope["path"], scope["http_version"],
-                     headers.get(b"user-agent", b"").decode()))
+                     headers.get(b"user-agent", b"").decode(), ext["early_data"]))
         path = scope["path"]
+        if path == "/close-conn":   # answer, then end this connection so the next one resumes
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"2"), (b"access-control-allow-origin", b"*"),
+                                    (b"timing-allow-origin", b"*")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+            stream = ext["stream"]
+            stream.protocol._loop.call_later(0.2, stream.protocol.close, 0x100, "closing for resumption")
+            return
         cors = [(b"access-control-allow-origin", b"*"), (b"timing-allow-origin", b"*")]
         if path == "/page.html":
             body = b"<!doctype html><title>served over h3 by socketiwa</title><p>hello"
@@ -96,15 +108,17 @@ def h3_site(browser_cert):
     config = h3.server_configuration(browser_cert["cert"], browser_cert["key"])
 
     async def start():
-        return await h3.serve("127.0.0.1", 0, configuration=config, app=app)
+        return await h3.serve("127.0.0.1", 0, configuration=config, app=app, tickets=tickets)
+    tickets = h3.ServerTicketStore()
     server = lt.run(start())
-    yield server.port, seen
+    yield server.port, seen, tickets, lambda: [(p.handshake.session_resumed, p.handshake.early_data_accepted)
+                                             for p in protocols if p.handshake]
     lt.run(server.aclose())
     lt.stop()
 
 
 def test_chromium_fetch_and_navigation_over_h3(h3_site, browser_cert):
-    port, seen = h3_site
+    port, seen, _, _ = h3_site
     base = f"https://127.0.0.1:{port}"
     flags = chromium_clients.force_quic_flags(port, browser_cert["spki_sha256_b64"])
     with chromium_clients.browser(flags) as b:
@@ -128,7 +142,48 @@ def test_chromium_fetch_and_navigation_over_h3(h3_site, browser_cert):
     assert same_origin["missing"] == 404
     assert cross == [200, "hello /hello/x", "h3"]
     # the server saw Chromium, over HTTP/3
-    assert {v for _, _, v, _ in seen} == {"3"}
-    assert all("Chrome/" in ua for *_, ua in seen)
+    assert {s[2] for s in seen} == {"3"}
+    assert all("Chrome/" in s[3] for s in seen)
     print(f"2 MB fetch: {same_origin['bytes']['ms']:.1f} ms "
           f"({2 / (same_origin['bytes']['ms'] / 1000):.1f} MB/s)")
+
+
+RESUME_PROBE = r"""
+async (base) => {
+  const get = async (path) => {
+    const url = base + path + '?' + Math.random();
+    const t = performance.now(); const r = await fetch(url, {cache: 'no-store'}); const text = await r.text();
+    return {status: r.status, text, ms: performance.now() - t,
+            protocol: performance.getEntriesByName(url)[0].nextHopProtocol};
+  };
+  const out = {first: await get('/hello/first')};
+  out.close = await get('/close-conn');
+  await new Promise(r => setTimeout(r, 800));      // the server has closed the connection
+  out.resumed = await get('/hello/resumed');
+  return out;
+}
+"""
+
+
+def test_chromium_fetch_resumes_with_0rtt(h3_site, browser_cert):
+    """After the server closes the connection, Chromium's next fetch resumes the TLS session
+    with a ticket from the socketiwa server's store and sends the GET as 0-RTT data."""
+    port, seen, tickets, handshakes = h3_site
+    base = f"https://127.0.0.1:{port}"
+    flags = chromium_clients.force_quic_flags(port, browser_cert["spki_sha256_b64"])
+    with chromium_clients.browser(flags) as b:
+        page = b.open()
+        try:
+            result = b.run(page, RESUME_PROBE, base, timeout=60)
+        finally:
+            print("server:", [s[:2] + s[4:] for s in seen], handshakes(), tickets.issued, tickets.resumed,
+                  b.console[-8:])
+    print("page:", result, "\nserver:", [s[:2] + s[4:] for s in seen], handshakes(), tickets.issued, tickets.resumed)
+    assert result["first"]["status"] == 200 and result["first"]["protocol"] == "h3"
+    assert result["resumed"]["status"] == 200 and result["resumed"]["protocol"] == "h3"
+    assert result["resumed"]["text"].startswith("hello /hello/resumed")
+    assert tickets.issued >= 1 and tickets.resumed >= 1
+    early = [s for s in seen if s[1] == "/hello/resumed"]
+    assert early and early[0][4] is True          # the server acted on it as 0-RTT data
+    assert (True, True) in handshakes()           # resumed, early data accepted
+    assert not any(s[4] for s in seen if s[1] != "/hello/resumed")
