@@ -107,3 +107,42 @@ async def test_h3_resumption_and_0rtt(selenium, certs):
     finally:
         await server.aclose()
         await other_server.aclose()
+
+
+@everywhere(timeout=120, packages=H3_PACKAGES, only=("iwa",))
+async def test_h3_tickets_kept_in_indexeddb(selenium, certs):
+    """In the IWA the client's tickets live in IndexedDB: a store opened afresh (as after a
+    page reload) loads them and resumes with 0-RTT."""
+    import asyncio
+    from socketiwa import h3
+    from socketiwa.h3.tickets import IndexedDBTicketStorage
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body",
+                    "body": str(scope["extensions"]["socketiwa.h3"]["early_data"]).encode()})
+
+    server = await h3.serve("127.0.0.1", 0, app=app, tickets=h3.ServerTicketStore(),
+                            configuration=h3.server_configuration(certs["cert"], certs["key"]))
+    client_config = h3.client_configuration(cadata=certs["ca"], server_name="localhost")
+    try:
+        storage = await IndexedDBTicketStorage.open(database="socketiwa-test-tickets")
+        await storage.write([])
+        tickets = h3.ClientTicketStore(save=storage.save)
+        async with h3.connect("127.0.0.1", server.port, configuration=client_config, tickets=tickets) as c:
+            assert await (await c.get("/")).read() == b"False"
+            await asyncio.sleep(0.1)
+        await storage.flush()
+        assert tickets.count(f"localhost:{server.port}") >= 1
+
+        # a new storage object and store, nothing shared in Python with the first
+        reopened = await IndexedDBTicketStorage.open(database="socketiwa-test-tickets")
+        fresh = h3.ClientTicketStore(save=reopened.save)
+        fresh.load(await reopened.read())
+        assert fresh.count(f"localhost:{server.port}") == tickets.count(f"localhost:{server.port}")
+        async with h3.connect("127.0.0.1", server.port, configuration=client_config, tickets=fresh) as c:
+            assert await (await c.get("/")).read() == b"True"     # 0-RTT with the stored ticket
+            await c.wait_connected()
+            assert c.handshake.session_resumed
+    finally:
+        await server.aclose()
