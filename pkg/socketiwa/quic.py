@@ -31,6 +31,40 @@ CIPHER_SUITES = {
 }
 
 
+# aioquic's own order (tls.Context), kept wherever AES runs on CPU instructions.
+_AES_FIRST = ["AES_256_GCM_SHA384", "AES_128_GCM_SHA256", "CHACHA20_POLY1305_SHA256"]
+
+
+def aes_hardware() -> bool:
+    """Whether the crypto backend here runs AES-GCM on CPU instructions. False in Pyodide (the
+    socketiwa-crypto provider is AWS-LC compiled to WebAssembly, which has no AES opcodes); True
+    with the real ``cryptography`` on CPython (OpenSSL uses AES-NI / ARMv8 AES)."""
+    try:
+        from socketiwa_crypto import has_aes_hardware
+    except ImportError:  # the real cryptography package
+        return True
+    return has_aes_hardware()
+
+
+def preferred_cipher_suites(*, is_client: bool) -> list[str]:
+    """The TLS 1.3 suites, in preference order, that ``client_configuration`` and
+    ``server_configuration`` use when not given ``cipher_suites``.
+
+    With AES hardware: aioquic's default order (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305).
+    Without it (Pyodide), ChaCha20-Poly1305 is several times faster than software AES-GCM, so,
+    as BoringSSL does on such CPUs: a server lists it first (aioquic's server picks the first
+    suite of its own list that the client offers), and a client offers only ChaCha20-Poly1305,
+    because aioquic servers ignore the client's order and would pick AES. A client that must
+    reach a server without ChaCha20 (e.g. FIPS-only) passes ``cipher_suites=["AES_128_GCM_SHA256"]``
+    or this list with ``is_client=False``. QUIC Initial packets use AES-128-GCM either way.
+    """
+    if aes_hardware():
+        return list(_AES_FIRST)
+    if is_client:
+        return ["CHACHA20_POLY1305_SHA256"]
+    return ["CHACHA20_POLY1305_SHA256", "AES_128_GCM_SHA256", "AES_256_GCM_SHA384"]
+
+
 def _pem_file(data: bytes | str, suffix: str) -> str:
     """aioquic loads certificates from paths; write PEM given as bytes to a private temp file."""
     if isinstance(data, str) and not data.lstrip().startswith("-----"):
@@ -45,8 +79,8 @@ def server_configuration(certificate: bytes | str, private_key: bytes | str, *,
                          alpn: str = ALPN_ECHO, cipher_suites: list[str] | None = None,
                          **kwargs) -> QuicConfiguration:
     config = QuicConfiguration(is_client=False, alpn_protocols=[alpn], **kwargs)
-    if cipher_suites:
-        config.cipher_suites = [CIPHER_SUITES[c] for c in cipher_suites]
+    config.cipher_suites = [CIPHER_SUITES[c] for c in
+                            cipher_suites or preferred_cipher_suites(is_client=False)]
     cert, key = _pem_file(certificate, ".crt"), _pem_file(private_key, ".key")
     try:
         config.load_cert_chain(cert, key)
@@ -63,8 +97,8 @@ def client_configuration(*, cadata: bytes | str | None = None, server_name: str 
     import ssl
     config = QuicConfiguration(is_client=True, alpn_protocols=[alpn], server_name=server_name,
                                **kwargs)
-    if cipher_suites:
-        config.cipher_suites = [CIPHER_SUITES[c] for c in cipher_suites]
+    config.cipher_suites = [CIPHER_SUITES[c] for c in
+                            cipher_suites or preferred_cipher_suites(is_client=True)]
     if cadata is not None:  # aioquic parses PEM as bytes
         config.load_verify_locations(cadata=cadata.encode() if isinstance(cadata, str) else cadata)
     if not verify:

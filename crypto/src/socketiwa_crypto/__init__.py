@@ -6,3 +6,11 @@ All logic lives here; the packages named ``cryptography``, ``OpenSSL``, ``servic
 the real packages are used and this one is only imported by its tests and benchmarks.
 """
 __version__ = "0.1.0"
+
+
+def has_aes_hardware() -> bool:
+    """Whether this AWS-LC runs AES and GHASH on CPU instructions. Never in WebAssembly (no AES
+    opcodes; the constant-time software AES is several times slower than ChaCha20-Poly1305), so
+    socketiwa.quic prefers ChaCha20-Poly1305 when this is False."""
+    from . import _awslc
+    return bool(_awslc.aes_hardware)

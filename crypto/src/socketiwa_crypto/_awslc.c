@@ -795,7 +795,9 @@ PyMODINIT_FUNC PyInit__awslc(void) {
       PyModule_AddObjectRef(m, "UnsupportedError", s->UnsupportedError) < 0 ||
       PyModule_AddObjectRef(m, "DuplicateError", s->DuplicateError) < 0 ||
       PyModule_AddObjectRef(m, "AEAD", s->AEADType) < 0 || PyModule_AddObjectRef(m, "AESECB", s->AESECBType) < 0 ||
-      PyModule_AddObjectRef(m, "PKey", s->PKeyType) < 0 || PyModule_AddObjectRef(m, "Certificate", s->CertType) < 0) {
+      PyModule_AddObjectRef(m, "PKey", s->PKeyType) < 0 || PyModule_AddObjectRef(m, "Certificate", s->CertType) < 0 ||
+      /* AES on CPU instructions (never in WebAssembly): decides which TLS suite QUIC prefers */
+      PyModule_AddObjectRef(m, "aes_hardware", EVP_has_aes_hardware() ? Py_True : Py_False) < 0) {
     Py_DECREF(m);
     return NULL;
   }
