@@ -180,9 +180,10 @@ class HttpCycle:
 
 class H3ServerProtocol(H3Protocol):
     def __init__(self, quic, stream_handler=None, *, app: ASGIApp | None = None,
-                 webtransport=None):
+                 webtransport=None, state: dict | None = None):
         super().__init__(quic, stream_handler)
         self.app = app
+        self.state = state     # ASGI lifespan state, copied into each request scope
         self.webtransport_handler = webtransport
         self.tasks: set[asyncio.Task] = set()
 
@@ -202,11 +203,16 @@ class H3ServerProtocol(H3Protocol):
             self._spawn(serve_session(WebTransportSession(self, stream, headers), self.webtransport_handler))
         elif method == "CONNECT" and protocol == "websocket":
             from .websocket import serve_websocket
-            self._spawn(serve_websocket(self, stream, build_scope(self, stream, headers, "websocket"), self.app))
+            scope = build_scope(self, stream, headers, "websocket")
+            if self.state is not None:
+                scope["state"] = dict(self.state)
+            self._spawn(serve_websocket(self, stream, scope, self.app))
         elif self.app is None:
             self._spawn(HttpCycle(self, stream, {}, _not_found).run())
         else:
             scope = build_scope(self, stream, headers, "http")
+            if self.state is not None:
+                scope["state"] = dict(self.state)
             self._spawn(HttpCycle(self, stream, scope, self.app).run())
 
     async def _too_early(self, stream: RequestStream) -> None:
@@ -222,11 +228,56 @@ async def _not_found(scope, receive, send):
     await send({"type": "http.response.body", "body": b"no application\n"})
 
 
+class Lifespan:
+    """The ASGI ``lifespan`` protocol: the app's startup before the first request, its
+    shutdown at ``aclose``; ``state`` is copied into every request scope."""
+
+    def __init__(self, app: ASGIApp, mode: str):
+        self.app = app
+        self.mode = mode            # "auto": an app that does not speak lifespan is fine
+        self.state: dict = {}
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._outbox: asyncio.Queue = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self.supported = False
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": self.state}
+        try:
+            await self.app(scope, self._inbox.get, self._outbox.put)
+        except BaseException as exc:
+            await self._outbox.put({"type": "_failed", "error": exc})
+        else:
+            await self._outbox.put({"type": "_returned"})
+
+    async def _step(self, event: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{event}"})
+        reply = await self._outbox.get()
+        if reply["type"] == f"lifespan.{event}.complete":
+            self.supported = True
+            return
+        if reply["type"] == f"lifespan.{event}.failed":
+            raise RuntimeError(f"ASGI lifespan {event} failed: {reply.get('message', '')}")
+        if self.mode == "on" or self.supported:
+            error = reply.get("error")
+            raise RuntimeError(f"ASGI lifespan {event}: the app did not complete it ({error!r})")
+        logger.debug("the ASGI app does not support lifespan (%r)", reply)
+
+    async def startup(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+        await self._step("startup")
+
+    async def shutdown(self) -> None:
+        if self.supported:
+            await self._step("shutdown")
+
+
 class H3Server:
     """A listening HTTP/3 server (wraps aioquic's QuicServer)."""
 
-    def __init__(self, quic_server):
+    def __init__(self, quic_server, lifespan: Lifespan | None = None):
         self.quic_server = quic_server
+        self.lifespan = lifespan
         sockname = quic_server._transport.get_extra_info("sockname")
         self.host, self.port = sockname[0], sockname[1]
 
@@ -246,18 +297,29 @@ class H3Server:
         self.quic_server.close()
         for _ in range(3):
             await asyncio.sleep(0)
+        if self.lifespan is not None:
+            lifespan, self.lifespan = self.lifespan, None
+            await lifespan.shutdown()
 
 
 async def serve(host: str, port: int, *, configuration, app: ASGIApp | None = None,
-                webtransport=None, retry: bool = False, tickets=None, **kwargs) -> H3Server:
+                webtransport=None, retry: bool = False, tickets=None, lifespan: str = "auto",
+                **kwargs) -> H3Server:
     """Serve ``app`` (ASGI 3) over HTTP/3 on ``host:port`` (port 0: any). ``webtransport`` is an
     ``async def handler(session)`` for WebTransport sessions (see webtransport.py). ``tickets``
     (a tickets.ServerTicketStore) issues session tickets and allows resumption and 0-RTT.
-    Further keyword arguments go to aioquic's ``serve``."""
+    ``lifespan``: "auto" runs the app's ASGI lifespan startup first if it speaks it (its
+    shutdown runs in ``H3Server.aclose``), "on" requires it, "off" skips it. Further keyword
+    arguments go to aioquic's ``serve``."""
     aio.install()
+    life = None
+    if app is not None and lifespan != "off":
+        life = Lifespan(app, lifespan)
+        await life.startup()
     if tickets is not None:
         kwargs.update(session_ticket_fetcher=tickets.fetch, session_ticket_handler=tickets.add)
-    create = functools.partial(H3ServerProtocol, app=app, webtransport=webtransport)
+    create = functools.partial(H3ServerProtocol, app=app, webtransport=webtransport,
+                               state=life.state if life is not None and life.supported else None)
     quic_server = await quic_serve(host, port, configuration=configuration, create_protocol=create,
                                    retry=retry, **kwargs)
-    return H3Server(quic_server)
+    return H3Server(quic_server, life)
