@@ -1,0 +1,193 @@
+"""The far end of the stress profiles: a loopback UDP and TCP echo peer that counts what arrives.
+
+Runs in its own process (plain sockets, no socketiwa), so it never shares a CPU loop with the
+endpoint being measured. Every stress packet starts with the header of ``cases.HEAD``
+(flow u32, seq u32, send time f64); the UDP echo counts datagrams per flow, so the driver can
+split a loss into the forward path (endpoint -> peer) and the way back.
+
+    python bench/stress/peer.py
+
+prints one JSON line with its ports, then answers commands on stdin, one per line:
+``stats`` (JSON of counters), ``reset``; end of input stops it. Ports:
+
+- ``udp``: echo, counted per flow;
+- ``tcp``: echo (bytes back as they came), a thread per connection;
+- ``vanish``: TCP that echoes a random 0..64 KiB, then resets the connection (a peer vanishing);
+- ``udp_blackhole``: a UDP port that reads and drops everything (a peer that stopped answering).
+"""
+from __future__ import annotations
+
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+
+HEAD = struct.Struct("!IId")   # flow, seq, send time (endpoint clock)
+BIG_BUFFER = 8 << 20
+
+
+def big_buffers(sock: socket.socket) -> None:
+    """Ask for 8 MiB socket buffers: the FORCE variants pass net.core.*mem_max when root."""
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                         (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force if force is not None else plain, BIG_BUFFER)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, BIG_BUFFER)
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.udp_flows: dict[int, FlowStats] = {}
+            self.udp_short = 0          # datagrams too short to carry a header
+            self.tcp_connections = 0
+            self.tcp_bytes = 0
+            self.vanished = 0
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {"udp_flows": {str(k): v.as_dict() for k, v in list(self.udp_flows.items())},
+                    "udp_short": self.udp_short, "tcp_connections": self.tcp_connections,
+                    "tcp_bytes": self.tcp_bytes, "vanished": self.vanished}
+
+
+class FlowStats:
+    """One flow's arrivals at the peer: unique, duplicated, out of order, first and last time."""
+
+    __slots__ = ("seen", "received", "duplicated", "out_of_order", "max_seq", "first", "last")
+
+    def __init__(self, now: float):
+        self.seen = bytearray(1024)
+        self.received = self.duplicated = self.out_of_order = 0
+        self.max_seq = -1
+        self.first = self.last = now
+
+    def as_dict(self) -> dict:
+        return {"received": self.received, "duplicated": self.duplicated,
+                "out_of_order": self.out_of_order, "seconds": round(self.last - self.first, 6)}
+
+
+def udp_echo(sock: socket.socket, counters: Counters) -> None:
+    """Count each datagram in its flow and echo it. The flow id's top byte asks for an echo of
+    only every n-th datagram (0 and 1: all), so a burst can be measured one way with a sample of
+    round trips coming back."""
+    recvfrom, sendto, unpack, size = sock.recvfrom, sock.sendto, HEAD.unpack_from, HEAD.size
+    clock = time.monotonic
+    while True:
+        data, addr = recvfrom(65535)
+        if len(data) < size:
+            counters.udp_short += 1
+            continue
+        flow, seq, _ = unpack(data)
+        now = clock()
+        st = counters.udp_flows.get(flow)
+        if st is None:
+            st = counters.udp_flows[flow] = FlowStats(now)
+        st.last = now
+        if seq >= len(st.seen):
+            st.seen.extend(bytes(max(seq + 1 - len(st.seen), len(st.seen))))
+        if st.seen[seq]:
+            st.duplicated += 1
+        else:
+            st.seen[seq] = 1
+            st.received += 1
+            if seq < st.max_seq:
+                st.out_of_order += 1
+            else:
+                st.max_seq = seq
+        every = flow >> 24
+        if every > 1 and seq % every:
+            continue
+        try:
+            sendto(data, addr)
+        except OSError:
+            pass                                # the endpoint went away: drop, as UDP does
+
+
+def udp_blackhole(sock: socket.socket) -> None:
+    while True:
+        sock.recvfrom(65535)
+
+
+def tcp_echo_client(conn: socket.socket, counters: Counters) -> None:
+    with conn:
+        try:
+            while data := conn.recv(1 << 18):
+                conn.sendall(data)
+                with counters.lock:
+                    counters.tcp_bytes += len(data)
+        except OSError:
+            pass
+
+
+def tcp_vanish_client(conn: socket.socket, counters: Counters, budget: int) -> None:
+    """Echo up to ``budget`` bytes, then vanish: RST (SO_LINGER 0), no goodbye."""
+    try:
+        conn.settimeout(5)
+        while budget > 0:
+            data = conn.recv(min(budget, 1 << 16))
+            if not data:
+                break
+            conn.sendall(data)
+            budget -= len(data)
+    except OSError:
+        pass
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    counters.vanished += 1
+
+
+def accept_loop(srv: socket.socket, counters: Counters, vanish: bool) -> None:
+    rng = random.Random(7)
+    while True:
+        conn, _ = srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if vanish:
+            target, args = tcp_vanish_client, (conn, counters, rng.randrange(0, 65536))
+        else:
+            with counters.lock:
+                counters.tcp_connections += 1
+            target, args = tcp_echo_client, (conn, counters)
+        threading.Thread(target=target, args=args, daemon=True).start()
+
+
+def start(host: str = "127.0.0.1") -> tuple[dict, Counters]:
+    counters = Counters()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    big_buffers(udp)
+    udp.bind((host, 0))
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind((host, 0))
+    tcp = socket.create_server((host, 0), backlog=128)
+    vanish = socket.create_server((host, 0), backlog=128)
+    threading.Thread(target=udp_echo, args=(udp, counters), daemon=True).start()
+    threading.Thread(target=udp_blackhole, args=(hole,), daemon=True).start()
+    threading.Thread(target=accept_loop, args=(tcp, counters, False), daemon=True).start()
+    threading.Thread(target=accept_loop, args=(vanish, counters, True), daemon=True).start()
+    ports = {"host": host, "udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
+             "vanish": vanish.getsockname()[1], "udp_blackhole": hole.getsockname()[1]}
+    return ports, counters
+
+
+def main() -> None:
+    ports, counters = start()
+    print(json.dumps(ports), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "stats":
+            print(json.dumps(counters.snapshot()), flush=True)
+        elif cmd == "reset":
+            counters.reset()
+            print("{}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

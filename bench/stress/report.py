@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""The stress report in one command: run every profile on every runtime (run.py), then write
+results/stress/report.md (tables, with machine and date), PNG plots (rate over time, latency CDF,
+memory over time, ratio bars) and readme-performance.md (the README's performance section).
+
+    scripts/netns.sh .venv/bin/python bench/stress/report.py            # full run (~10 min)
+    scripts/netns.sh .venv/bin/python bench/stress/report.py --quick    # a tenth of everything
+    .venv/bin/python bench/stress/report.py --from results/stress/latest.json   # re-render only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import run  # noqa: E402
+
+OUT = run.OUT
+PY = "iwa"          # Python in the IWA: the runtime the ratios are about
+COLORS = {"cpython": "#3572A5", "iwa": "#d62728", "iwa-js": "#e6a700", "node": "#2ca02c"}
+LABELS = {"cpython": "CPython", "iwa": "Python in the IWA", "iwa-js": "plain JS in the IWA",
+          "node": "Pyodide in Node"}
+
+
+def fmt(v, digits=0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and digits:
+        return f"{v:,.{digits}f}"
+    return f"{round(v):,}"
+
+
+def ms(us) -> str:
+    return "-" if us is None else f"{us / 1000:,.1f}"
+
+
+def memory_peak(summary: dict) -> str:
+    samples = [s for s in summary.get("memory", []) if "error" not in s]
+    if not samples:
+        return "-"
+    if "rss_mb" in samples[0]:
+        vals = [s["rss_mb"] for s in samples if s.get("rss_mb")]
+        return f"RSS {max(vals):.0f}" if vals else "-"
+    vals = [s["renderer_pss_mb"] for s in samples if s.get("renderer_pss_mb")]
+    return f"renderer {max(vals):.0f}" if vals else "-"
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def headline(summary: dict):
+    return None if "error" in summary else summary.get("rate")
+
+
+def tables(res: dict) -> str:
+    rts = list(res["runs"])
+    m = res["machine"]
+    lines = [
+        "# socketiwa stress report", "",
+        f"Run {res['time']} on {m['cpu']} ({m['cpus']} CPUs), Linux {m['kernel']}, CPython "
+        f"{m['python']}, {m['chromium']}; load average {m['loadavg_at_start'][0]:.1f} at start, "
+        f"{m.get('loadavg_at_end', [0])[0]:.1f} at the end (the machine is shared: compare within "
+        f"one run). Scale {res['scale']} (1 = the full profiles), Pyodide WebLoop mode "
+        f"`{res['webloop']}`. Produced by `bench/stress/report.py`; raw numbers in `latest.json`.", "",
+        "Runtimes: **CPython** (socketiwa's native backend, its own process), **Python in the IWA** "
+        "(the same `cases.py` in Pyodide inside Chromium's Isolated Web App), **plain JS in the "
+        "IWA** (`cases.mjs`, the lean Direct Sockets loop a JS developer would write, same page). "
+        "The far end is `peer.py` (plain sockets, its own process): it counts what arrives and "
+        "echoes it.", "",
+        "## Profiles", "",
+        "| profile | runtime | sent | received | lost | loss % | dup | out of order | rate /s | "
+        "send rate /s | p50 ms | p99 ms | p99.9 ms | memory peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for profile in res["profiles"]:
+        for rt in rts:
+            s = res["runs"][rt].get(profile)
+            if s is None:
+                continue
+            if "error" in s:
+                lines.append(f"| {profile} | {rt} | failed: {s['error'][:80]} |||||||||||||")
+                continue
+            lat = s["latency"]
+            lines.append(
+                f"| {profile} | {rt} | {fmt(s['sent'])} | {fmt(s['received'])} | {fmt(s['lost'])} | "
+                f"{s['loss_pct']:.2f} | {s['duplicated']} | {s['out_of_order']} | {fmt(s['rate'])} | "
+                f"{fmt(s.get('send_rate'))} | {ms(lat['p50_us'])} | {ms(lat['p99_us'])} | "
+                f"{ms(lat['p999_us'])} | {memory_peak(s)} |")
+    lines += ["", "What the columns mean: *burst_udp* counts one way (the peer's count; rate = "
+              "arrivals per second at the peer; latency from the every-16th datagram the peer "
+              "echoes). All other profiles count round trips (endpoint -> peer -> endpoint); "
+              "rate = unique echoes per second from the first send to the last echo. *ramp_udp* "
+              "rate = the highest achieved rate of a step that lost under 1%. TCP profiles "
+              "must lose nothing.", "",
+              "## Ratios (rate)", "",
+              "| profile | CPython | Python in the IWA | plain JS in the IWA | IWA Python / CPython | "
+              "IWA Python / JS |", "|---|---|---|---|---|---|"]
+    for profile in res["profiles"]:
+        vals = {rt: headline(res["runs"][rt].get(profile, {"error": 1})) for rt in rts}
+        lines.append(f"| {profile} | {fmt(vals.get('cpython'))} | {fmt(vals.get(PY))} | "
+                     f"{fmt(vals.get('iwa-js'))} | {ratio(vals.get(PY), vals.get('cpython'))} | "
+                     f"{ratio(vals.get(PY), vals.get('iwa-js'))} |")
+    ramp_rows = []
+    for rt in rts:
+        s = res["runs"][rt].get("ramp_udp")
+        if s and "steps" in s:
+            steps = ", ".join(f"{st['rate']:,}: sent {st['achieved_rate']:,}/s, "
+                              f"{100 * (1 - st['received'] / max(1, st['sent'])):.1f}% lost"
+                              for st in s["steps"])
+            ramp_rows.append(f"| {rt} | {steps} |")
+    if ramp_rows:
+        lines += ["", "## Ramp steps (target rate: achieved send rate, loss)", "", "| runtime | steps |",
+                  "|---|---|", *ramp_rows]
+    chaos_rows = []
+    for rt in rts:
+        s = res["runs"][rt].get("chaos")
+        if s and "error" not in s:
+            chaos_rows.append(
+                f"| {rt} | {s['actions']} | {s['udp_sent']:,} / {s['udp_delivered']:,} / {s['udp_received']:,} | "
+                f"{s['tcp_connections']} ({s['tcp_aborted']} aborted) | {s['tcp_messages']:,} / {s['tcp_lost']} | "
+                f"{s['vanish_ended']} of {s['vanished']} | {s['refused_typed']} of {s['refused']} | "
+                f"{s['blackhole_received']} | {len(s['unexpected'])} |")
+    if chaos_rows:
+        lines += ["", "## Chaos (seeded: the same schedule on every runtime)", "",
+                  "| runtime | actions | UDP sent / at peer / back | TCP connections | TCP messages / lost "
+                  "| vanished peers seen ending | refused connects with a typed error | "
+                  "datagrams from the silent peer | unexpected |", "|---|---|---|---|---|---|---|---|---|",
+                  *chaos_rows]
+        for rt in rts:
+            s = res["runs"][rt].get("chaos")
+            if s and s.get("unexpected"):
+                lines.append(f"\n{rt} unexpected: " + "; ".join(s["unexpected"][:10]))
+    lines += ["", "## Memory (MB: first sample / peak / last sample of each profile)", "",
+              "| profile | runtime | measure | first | peak | last |", "|---|---|---|---|---|---|"]
+    for profile in res["profiles"]:
+        for rt in rts:
+            s = res["runs"][rt].get(profile) or {}
+            samples = [x for x in s.get("memory", []) if "error" not in x]
+            keys = ("rss_mb",) if rt == "cpython" else ("chromium_pss_mb", "renderer_pss_mb", "js_heap_mb", "wasm_mb")
+            for k in keys:
+                vals = [x[k] for x in samples if x.get(k) is not None]
+                if vals:
+                    lines.append(f"| {profile} | {rt} | {k[:-3]} | {vals[0]:.1f} | {max(vals):.1f} | {vals[-1]:.1f} |")
+    ua = res.get("ua_memory")
+    if ua:
+        lines += ["", "`performance.measureUserAgentSpecificMemory()` in the IWA page at the end: " +
+                  (f"{ua['bytes'] / 2**20:.1f} MB (" + ", ".join(
+                      f"{'/'.join(b['types']) or 'other'} {b['bytes'] / 2**20:.1f}" for b in ua["breakdown"])
+                   + "). It covers the JS heap and DOM, not Pyodide's WebAssembly memory (shown "
+                   "above as wasm)." if "bytes" in ua else f"not available ({ua.get('error')})")]
+    lines += ["", "## Plots", "", "![rate over time](rate_over_time.png)", "",
+              "![latency CDF](latency_cdf.png)", "", "![memory over time](memory.png)", "",
+              "![ratios](ratios.png)", ""]
+    return "\n".join(lines)
+
+
+def readme_section(res: dict) -> str:
+    rts = list(res["runs"])
+    m = res["machine"]
+    rows = ["| profile | CPython | Python in the IWA | plain JS in the IWA | IWA Py / CPython | IWA Py / JS | IWA Python lost |",
+            "|---|---|---|---|---|---|---|"]
+    for profile in res["profiles"]:
+        vals = {rt: headline(res["runs"][rt].get(profile, {"error": 1})) for rt in rts}
+        py = res["runs"].get(PY, {}).get(profile, {})
+        lost = f"{py['lost']:,} of {py['sent']:,}" if "lost" in py else "-"
+        rows.append(f"| {profile} (/s) | {fmt(vals.get('cpython'))} | {fmt(vals.get(PY))} | "
+                    f"{fmt(vals.get('iwa-js'))} | {ratio(vals.get(PY), vals.get('cpython'))} | "
+                    f"{ratio(vals.get(PY), vals.get('iwa-js'))} | {lost} |")
+    return "\n".join([
+        "### Stress suite (`bench/stress/report.py`)", "",
+        f"Measured {res['time'][:10]} on {m['cpu']} ({m['cpus']} CPUs, shared; load average "
+        f"{m['loadavg_at_start'][0]:.1f}), {m['chromium']}. Full tables, plots and memory: "
+        "`results/stress/report.md`.", "", *rows, ""])
+
+
+# ---------------------------------------------------------------- plots
+def plots(res: dict, out: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rts = list(res["runs"])
+    profiles = res["profiles"]
+    written = []
+
+    def grid(title):
+        cols = 3
+        rows = (len(profiles) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(15, 4.2 * rows), squeeze=False)
+        fig.suptitle(f"{title} - {res['time'][:16]} UTC", fontsize=13)
+        for ax in axes.flat[len(profiles):]:
+            ax.axis("off")
+        return fig, list(axes.flat)
+
+    fig, axes = grid("Packets per second, 100 ms bins (solid: echoes received; dashed: sent)")
+    for ax, profile in zip(axes, profiles):
+        for rt in rts:
+            s = res["runs"][rt].get(profile, {})
+            for key, style, label in (("recv_per_s", "-", LABELS.get(rt, rt)), ("sent_per_s", "--", None)):
+                series = s.get(key)
+                if series:
+                    ax.plot([i * 0.1 for i in range(len(series))], series, style, label=label,
+                            color=COLORS.get(rt), linewidth=1.2 if style == "-" else 0.8,
+                            marker="." if len(series) < 15 else None)
+        ax.set_title(profile)
+        ax.set_xlabel("seconds from the first send")
+        ax.set_ylabel("per second" + (" (back: every 16th)" if profile == "burst_udp" else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(out / "rate_over_time.png")
+    fig.savefig(written[-1], dpi=80)
+    plt.close(fig)
+
+    fig, axes = grid("Round-trip latency CDF")
+    for ax, profile in zip(axes, profiles):
+        for rt in rts:
+            cdf = res["runs"][rt].get(profile, {}).get("latency", {}).get("cdf_us")
+            if cdf:
+                ax.plot([v / 1000 for v in cdf], [i / (len(cdf) - 1) for i in range(len(cdf))],
+                        label=LABELS.get(rt, rt), color=COLORS.get(rt))
+        ax.set_xscale("log")
+        ax.set_title(profile)
+        ax.set_xlabel("round trip, ms (log)")
+        ax.set_ylabel("fraction of packets")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(out / "latency_cdf.png")
+    fig.savefig(written[-1], dpi=80)
+    plt.close(fig)
+
+    # Memory: every profile one after the other on one time axis per runtime.
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
+    fig.suptitle(f"Memory through the profiles - {res['time'][:16]} UTC", fontsize=13)
+    for ax, rt_group, keys in ((axes[0], ["cpython"], ["rss_mb"]),
+                               (axes[1], ["iwa", "iwa-js"], ["renderer_pss_mb", "chromium_pss_mb", "wasm_mb", "js_heap_mb"])):
+        offset = 0.0
+        for rt in rt_group:
+            if rt not in res["runs"]:
+                continue
+            traces: dict = {k: ([], []) for k in keys}
+            for profile in profiles:
+                samples = [x for x in res["runs"][rt].get(profile, {}).get("memory", []) if "error" not in x]
+                for x in samples:
+                    for k in keys:
+                        if x.get(k) is not None:
+                            traces[k][0].append(offset + x["t"])
+                            traces[k][1].append(x[k])
+                if samples:
+                    ax.axvline(offset, color="grey", alpha=0.2)
+                    ax.text(offset, 0, f" {rt} {profile}", rotation=90, fontsize=7, va="bottom", alpha=0.6)
+                    offset += samples[-1]["t"] + 0.5
+            for k, (xs, ys) in traces.items():
+                if xs:
+                    ax.plot(xs, ys, label=f"{rt} {k[:-3]}", linewidth=1.2)
+        ax.set_xlabel("seconds of profile run (profiles back to back)")
+        ax.set_ylabel("MB")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("CPython endpoint process RSS")
+    axes[1].set_title("Chromium (PSS: app renderer, all processes), page JS heap, Pyodide wasm")
+    fig.tight_layout()
+    written.append(out / "memory.png")
+    fig.savefig(written[-1], dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.38
+    for i, (base, label) in enumerate((("cpython", "Python in the IWA / CPython"), ("iwa-js", "Python in the IWA / plain JS in the IWA"))):
+        vals = []
+        for profile in profiles:
+            py = headline(res["runs"].get(PY, {}).get(profile, {"error": 1}))
+            b = headline(res["runs"].get(base, {}).get(profile, {"error": 1}))
+            vals.append(py / b if py and b else 0)
+        xs = [j + (i - 0.5) * width for j in range(len(profiles))]
+        bars = ax.bar(xs, vals, width, label=label, color=["#3572A5", "#e6a700"][i])
+        for x, v in zip(xs, vals):
+            ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        del bars
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(profiles)))
+    ax.set_xticklabels(profiles)
+    ax.set_ylabel("ratio of rates")
+    ax.set_title(f"Ratios of the headline rate - {res['time'][:16]} UTC")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    written.append(out / "ratios.png")
+    fig.savefig(written[-1], dpi=80)
+    plt.close(fig)
+    return written
+
+
+def render(res: dict, out: Path = OUT) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(tables(res))
+    (out / "readme-performance.md").write_text(readme_section(res))
+    return [out / "report.md", out / "readme-performance.md", *plots(res, out)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--from", dest="source", type=Path, help="render a saved run instead of running")
+    ap.add_argument("--runtimes", default="cpython,iwa,iwa-js")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--soak", action="store_true", help="add the 5-minute constant-rate soak")
+    ap.add_argument("--webloop", default="off", choices=("off", "task", "microtask"))
+    args = ap.parse_args()
+    if args.source:
+        res = json.loads(args.source.read_text())
+    else:
+        res = run.run_all(args.runtimes.split(","), 0.1 if args.quick else 1.0, args.soak, args.webloop)
+        print(f"wrote {run.save(res)}")
+    for path in render(res):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
