@@ -427,3 +427,115 @@ def test_property_udp_datagrams(request, loop):
         loop.run_until_complete(rx_sock.close())
         tx.close()
     assert count[0] >= MIN_INPUTS, count[0]
+
+
+# ---------------------------------------------------------------- every runtime, lighter
+@pytest.fixture
+def fuzz_seed():
+    return random.randrange(2**32)
+
+
+@everywhere(timeout=120)
+async def test_seeded_fuzz_receive_paths(selenium, fuzz_seed):
+    """The same properties on every runtime without Hypothesis (not in Pyodide): a seeded mix of
+    valid acked events and hostile envelopes through a TCP server (split at random points) and
+    a bound UDP socket. Every valid acked event is answered once, in order; only typed errors."""
+    import asyncio
+    import random
+    import socketiwa
+    from socketiwa import wire
+    rng = random.Random(fuzz_seed)
+    reserved = ("open", "message", "error", "close", "connect", "disconnect", "connection")
+
+    def body(seq):
+        r = rng.random()
+        if r < 0.4:
+            return wire.encode_event("echo", rng.choice((None, seq, "ü", b"\x00", [1])), ack_id=seq)
+        if r < 0.5:
+            return wire.encode_data(rng.randbytes(rng.randrange(40)))
+        if r < 0.6:
+            return wire.MAGIC + rng.randbytes(rng.randrange(20))
+        if r < 0.9:
+            raw = bytearray(wire.encode_event("echo", {"s": seq}, ack_id=seq))
+            for _ in range(rng.randrange(1, 4)):
+                raw[rng.randrange(len(raw))] = rng.randrange(256)
+            return bytes(raw)
+        name = rng.choice((b"echo", b"error", b"x"))
+        return (wire._HEAD.pack(wire.MAGIC, rng.randrange(4), rng.choice((0, 3)), rng.randrange(4))
+                + bytes([len(name)]) + name + rng.randbytes(rng.randrange(8)))
+
+    def outcome(b):
+        try:
+            env = wire.decode(b)
+        except socketiwa.FrameError:
+            return ("error",)
+        if env.kind == wire.KIND_EVENT:
+            if env.name in reserved:
+                return ("error",)
+            return ("ack", env.ack_id, env.payload) if env.name == "echo" and env.ack_id else ("none",)
+        return ("message", env.payload) if env.kind == wire.KIND_DATA else ("none",)
+
+    def receiver(sock, log):
+        sock.on("error", lambda e: log["errors"].append(e))
+        sock.on("message", lambda data, *r: log["messages"].append(data))
+        sock.on("echo", lambda payload, *rest: rest[-1] and rest[-1](payload))
+
+    # TCP: one framed stream, oversize and empty frames included, cut at random points
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0, max_message_size=512, max_queue=16)
+    log = {"errors": [], "messages": []}
+    conns = []
+    srv.on("connection", lambda c: (conns.append(c), receiver(c, log)))
+    bodies = [body(seq) for seq in range(1, 1201)]
+    frames = [wire.frame(b) for b in bodies]
+    for _ in range(5):
+        frames.insert(rng.randrange(len(frames)), b"\x00\x00\x00\x00")
+        frames.insert(rng.randrange(len(frames)), (513).to_bytes(4, "big") + b"s" * 513)
+    stream = b"".join(frames)
+    expected = [outcome(f[4:]) if len(f) - 4 <= 512 else ("error",) for f in frames]
+    want = [(e[1], e[2]) for e in expected if e[0] == "ack"]
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port, framing="raw", no_delay=True)
+    cuts = sorted(rng.sample(range(1, len(stream)), 60))
+    prev = 0
+    for cut in [*cuts, len(stream)]:
+        await client.send(stream[prev:cut])
+        prev = cut
+    deframer, acks = wire.Deframer(), []
+    while len(acks) < len(want):
+        acks += [wire.decode(f) for f in deframer.feed(await client.receive(timeout=20))]
+    assert [(a.ack_id, a.payload) for a in acks] == want
+    for _ in range(500):
+        if len(log["errors"]) >= sum(e[0] == "error" for e in expected):
+            break
+        await asyncio.sleep(0.01)
+    assert all(isinstance(e, socketiwa.SocketIwaError) for e in log["errors"]), log["errors"][:3]
+    assert len(log["errors"]) == sum(e[0] == "error" for e in expected)
+    assert log["messages"] == [e[1] for e in expected if e[0] == "message"]
+    assert conns[0].ready_state == socketiwa.ReadyState.OPEN and len(conns[0]._tasks) <= 16
+    await client.close()
+    await srv.close()
+
+    # UDP: one datagram per envelope (raw, so the sender's escaping does not apply)
+    rx = await socketiwa.create_udp(local_address="127.0.0.1")
+    tx = await socketiwa.create_udp(local_address="127.0.0.1")
+    log = {"errors": [], "messages": []}
+    receiver(rx, log)
+    replies = []
+    tx._resolve_ack = lambda ack_id, payload: replies.append((ack_id, payload))  # record acks
+    datagrams = [body(seq) for seq in range(1, 601)]
+    expected = [outcome(d) if wire.is_envelope(d) else ("message", d) for d in datagrams]
+    for i, d in enumerate(datagrams):
+        await tx._transport.send(d, "127.0.0.1", rx.local_port)
+        if i % 16 == 15:
+            await asyncio.sleep(0.001)        # loopback UDP is lossless while buffers have room
+    want = [(e[1], e[2]) for e in expected if e[0] == "ack"]
+    n_errors = sum(e[0] == "error" for e in expected)
+    for _ in range(1000):
+        if len(replies) >= len(want) and len(log["errors"]) >= n_errors:
+            break
+        await asyncio.sleep(0.01)
+    assert replies == want
+    assert all(isinstance(e, socketiwa.SocketIwaError) for e in log["errors"]), log["errors"][:3]
+    assert len(log["errors"]) == n_errors
+    assert log["messages"] == [e[1] for e in expected if e[0] == "message"]
+    await rx.close()
+    await tx.close()
