@@ -206,3 +206,103 @@ async (url, hashB64, nDatagrams) => {
   return out;
 }
 """
+
+
+# fetch and navigation over HTTP/3 (tests/test_h3_chromium.py's site: /bytes?n=, /echo, /hello/*)
+FETCH_PROBE = r"""
+async (base) => {
+  const out = {};
+  const entry = (url) => performance.getEntriesByName(url)[0];
+  const nav = performance.getEntriesByType('navigation')[0];
+  out.navigationProtocol = nav && nav.nextHopProtocol;
+  out.title = document.title;
+  // a body of 2 MB, by content and protocol
+  let url = base + '/bytes?n=2000000';
+  let t = performance.now();
+  let r = await fetch(url, {cache: 'no-store'});
+  const buf = new Uint8Array(await r.arrayBuffer());
+  out.bytes = {status: r.status, length: buf.length, ms: performance.now() - t,
+               protocol: entry(url).nextHopProtocol,
+               digest: Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)))
+                 .map(b => b.toString(16).padStart(2, '0')).join('')};
+  // an upload, echoed, with a request header the app answers
+  url = base + '/echo';
+  r = await fetch(url, {method: 'POST', body: 'x'.repeat(300000), headers: {'x-probe': 'yes'}});
+  const text = await r.text();
+  out.echo = {status: r.status, length: text.length, ok: text === 'x'.repeat(300000),
+              probe: r.headers.get('x-probe-seen'), protocol: entry(url).nextHopProtocol};
+  // many at once
+  const urls = Array.from({length: 10}, (_, i) => base + '/hello/' + i);
+  const texts = await Promise.all(urls.map(u => fetch(u).then(r => r.text())));
+  out.parallel = {ok: texts.every((x, i) => x === 'hello /hello/' + i),
+                  protocols: [...new Set(urls.map(u => entry(u).nextHopProtocol))]};
+  // an error status passes through
+  r = await fetch(base + '/missing');
+  out.missing = r.status;
+  return out;
+}
+"""
+
+
+# resumption: a fetch, a /close-conn the server answers and then closes the connection after,
+# and a fetch on the next connection (which Chromium opens with a ticket and 0-RTT)
+RESUME_PROBE = r"""
+async (base) => {
+  const get = async (path) => {
+    const url = base + path + '?' + Math.random();
+    const t = performance.now(); const r = await fetch(url, {cache: 'no-store'}); const text = await r.text();
+    return {status: r.status, text, ms: performance.now() - t,
+            protocol: performance.getEntriesByName(url)[0].nextHopProtocol};
+  };
+  const out = {first: await get('/hello/first')};
+  out.close = await get('/close-conn');
+  await new Promise(r => setTimeout(r, 800));      // the server has closed the connection
+  out.resumed = await get('/hello/resumed');
+  return out;
+}
+"""
+
+
+# WebSocket over HTTP/3 against an echo that upper-cases text, returns binary, and closes with
+# (4001, "server-bye") on "close-me"
+WS_PROBE = r"""
+async (base, url) => {
+  const out = {};
+  const within = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
+      setTimeout(() => rej(new Error('timeout: ' + what)), ms))]);
+  const r = await fetch(base + '/warm', {mode: 'no-cors', credentials: 'include'});
+  await r.arrayBuffer();
+  out.warm = r.type;
+  const open = (u) => new Promise((res, rej) => {
+    const ws = new WebSocket(u); ws.binaryType = 'arraybuffer';
+    ws.onopen = () => res(ws);
+    ws.onclose = (e) => rej(new Error('closed before open: ' + e.code));
+  });
+  const next = (ws) => new Promise((res) => { ws.onmessage = (e) => res(e.data); });
+  try {
+    const t0 = performance.now();
+    const ws = await within(open(url), 8000, 'open');
+    out.openMs = performance.now() - t0;
+    out.protocol = ws.protocol;
+    const rtts = [];
+    for (let i = 0; i < 10; i++) {
+      const s = performance.now(); const got = next(ws); ws.send('m' + i);
+      if (await within(got, 3000, 'echo') !== 'M' + i) out.mismatch = i;
+      rtts.push(performance.now() - s);
+    }
+    rtts.sort((a, b) => a - b); out.echoRttMedianMs = rtts[5];
+    const big = 'z'.repeat(200000);          // Chromium fragments large messages
+    let got = next(ws); ws.send(big); out.bigOk = (await within(got, 5000, 'big')) === big.toUpperCase();
+    got = next(ws); ws.send(new Uint8Array([1, 2, 3, 250]));
+    out.binary = Array.from(new Uint8Array(await within(got, 3000, 'binary')));
+    out.clientClose = await within(new Promise((res) => {
+      ws.onclose = (e) => res({code: e.code, reason: e.reason, wasClean: e.wasClean});
+      ws.close(4000, 'client-bye'); }), 5000, 'close');
+    const ws2 = await within(open(url), 8000, 'open 2');
+    out.serverClose = await within(new Promise((res) => {
+      ws2.onclose = (e) => res({code: e.code, reason: e.reason, wasClean: e.wasClean});
+      ws2.send('close-me'); }), 5000, 'server close');
+  } catch (e) { out.error = String(e); }
+  return out;
+}
+"""

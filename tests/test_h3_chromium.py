@@ -8,39 +8,6 @@ import pytest
 import chromium_clients
 import quic_peers
 
-FETCH_PROBE = r"""
-async (base) => {
-  const out = {};
-  const entry = (url) => performance.getEntriesByName(url)[0];
-  const nav = performance.getEntriesByType('navigation')[0];
-  out.navigationProtocol = nav && nav.nextHopProtocol;
-  out.title = document.title;
-  // a body of 2 MB, by content and protocol
-  let url = base + '/bytes?n=2000000';
-  let t = performance.now();
-  let r = await fetch(url, {cache: 'no-store'});
-  const buf = new Uint8Array(await r.arrayBuffer());
-  out.bytes = {status: r.status, length: buf.length, ms: performance.now() - t,
-               protocol: entry(url).nextHopProtocol,
-               digest: Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)))
-                 .map(b => b.toString(16).padStart(2, '0')).join('')};
-  // an upload, echoed, with a request header the app answers
-  url = base + '/echo';
-  r = await fetch(url, {method: 'POST', body: 'x'.repeat(300000), headers: {'x-probe': 'yes'}});
-  const text = await r.text();
-  out.echo = {status: r.status, length: text.length, ok: text === 'x'.repeat(300000),
-              probe: r.headers.get('x-probe-seen'), protocol: entry(url).nextHopProtocol};
-  // many at once
-  const urls = Array.from({length: 10}, (_, i) => base + '/hello/' + i);
-  const texts = await Promise.all(urls.map(u => fetch(u).then(r => r.text())));
-  out.parallel = {ok: texts.every((x, i) => x === 'hello /hello/' + i),
-                  protocols: [...new Set(urls.map(u => entry(u).nextHopProtocol))]};
-  // an error status passes through
-  r = await fetch(base + '/missing');
-  out.missing = r.status;
-  return out;
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +90,7 @@ def test_chromium_fetch_and_navigation_over_h3(h3_site, browser_cert):
     flags = chromium_clients.force_quic_flags(port, browser_cert["spki_sha256_b64"])
     with chromium_clients.browser(flags) as b:
         page = b.open(base + "/page.html")        # navigation over h3
-        same_origin = b.run(page, FETCH_PROBE, base, timeout=60)
+        same_origin = b.run(page, chromium_clients.FETCH_PROBE, base, timeout=60)
         other = b.open()                          # the plain http page: cross-origin fetches
         cross = b.run(other, "async (u) => { const r = await fetch(u); const t = await r.text();"
                              " return [r.status, t, performance.getEntriesByName(u)[0].nextHopProtocol]; }",
@@ -148,21 +115,6 @@ def test_chromium_fetch_and_navigation_over_h3(h3_site, browser_cert):
           f"({2 / (same_origin['bytes']['ms'] / 1000):.1f} MB/s)")
 
 
-RESUME_PROBE = r"""
-async (base) => {
-  const get = async (path) => {
-    const url = base + path + '?' + Math.random();
-    const t = performance.now(); const r = await fetch(url, {cache: 'no-store'}); const text = await r.text();
-    return {status: r.status, text, ms: performance.now() - t,
-            protocol: performance.getEntriesByName(url)[0].nextHopProtocol};
-  };
-  const out = {first: await get('/hello/first')};
-  out.close = await get('/close-conn');
-  await new Promise(r => setTimeout(r, 800));      // the server has closed the connection
-  out.resumed = await get('/hello/resumed');
-  return out;
-}
-"""
 
 
 def test_chromium_fetch_resumes_with_0rtt(h3_site, browser_cert):
@@ -174,7 +126,7 @@ def test_chromium_fetch_resumes_with_0rtt(h3_site, browser_cert):
     with chromium_clients.browser(flags) as b:
         page = b.open()
         try:
-            result = b.run(page, RESUME_PROBE, base, timeout=60)
+            result = b.run(page, chromium_clients.RESUME_PROBE, base, timeout=60)
         finally:
             print("server:", [s[:2] + s[4:] for s in seen], handshakes(), tickets.issued, tickets.resumed,
                   b.console[-8:])

@@ -8,47 +8,6 @@ import pytest
 import chromium_clients
 import quic_peers
 
-WS_PROBE = r"""
-async (base, url) => {
-  const out = {};
-  const within = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
-      setTimeout(() => rej(new Error('timeout: ' + what)), ms))]);
-  const r = await fetch(base + '/warm', {mode: 'no-cors', credentials: 'include'});
-  await r.arrayBuffer();
-  out.warm = r.type;
-  const open = (u) => new Promise((res, rej) => {
-    const ws = new WebSocket(u); ws.binaryType = 'arraybuffer';
-    ws.onopen = () => res(ws);
-    ws.onclose = (e) => rej(new Error('closed before open: ' + e.code));
-  });
-  const next = (ws) => new Promise((res) => { ws.onmessage = (e) => res(e.data); });
-  try {
-    const t0 = performance.now();
-    const ws = await within(open(url), 8000, 'open');
-    out.openMs = performance.now() - t0;
-    out.protocol = ws.protocol;
-    const rtts = [];
-    for (let i = 0; i < 10; i++) {
-      const s = performance.now(); const got = next(ws); ws.send('m' + i);
-      if (await within(got, 3000, 'echo') !== 'M' + i) out.mismatch = i;
-      rtts.push(performance.now() - s);
-    }
-    rtts.sort((a, b) => a - b); out.echoRttMedianMs = rtts[5];
-    const big = 'z'.repeat(200000);          // Chromium fragments large messages
-    let got = next(ws); ws.send(big); out.bigOk = (await within(got, 5000, 'big')) === big.toUpperCase();
-    got = next(ws); ws.send(new Uint8Array([1, 2, 3, 250]));
-    out.binary = Array.from(new Uint8Array(await within(got, 3000, 'binary')));
-    out.clientClose = await within(new Promise((res) => {
-      ws.onclose = (e) => res({code: e.code, reason: e.reason, wasClean: e.wasClean});
-      ws.close(4000, 'client-bye'); }), 5000, 'close');
-    const ws2 = await within(open(url), 8000, 'open 2');
-    out.serverClose = await within(new Promise((res) => {
-      ws2.onclose = (e) => res({code: e.code, reason: e.reason, wasClean: e.wasClean});
-      ws2.send('close-me'); }), 5000, 'server close');
-  } catch (e) { out.error = String(e); }
-  return out;
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +60,8 @@ def test_chromium_websocket_over_h3_against_socketiwa_server(ws_server, browser_
         ["--enable-features=EnableWebsocketsOverHttp3"]
     with chromium_clients.browser(flags) as b:
         page = b.open()
-        result = b.run(page, WS_PROBE, f"https://127.0.0.1:{port}", f"wss://127.0.0.1:{port}/ws", timeout=60)
+        result = b.run(page, chromium_clients.WS_PROBE, f"https://127.0.0.1:{port}",
+                       f"wss://127.0.0.1:{port}/ws", timeout=60)
         console = b.console[-10:]
     print("page:", result, "\nserver:", seen)
     assert "error" not in result, (result, console)
