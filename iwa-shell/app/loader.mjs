@@ -15,10 +15,14 @@ const stateEl = document.getElementById('state');
 const state = { phase: 'loading', detail: '', error: null, startedAt: performance.now(), timings: {},
   output: [], exitCode: null };
 
-const LOG_CHARS = 1 << 20;   // the page shows the last ~1 MB of output, however long the program runs
+// One text node per line: appending stays cheap however much was printed (rewriting textContent
+// would copy the whole log per line); the page keeps the last LOG_LINES lines.
+const LOG_LINES = 5000;
 function log(line) {
-  logEl.textContent += line + '\n';
-  if (logEl.textContent.length > LOG_CHARS) logEl.textContent = logEl.textContent.slice(-LOG_CHARS / 2);
+  logEl.append(line + '\n');
+  if (logEl.childNodes.length > LOG_LINES) {
+    for (let i = 0; i < LOG_LINES / 5; i++) logEl.firstChild.remove();
+  }
   console.log('[shell]', line);
 }
 function setPhase(phase, detail = '') {

@@ -128,7 +128,7 @@ def internals(cdp) -> str:
 def check_installed_from_bundle(sess, res, marker, peer, output):
     """The app page is the bundle's: origin, its files, no server; the program ran its socket code."""
     port, seen = peer
-    code = launch.follow(sess, output=lambda stream, text: output.append((stream, text)), timeout=90)
+    code = launch.follow(sess, output=lambda stream, text: output.append((stream, text)), timeout=240)
     text = "\n".join(t for _, t in output)
     assert code == 0, text
     assert f"marker: {marker}" in text           # a file that exists only inside the bundle

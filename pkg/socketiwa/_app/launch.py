@@ -130,7 +130,9 @@ def follow(sess: Session, progress: Progress = lambda m: None, output: Output = 
         except cr.JsError:
             state = None  # the page is between documents
         except cr.IwaError as e:
-            raise AppError(f"lost the app page: {e}") from None
+            if sess.cdp.proc.poll() is not None or "exited" in str(e):
+                raise AppError(f"Chromium exited while the program ran (its log: {sess.cdp.log_path})") from None
+            state = None  # the page is busy (a program that does not yield); ask again
         if state:
             if state["phase"] != last_phase:
                 last_phase = state["phase"]

@@ -375,8 +375,26 @@ def runtime_dist(progress: Progress = _quiet) -> Path:
     if res.returncode:
         tail = (res.stderr.strip().splitlines() or ["?"])[-1]
         raise AppError(f"assembling the Pyodide runtime failed: {tail} (run 'bash scripts/setup.sh')")
+    _drop_harness_wheels(out)
     stamp.write_text(key)
     return out
+
+
+# In the tests' Pyodide distribution for run_in_pyodide only; an app that needs one of them lists
+# it as a dependency and gets it from the index like any other pure-Python package.
+HARNESS_ONLY = {"pytest", "pluggy", "iniconfig", "pygments", "tblib", "packaging"}
+
+
+def _drop_harness_wheels(runtime: Path) -> None:
+    lock_path = runtime / "pyodide-lock.json"
+    lock = json.loads(lock_path.read_text())
+    packages = lock["packages"]
+    needed = {canonical(d) for name, e in packages.items() if name not in HARNESS_ONLY for d in e.get("depends", [])}
+    for name in sorted(HARNESS_ONLY - needed):
+        entry = packages.pop(name, None)
+        if entry:
+            (runtime / entry["file_name"]).unlink(missing_ok=True)
+    lock_path.write_text(json.dumps(lock, indent=1))
 
 
 @dataclass
