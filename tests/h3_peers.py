@@ -24,6 +24,7 @@ import hashlib
 import os
 import random
 import tempfile
+import time
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h3.connection import H3_ALPN, H3Connection
@@ -286,3 +287,27 @@ async def aioquic_h3_client_session(port: int, certs, *, upload: bytes, timeout:
         out["done"] = x["headers"][b":status"]
         client.close(error_code=0x100, reason_phrase="aioquic client done")
     return out
+
+
+def wait_for_h3_server(port: int, timeout: float = 90) -> None:
+    """Until an HTTP/3 handshake with 127.0.0.1:port succeeds (plain aioquic, no checks of the
+    certificate: this only learns that the server listens, so Chromium's first try works)."""
+    import asyncio
+    import ssl
+
+    from aioquic.asyncio import connect
+    from aioquic.h3.connection import H3_ALPN
+    from aioquic.quic.configuration import QuicConfiguration
+
+    async def attempt():
+        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
+        async with connect("127.0.0.1", port, configuration=config) as c:
+            c.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(asyncio.wait_for(attempt(), 2))
+            return
+        except Exception:   # noqa: BLE001 - not up yet
+            time.sleep(0.3)
+    raise TimeoutError(f"no HTTP/3 server on port {port}")

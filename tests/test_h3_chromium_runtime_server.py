@@ -4,12 +4,12 @@ second, plain Chromium is the client; the IWA's Chromium runs the server). The s
 each exchange is asserted in the runtime, the client side on the host."""
 import hashlib
 import threading
-import time
 
 import pytest
 from runtimes import everywhere
 
 import chromium_clients
+import h3_peers
 
 H3_PACKAGES = ("socketiwa", "aioquic", "wsproto")
 
@@ -17,30 +17,6 @@ H3_PACKAGES = ("socketiwa", "aioquic", "wsproto")
 @pytest.fixture(scope="module")
 def browser_cert():
     return chromium_clients.make_browser_cert()
-
-
-def wait_for_h3_server(port: int, timeout: float = 90) -> None:
-    """Until an HTTP/3 handshake with 127.0.0.1:port succeeds (plain aioquic, no checks of the
-    certificate: this only learns that the server listens, so Chromium's first try works)."""
-    import asyncio
-    import ssl
-
-    from aioquic.asyncio import connect
-    from aioquic.h3.connection import H3_ALPN
-    from aioquic.quic.configuration import QuicConfiguration
-
-    async def attempt():
-        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
-        async with connect("127.0.0.1", port, configuration=config) as c:
-            c.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            asyncio.run(asyncio.wait_for(attempt(), 2))
-            return
-        except Exception:   # noqa: BLE001 - not up yet
-            time.sleep(0.3)
-    raise TimeoutError(f"no HTTP/3 server on port {port}")
 
 
 @pytest.fixture
@@ -56,7 +32,7 @@ def chromium_client(runtime_env, free_udp_port, browser_cert):
 
     def run():
         try:
-            wait_for_h3_server(port)
+            h3_peers.wait_for_h3_server(port)
             flags = chromium_clients.force_quic_flags(port, browser_cert["spki_sha256_b64"]) + \
                 ["--enable-features=EnableWebsocketsOverHttp3"]
             with chromium_clients.browser(flags) as b:
