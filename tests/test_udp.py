@@ -1,4 +1,8 @@
 """UDP: connected and bound modes, dgram-style send overloads, bad input."""
+import socket
+import threading
+
+import pytest
 from runtimes import everywhere
 
 
@@ -148,23 +152,57 @@ async def test_udp_garbage_datagrams_are_reported_not_fatal(selenium):
     await tx.close()
 
 
+@pytest.fixture
+def empty_replier():
+    """A plain UDP socket that answers each datagram with an empty one, then b"after"."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                _, addr = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            sock.sendto(b"", addr)
+            sock.sendto(b"after", addr)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    sock.close()
+
+
 @everywhere
-async def test_udp_empty_datagram_is_sent(selenium, udp_echo):
-    """send(b"") sends a 0-byte datagram (legal UDP) on every runtime; CPython's asyncio before
-    3.13 silently dropped it."""
+async def test_udp_empty_datagrams(selenium, empty_replier):
+    """Receiving an empty datagram gives b"" (size 0) on every runtime. Sending one raises
+    NotSupportedError on every runtime: Chromium refuses it ("UDPMessage: 'data' field must not
+    be empty") and its writable stream is then dead, and CPython's asyncio before 3.13 dropped it
+    silently. The socket stays usable."""
     import socketiwa
-    host, port = udp_echo
-    rx = await socketiwa.create_udp(local_address="127.0.0.1")
-    tx = await socketiwa.create_udp(local_address="127.0.0.1")
-    await tx.send(b"", rx.local_port, "127.0.0.1")
-    await tx.send(b"marker", rx.local_port, "127.0.0.1")
-    first = await rx.receive(timeout=5)
-    assert first.data == b"" and first.rinfo.size == 0 and first.rinfo.port == tx.local_port
-    assert (await rx.receive(timeout=5)).data == b"marker"
-    # connected mode, through a plain-socket echo peer
-    conn = await socketiwa.create_udp(remote_address=host, remote_port=port)
-    await conn.send(b"")
-    await conn.send(b"after")
-    assert [(await conn.receive(timeout=5)).data for _ in range(2)] == [b"", b"after"]
-    for s in (rx, tx, conn):
-        await s.close()
+    sock = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=empty_replier)
+    for empty in (b"", bytearray(), "", memoryview(b"")):
+        try:
+            await sock.send(empty)
+        except socketiwa.NotSupportedError:
+            pass
+        else:
+            raise AssertionError("an empty datagram was accepted")
+    await sock.send(b"ping")                       # still usable
+    first = await sock.receive(timeout=5)
+    assert first.data == b"" and first.rinfo.size == 0 and first.rinfo.port == empty_replier
+    assert (await sock.receive(timeout=5)).data == b"after"
+    bound = await socketiwa.create_udp(local_address="127.0.0.1")
+    try:
+        await bound.send(b"xx", 1, 0, empty_replier, "127.0.0.1")   # empty by offset/length
+    except socketiwa.NotSupportedError:
+        pass
+    else:
+        raise AssertionError("an empty datagram was accepted")
+    await sock.close()
+    await bound.close()

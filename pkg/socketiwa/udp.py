@@ -8,8 +8,8 @@ from . import wire
 from ._base import Datagram, ReadyState, RemoteInfo, SocketBase
 from .backends import get_backend
 from .backends.base import MAX_UDP_PAYLOAD, UdpOptions
-from .errors import (FrameError, InvalidOptionError, MessageTooLargeError, SocketClosedError,
-                     SocketIwaError)
+from .errors import (FrameError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
+                     SocketClosedError, SocketIwaError)
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
 
@@ -131,6 +131,11 @@ class UDPSocket(SocketBase):
 
     async def _send_raw(self, payload: bytes, address: str | None, port: int | None) -> None:
         self._require_open()
+        if not payload:
+            # The same on every runtime: Chromium's UDPSocket refuses empty messages (and its
+            # writable is dead afterwards); CPython's asyncio before 3.13 drops them silently.
+            raise NotSupportedError("empty datagrams cannot be sent: Chromium's Direct Sockets "
+                                    "refuses them (received ones arrive as b\"\")")
         if len(payload) > MAX_UDP_PAYLOAD:
             raise MessageTooLargeError(f"datagram of {len(payload)} bytes exceeds {MAX_UDP_PAYLOAD}")
         await self._transport.send(payload, address, port)

@@ -58,7 +58,9 @@ class UdpTransport(Protocol):
 
         Raises SocketClosedError once the socket is closed and the queue is empty."""
 
-    async def send(self, data: bytes, address: str | None, port: int | None) -> None: ...
+    async def send(self, data: bytes, address: str | None, port: int | None) -> None:
+        """Send one datagram; ``data`` is never empty (UDPSocket refuses that: Chromium can't)."""
+
     async def close(self) -> None: ...
     async def join_group(self, group: str, interface: str | None = None,
                          source: str | None = None) -> None: ...

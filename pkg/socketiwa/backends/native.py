@@ -152,25 +152,12 @@ class NativeUdp:
         if len(data) > MAX_UDP_PAYLOAD:
             raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
         try:
-            if not data:
-                self._send_empty(address, port)
-            elif address is None:
+            if address is None:
                 self._transport.sendto(data)
             else:
                 self._transport.sendto(data, (address, port))
         except (OSError, ValueError) as e:
             raise ConnectError(f"UDP send to {address}:{port} failed: {e}") from None
-
-    def _send_empty(self, address, port):
-        # asyncio before 3.13 silently drops empty datagrams in sendto(); an empty datagram is
-        # legal UDP, so send it on the socket itself. A full socket buffer drops it, as UDP may.
-        try:
-            if address is None:
-                self._sock.send(b"")
-            else:
-                self._sock.sendto(b"", (address, port))
-        except (BlockingIOError, InterruptedError):
-            pass
 
     async def close(self):
         if not self._proto.closed:
