@@ -191,6 +191,16 @@ def test_build_refuses_a_dependency_with_c_extensions(tmp_path, wheelhouse):
     assert not (tmp_path / "native" / "build" / "native-0.1.0.swbn").exists()
 
 
+def test_build_with_the_index_unreachable(tmp_path):
+    """No network (an index on a closed loopback port): the error says so, not "no wheel"."""
+    assert socketiwa("new", "offline", cwd=tmp_path).returncode == 0
+    meta = tmp_path / "offline" / "pyproject.toml"
+    meta.write_text(meta.read_text().replace("dependencies = []", 'dependencies = ["somepackage"]'))
+    env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": ""}
+    line = error_line(socketiwa("-q", "build", "offline", cwd=tmp_path, env=env), "build")
+    assert "package index, which is unreachable" in line
+
+
 def test_build_without_main_py(tmp_path):
     assert socketiwa("new", "nomain", cwd=tmp_path).returncode == 0
     (tmp_path / "nomain" / "main.py").unlink()

@@ -217,7 +217,7 @@ def _sha256(path: Path) -> str:
 
 
 def _pip_download(args: list[str], dest: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--retries", "1",
            "--only-binary=:all:", "--platform", "any", "--python-version", PYODIDE_PYTHON,
            "--implementation", "py", "--abi", "none", "-d", str(dest), *args]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -225,11 +225,17 @@ def _pip_download(args: list[str], dest: Path) -> None:
         return
     err = out.stderr
     m = re.search(r"No matching distribution found for ([^\s]+)", err)
+    unreachable = re.search(r"NewConnectionError|Failed to establish a new connection|"
+                            r"Temporary failure in name resolution|Network is unreachable", err)
+    if unreachable:
+        raise AppError("resolving dependencies needs the package index, which is unreachable: "
+                       "connect to the network (or set PIP_INDEX_URL / PIP_FIND_LINKS to a reachable "
+                       "index or wheel folder)")
     if m:
         name = m.group(1)
         raise AppError(f"dependency {name} has no pure-Python wheel (it has C extensions not built "
-                       f"for Pyodide {PYODIDE_RUNTIME}, or ships only source): remove it, or build "
-                       "it with a Pyodide recipe (recipes/) and add it to the runtime")
+                       f"for Pyodide {PYODIDE_RUNTIME}, ships only source, or is not on the index): "
+                       "remove it, or build it with a Pyodide recipe (recipes/) into the runtime")
     last = [line for line in err.strip().splitlines() if line.strip()][-1:] or ["pip failed"]
     raise AppError(f"resolving dependencies with pip failed: {last[0].strip()} (check the "
                    "requirement and your network or PIP_INDEX_URL/PIP_FIND_LINKS)")
