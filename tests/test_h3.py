@@ -213,6 +213,20 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
             while m["type"] == "http.request" and m["more_body"]:
                 m = await receive()
             seen["disconnect"] = m["type"]
+        elif path == "/events":
+            # an endless event stream; the client's reset must reach the app as http.disconnect
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            assert (await receive())["type"] == "http.request"
+
+            async def produce():
+                i = 0
+                while True:
+                    await send({"type": "http.response.body", "body": b"event %d\n" % i, "more_body": True})
+                    i += 1
+                    await asyncio.sleep(0.01)
+            producer = asyncio.ensure_future(produce())
+            seen["events_end"] = (await receive())["type"]
+            producer.cancel()
         elif path == "/error":
             raise ValueError("boom")
         elif path == "/no-response":
@@ -276,6 +290,16 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
                     break
                 await asyncio.sleep(0.05)
             assert seen.get("disconnect") == "http.disconnect"
+
+            # the client walks away from an endless response: the app learns it from receive()
+            r = await client.get("/events")
+            assert (await r.stream.read()).startswith(b"event 0")
+            r.close()
+            for _ in range(100):
+                if "events_end" in seen:
+                    break
+                await asyncio.sleep(0.05)
+            assert seen.get("events_end") == "http.disconnect"
 
             # datagrams need the setting: an oversize one is refused with a typed error
             tunnel = await client.extended_connect("/dg", "echo-tunnel")

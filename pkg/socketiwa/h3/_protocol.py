@@ -237,6 +237,8 @@ class RequestStream:
         self.on_headers: Callable[[Headers, bool], None] | None = None
         self.on_data: Callable[[bytes, bool], None] | None = None  # replaces the body buffer
         self._release_pending = False
+        # resolved when the peer abandons the stream (reset, stop sending, connection gone)
+        self.gone: asyncio.Future = asyncio.get_running_loop().create_future()
 
     # ------------------------------------------------------------ receiving (from the protocol)
     def _received_headers(self, headers: Headers, ended: bool) -> None:
@@ -268,6 +270,8 @@ class RequestStream:
             self._headers_waiter.exception()  # retrieved: nobody may be waiting
         self._body.fail(exc)
         self._datagrams.fail(exc)
+        if not self.gone.done():
+            self.gone.set_result(exc)
         if self._release_pending:
             self.protocol.forget(self.stream_id)
 
@@ -633,6 +637,9 @@ class H3Protocol(QuicConnectionProtocol):
         stream = self.streams.get(stream_id) or self.wt_streams.get(stream_id)
         if stream is not None:
             stream.stop_code = code
+            gone = getattr(stream, "gone", None)
+            if gone is not None and not gone.done():
+                gone.set_result(StreamResetError(f"peer stopped stream {stream_id}", code))
         self._wake_progress()
 
     def _connection_terminated(self, event: ConnectionTerminated) -> None:

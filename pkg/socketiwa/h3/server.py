@@ -96,8 +96,9 @@ class HttpCycle:
             # a request without a body still gets one (empty, final) http.request message
             self.request_complete = self.stream.receive_ended
             return {"type": "http.request", "body": body, "more_body": not self.request_complete}
-        # The whole request was read: the next message is the disconnect, once it happens.
-        await asyncio.shield(self._finished)
+        # The whole request was read: the next message is the disconnect, once it happens
+        # (the response is complete, or the client abandoned the stream).
+        await asyncio.wait([self._finished, self.stream.gone], return_when=asyncio.FIRST_COMPLETED)
         return {"type": "http.disconnect"}
 
     async def send(self, message: dict) -> None:
