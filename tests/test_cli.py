@@ -277,6 +277,9 @@ def test_run_without_chromium(tmp_path):
     line = error_line(socketiwa("-q", "run", "hello", cwd=tmp_path,
                                 env={"SOCKETIWA_CHROMIUM": str(tmp_path / "no-chromium")}), "run")
     assert "Chromium not found" in line
+    line = error_line(socketiwa("-q", "run", "hello", "--headed", cwd=tmp_path,
+                                env={"DISPLAY": "", "WAYLAND_DISPLAY": ""}), "run")
+    assert "--headed needs a display" in line
     # --signed with no Chromium 150 unpacked (an empty cache)
     line = error_line(socketiwa("-q", "run", "--signed", "hello", cwd=tmp_path,
                                 env={"SOCKETIWA_CACHE": str(tmp_path / "empty-cache")}), "run")

@@ -86,10 +86,10 @@ def cmd_build(args: argparse.Namespace, report: Reporter) -> int:
 def cmd_run(args: argparse.Namespace, report: Reporter) -> int:
     from ._app import launch, project
     how = "policy" if args.policy else "signed" if args.signed else "dev"
-    res = _build(args, report, sign=how != "dev")
-    report(f"built in {res.seconds:.1f}s")
     if args.headed and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise project.AppError("--headed needs a display (DISPLAY or WAYLAND_DISPLAY is not set): drop --headed")
+    res = _build(args, report, sign=how != "dev")
+    report(f"built in {res.seconds:.1f}s")
     code = launch.run(res, argv=args.args, how=how, chromium=args.chromium, headed=args.headed,
                       timeout=args.timeout, progress=report)
     report(f"{res.app.name} exited with code {code}")
