@@ -6,7 +6,8 @@
 # It works in a private mount namespace, so build-wasm.sh's own chroot mounts are never touched.
 #
 #   scripts/cpython-newer.sh prepare      make or refresh its venv in the chroot (needs PyPI)
-#   scripts/cpython-newer.sh run [ARGS]   run pytest there; ARGS replace the default test files
+#   scripts/cpython-newer.sh run [ARGS]   run pytest there (ARGS with tests/... paths replace the
+#                                         default test files)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SID=${SOCKETIWA_CACHE:-$HOME/.cache/socketiwa}/toolchain/sid
@@ -47,10 +48,11 @@ case "${1:-run}" in
     shift || true
     [ -f "$SID$VENV/pyvenv.cfg" ] || { echo "cpython-newer.sh: run 'prepare' first" >&2; exit 1; }
     args=("$@")
-    [ ${#args[@]} -gt 0 ] || args=("${TESTS[@]}")
+    paths=0; for a in "$@"; do case $a in tests/*) paths=1 ;; esac; done
+    [ $paths = 1 ] || args=("${TESTS[@]}" "$@")
     echo "==> pytest on $PY (CPython tests only)"
     in_chroot bash -c 'cd /srv/test-repo && PYTHONPATH=/srv/test-repo/pkg exec "$0" -m pytest \
       -p no:cacheprovider --runtimes=cpython "$@"' "$VENV/bin/python" "${args[@]}"
     ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
 esac
