@@ -184,7 +184,7 @@ async function burst(host, port, flow, { transport = 'udp', count = 50000, size 
 }
 
 async function paced(host, port, flow, steps, { transport = 'udp', size = 64, idle = 1.0,
-  stop_loss = null, min_achieved = 0.9, grace = 0.3, tick = 0.001 } = {}) {
+  stop_loss = null, min_achieved = 0.8, grace = 0.3, tick = 0.001 } = {}) {
   const tally = new Tally(flow, now());
   const sock = await open(transport, host, port, tally);
   const start = tally.start = now();
@@ -194,15 +194,17 @@ async function paced(host, port, flow, steps, { transport = 'udp', size = 64, id
   for (const [rate, seconds] of steps) {
     const first = seq;
     const stepStart = now();
+    const target = Math.max(1, Math.floor(rate * seconds));
     for (;;) {
       const elapsed = (now() - stepStart) / 1000;
-      if (elapsed >= seconds) break;
-      const due = Math.floor(rate * elapsed) + 1;
+      // The last tick may overshoot the step: top up to the step's count before leaving.
+      const due = elapsed >= seconds ? target : Math.min(target, Math.floor(rate * elapsed) + 1);
       while (seq - first < due) {
         sock.send(packet(flow, seq, size));
         bump(sentBins, start, now());
         seq++;
       }
+      if (elapsed >= seconds) break;
       await sock.flush();
       await sleep(tick * 1000);
     }

@@ -169,7 +169,7 @@ async def burst(host: str, port: int, flow: int, transport: str = "udp", count: 
 
 async def paced(host: str, port: int, flow: int, steps: list, transport: str = "udp",
                 size: int = 64, idle: float = 1.0, stop_loss: float | None = None,
-                min_achieved: float = 0.9, grace: float = 0.3, tick: float = 0.001) -> dict:
+                min_achieved: float = 0.8, grace: float = 0.3, tick: float = 0.001) -> dict:
     """Send at fixed rates: ``steps`` is [[rate per s, seconds], ...]. Each tick sends what is
     due, so a slow timer costs bursts, not rate. With ``stop_loss`` (the ramp) each step waits
     ``grace`` s for its echoes and the run stops at the first step losing more than that share,
@@ -184,16 +184,18 @@ async def paced(host: str, port: int, flow: int, steps: list, transport: str = "
     for rate, seconds in steps:
         first = seq
         step_start = perf()
+        target = max(1, int(rate * seconds))
         while True:
             now = perf()
             elapsed = now - step_start
-            if elapsed >= seconds:
-                break
-            due = int(rate * elapsed) + 1
+            # The last tick may overshoot the step: top up to the step's count before leaving.
+            due = target if elapsed >= seconds else min(target, int(rate * elapsed) + 1)
             while seq - first < due:
                 await sock.send(packet(flow, seq, size))
                 _bump(sent_bins, start, perf())
                 seq += 1
+            if elapsed >= seconds:
+                break
             await asyncio.sleep(tick)
         step_seconds = perf() - step_start
         step = {"rate": rate, "seconds": round(step_seconds, 4), "sent": seq - first,
