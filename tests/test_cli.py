@@ -222,7 +222,7 @@ def test_build_with_a_corrupt_key(tmp_path):
 # ---- run
 
 
-def test_new_build_run_streams_output_and_exit_code(tmp_path, request):
+def test_new_build_run_streams_output(tmp_path, request):
     needs_iwa(request)
     assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
     out = socketiwa("run", "hello", "--", "a", "--flag", cwd=tmp_path)
@@ -231,6 +231,10 @@ def test_new_build_run_streams_output_and_exit_code(tmp_path, request):
     assert "received: hello over UDP" in out.stdout
     assert "launching Chromium" in out.stderr and "hello exited with code 0" in out.stderr
 
+
+def test_run_returns_the_exit_code_and_keeps_the_streams_apart(tmp_path, request):
+    needs_iwa(request)
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
     set_main(tmp_path / "hello", "\n".join([
         "import sys",
         "print('to stdout')",
