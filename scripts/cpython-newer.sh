@@ -15,6 +15,7 @@ PY=python3.14
 VENV=/srv/build/venv-test-$PY
 REQS="pytest==8.4.2 pytest-timeout==2.4.0 $(grep -E '^hypothesis' "$ROOT/requirements-dev.txt") tblib pexpect pytest-asyncio"
 TESTS=(tests/test_events.py tests/test_udp.py tests/test_tcp.py tests/test_server.py tests/test_hostile.py
+       tests/test_aio.py tests/test_compat_socket.py
        tests/test_hostile_props.py)
 
 if [ ! -x "$SID/usr/bin/$PY" ] || [ "$(id -u)" != 0 ]; then
