@@ -1,7 +1,8 @@
-"""Chromium's own HTTP/3 clients (navigation, fetch with 0-RTT resumption, WebSocket over h3)
-against the socketiwa HTTP/3 server running in Pyodide: under Node, and inside the IWA (a
-second, plain Chromium is the client; the IWA's Chromium runs the server). The server side of
-each exchange is asserted in the runtime, the client side on the host."""
+"""Chromium's own HTTP/3 clients (navigation, fetch with 0-RTT resumption, WebSocket over h3,
+WebTransport from a plain page) against the socketiwa HTTP/3 server running in Pyodide: under
+Node, and inside the IWA (a second, plain Chromium is the client; the IWA's Chromium runs the
+server). The server side of each exchange is asserted in the runtime, the client side on the
+host."""
 import hashlib
 import threading
 
@@ -41,6 +42,8 @@ def chromium_client(runtime_env, free_udp_port, browser_cert):
                 plain = b.open()
                 box["ws"] = b.run(plain, chromium_clients.WS_PROBE, base, f"wss://127.0.0.1:{port}/ws", timeout=60)
                 box["resume"] = b.run(plain, chromium_clients.RESUME_PROBE, base, timeout=60)
+                box["webtransport"] = b.run(plain, chromium_clients.WEBTRANSPORT_PROBE, base + "/wt",
+                                            browser_cert["der_sha256_b64"], 30, timeout=120)
                 b.run(plain, "async (u) => (await fetch(u)).status", base + "/done", timeout=30)
         except Exception as exc:   # noqa: BLE001 - reported at the end
             box["error"] = repr(exc)
@@ -61,11 +64,15 @@ def chromium_client(runtime_env, free_udp_port, browser_cert):
     assert ws["bigOk"] is True and ws["binary"] == [1, 2, 3, 250]
     assert ws["clientClose"] == {"code": 4000, "reason": "client-bye", "wasClean": True}
     assert ws["serverClose"] == {"code": 4001, "reason": "server-bye", "wasClean": True}
+    from test_webtransport_chromium import check_probe
+    check_probe(box["webtransport"])
     resume = box["resume"]
     assert resume["resumed"]["status"] == 200 and resume["resumed"]["protocol"] == "h3"
     print(f"2 MB fetch from the {runtime_env.name} server: {fetch['bytes']['ms']:.0f} ms; "
           f"first fetch {resume['first']['ms']:.1f} ms, resumed (0-RTT) {resume['resumed']['ms']:.1f} ms; "
-          f"WebSocket echo rtt median {ws['echoRttMedianMs']:.2f} ms")
+          f"WebSocket echo rtt median {ws['echoRttMedianMs']:.2f} ms; WebTransport ready "
+          f"{box['webtransport']['readyMs']:.0f} ms, datagram rtt median "
+          f"{box['webtransport']['datagramRttMedianMs']:.2f} ms")
 
 
 @everywhere(timeout=300, packages=H3_PACKAGES, only=("node", "iwa"))
@@ -132,7 +139,10 @@ async def test_chromium_h3_clients_against_runtime_server(selenium, chromium_cli
             await send({"type": "http.response.start", "status": 404, "headers": cors})
             await send({"type": "http.response.body", "body": b"not here"})
 
+    from socketiwa.h3.echo import WebTransportEcho
+    echo = WebTransportEcho()
     server = await h3.serve("127.0.0.1", chromium_client, app=app, tickets=h3.ServerTicketStore(),
+                            webtransport=echo,
                             configuration=h3.server_configuration(browser_cert["cert"], browser_cert["key"]))
     try:
         await asyncio.wait_for(done.wait(), 280)
@@ -143,3 +153,7 @@ async def test_chromium_h3_clients_against_runtime_server(selenium, chromium_cli
     assert ("websocket", "/ws", "3", False) in seen and ("ws-disconnect", 4000, "client-bye") in seen
     resumed = [s for s in seen if s[0] == "http" and s[1] == "/hello/resumed"]
     assert resumed and resumed[0][3] is True      # Chromium's 0-RTT GET, acted on as early data
+    seen_closes = [(c["path"], tuple(c["info"]), c["by_peer"]) for c in echo.closes]
+    assert ("/wt", (4000, "client-bye"), True) in seen_closes
+    assert ("/wt", (4242, "server-bye"), False) in seen_closes
+    assert 9 in echo.client_resets and echo.sessions[0]["origin"].startswith("http://127.0.0.1:")
