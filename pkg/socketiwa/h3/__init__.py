@@ -1,6 +1,11 @@
 """HTTP/3 for socketiwa, on aioquic's ``H3Connection``: an ASGI server, a client, Extended
-CONNECT (RFC 9220), HTTP datagrams (RFC 9297), WebTransport (draft-02, as Chromium speaks it)
-and WebSocket over HTTP/3 (RFC 9220). Runs on CPython and in Pyodide (Node, the IWA).
+CONNECT (RFC 9220), HTTP datagrams (RFC 9297), WebTransport (draft-02, as Chromium speaks it),
+WebSocket over HTTP/3 (RFC 9220), session tickets and 0-RTT. Runs on CPython and in Pyodide
+(Node, the IWA).
+
+Modules: server.py (ASGI), client.py, webtransport.py, websocket.py (needs wsproto),
+tickets.py, echo.py (a WebTransport echo application), _protocol.py (the connection and its
+streams, flow control).
 
     from socketiwa import h3
     server = await h3.serve("127.0.0.1", 4433, app=asgi_app,
