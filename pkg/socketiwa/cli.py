@@ -189,3 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"socketiwa {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output went away (`socketiwa doctor | head`): stop quietly, like
+        # a command killed by SIGPIPE, without a traceback at exit's flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
