@@ -35,4 +35,4 @@ step "pure-Python wheels the tests load inside Pyodide (pytest, tblib; cached)"
 step "Debian's Chromium 150 for signed-bundle installs (unpacked into the cache; the system's chromium stays)"
 bash scripts/chromium150.sh >/dev/null
 
-step "done: run 'bash build-wasm.sh', then 'bash scripts/demo.sh' (demo) or 'bash scripts/test.sh' (tests)"
+step "done: run 'bash scripts/demo.sh' (demo) or 'bash scripts/test.sh' (tests); the first of them runs build-wasm.sh"
