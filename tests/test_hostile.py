@@ -151,7 +151,8 @@ async def test_tcp_close_is_prompt_and_deterministic_in_every_state(selenium):
     """close() used to wait for the write lock forever while a send was blocked by a peer that
     does not read, and took 5 s when the receive queue was full. Now, for a client whose peer
     stopped reading (a server connection with a tiny queue nobody reads):
-    - abort() / close(timeout=) return at once; the blocked and queued sends raise
+    - abort() / close(timeout=) / close() with close_timeout= return at once (within the
+      timeout); the blocked and queued sends raise
       SocketClosedError; later sends are refused;
     - close() waits (bounded) and delivers everything sent, in order, once the peer reads, and
       each of those sends succeeds;
@@ -178,15 +179,17 @@ async def test_tcp_close_is_prompt_and_deterministic_in_every_state(selenium):
             await asyncio.sleep(0.01)
         return srv, conns[0], client, sends
 
-    for how in ("abort", "close-timeout"):
-        srv, conn, client, sends = await blocked_pair()
+    for how in ("abort", "close-timeout", "close_timeout-option"):
+        srv, conn, client, sends = await blocked_pair(close_timeout=0.3)
         blocked = sends[-1]
         queued = asyncio.ensure_future(client.send(b"queued behind the blocked one"))
         await asyncio.sleep(0)
         if how == "abort":
             await asyncio.wait_for(client.abort(), 10)
-        else:
+        elif how == "close-timeout":
             await asyncio.wait_for(client.close(timeout=0.2), 10)
+        else:                                  # the connection's default, close_timeout=0.3
+            await asyncio.wait_for(client.close(), 10)
         assert client.ready_state == socketiwa.ReadyState.CLOSED
         for task in (blocked, queued):
             try:
