@@ -360,6 +360,14 @@ class TcpSender {
     while (this.pumping) await this.pumping;
     if (this.error) throw this.error;
   }
+
+  // Abort: nothing more is written; queued bytes are discarded and waiting writers fail.
+  fail(error) {
+    if (!this.error) this.error = error;
+    this.queue = [];
+    this.queued = 0;
+    this.wakeWriters();
+  }
 }
 
 class TcpHandle {
@@ -417,6 +425,22 @@ class TcpHandle {
   }
 
   writeStats() { return JSON.stringify(this.sender.stats); }
+
+  // Close now without flushing (TCPSocket.close timeout / abort): unsent data is discarded and a
+  // write() waiting for room rejects. Returns at once; the teardown finishes in the background.
+  abort() {
+    const error = new Error('connection aborted');
+    error.name = 'AbortError';
+    this.sender.fail(error);
+    this.inbox.finish();
+    (async () => {
+      try { await this.writer.abort(error); } catch { /* already errored */ }
+      this.writer.releaseLock();
+      try { await this.reader.cancel(); } catch { /* already errored */ }
+      this.reader.releaseLock();
+      try { await this.socket.close(); } catch { /* already closed */ }
+    })();
+  }
 
   async close() {
     // Every queued byte into the pipe, then time for the pipe to drain before the socket goes:

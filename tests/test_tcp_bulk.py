@@ -215,12 +215,15 @@ async def test_tcp_upload_every_byte_arrives(selenium, bulk_peer, transfer, api,
             except OSError:
                 await asyncio.sleep(0.005)
         for piece in pieces():
-            while True:
+            for attempt in range(100_000):
                 try:
                     assert s.send(piece) == len(piece)
                     break
-                except BlockingIOError:  # send buffer full, as with an OS socket: wait
-                    await asyncio.sleep(0.001)
+                except BlockingIOError:
+                    # Send buffer full, as with an OS socket: wait, backing off. (Polling every
+                    # millisecond starves Chromium's data-pipe notifications: the IWA then
+                    # writes nothing for seconds.)
+                    await asyncio.sleep(min(0.001 * 2 ** attempt, 0.02))
         s.close()
     report = await socketiwa.create_tcp(host, ports["report"], framing="raw")
     await report.send(struct.pack("!H", local_port))
@@ -282,12 +285,15 @@ async def test_tcp_download_every_byte_arrives(selenium, bulk_peer, transfer, ap
             except OSError:
                 await asyncio.sleep(0.005)
         s.send(request)
+        idle = 0
         while n < total:
             try:
                 chunk = s.recv(1 << 20)
-            except BlockingIOError:
-                await asyncio.sleep(0.001)
+            except BlockingIOError:  # nothing yet: wait, backing off (see the upload test)
+                await asyncio.sleep(min(0.001 * 2 ** idle, 0.02))
+                idle += 1
                 continue
+            idle = 0
             assert chunk, "source closed early"
             h.update(chunk)
             n += len(chunk)

@@ -77,6 +77,11 @@ class socket:  # noqa: N801  (stdlib name)
         # _SEND_BUFFER send() raises EAGAIN as an OS socket with a full send buffer does.
         self._writes: collections.deque = collections.deque()
         self._unsent = 0
+        # Set by the pumps when something arrives (and by recv when it made room): waiters block
+        # on these instead of polling, since timer-driven polling starves Chromium's socket
+        # notifications in the IWA.
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
         self._eof = False
         self._closed = False
         if getattr(_std, "SOCK_NONBLOCK", 0) & type:
@@ -178,23 +183,40 @@ class socket:  # noqa: N801  (stdlib name)
         try:
             while True:
                 self._rx_dgrams.extend(await self._udp.recv())
+                self._arrived.set()
         except SocketClosedError:
             self._eof = True
         except OSError as e:
             self._error = e
+        self._arrived.set()
 
     async def _pump_stream(self):
         try:
             while not self._eof:
                 if len(self._rx_bytes) > (1 << 20):   # bounded: wait for the reader
-                    await asyncio.sleep(0.001)
+                    self._room.clear()
+                    await self._room.wait()
                     continue
                 chunk = await self._stream.read()
                 if not chunk:
                     self._eof = True
                 self._rx_bytes += chunk
+                self._arrived.set()
         except (SocketClosedError, OSError) as e:
             self._error, self._eof = e, True
+        self._arrived.set()
+
+    async def _until(self, take, check_error=True):
+        """Wait (blocking mode) until ``take()`` has a result, woken by the pumps."""
+        while True:
+            self._arrived.clear()
+            result = take()
+            if result is not _NOT_READY:
+                return result
+            if check_error and self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            await self._arrived.wait()
 
     async def _pump_accept(self):
         while True:
@@ -202,10 +224,12 @@ class socket:  # noqa: N801  (stdlib name)
                 stream = await self._server.accept()
             except OSError as e:
                 self._error = e
+                self._arrived.set()
                 continue
             if stream is None:
                 return
             self._accepted.append(stream)
+            self._arrived.set()
 
     # ---- the two modes
     def _do(self, make_coro, ready):
@@ -263,12 +287,7 @@ class socket:  # noqa: N801  (stdlib name)
 
     def accept(self):
         async def wait():
-            while not self._accepted:
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
-                await asyncio.sleep(0.001)
-            return take()
+            return await self._until(take)
 
         def take():
             if not self._accepted:
@@ -324,18 +343,14 @@ class socket:  # noqa: N801  (stdlib name)
             if self._rx_bytes:
                 out = bytes(self._rx_bytes[:bufsize])
                 del self._rx_bytes[:bufsize]
+                self._room.set()
                 return out
             if self._eof:
                 return b""
             return _NOT_READY
 
         async def wait():
-            while (r := take()) is _NOT_READY:
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
-                await asyncio.sleep(0.001)
-            return r
+            return await self._until(take)
         return self._do(wait, take)
 
     def recv_into(self, buffer, nbytes=0, flags=0):
@@ -374,13 +389,15 @@ class socket:  # noqa: N801  (stdlib name)
                 return data[:bufsize], self._fmt(host, port)
             return _NOT_READY
 
+        def take_or_closed():
+            result = take()
+            if result is _NOT_READY and self._eof:
+                raise SocketClosedError("socket closed")
+            return result
+
         async def wait():
             await self._open_udp()
-            while (r := take()) is _NOT_READY:
-                if self._eof:
-                    raise SocketClosedError("socket closed")
-                await asyncio.sleep(0.001)
-            return r
+            return await self._until(take_or_closed, check_error=False)
         return self._do(wait, take)
 
     # ---- closing

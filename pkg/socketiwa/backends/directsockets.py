@@ -217,6 +217,8 @@ class DirectStream:
             raise SocketClosedError(f"TCP write failed: {getattr(e, 'name', '')}: {e}") from None
 
     async def close(self):
+        """Flush (every queued byte is written, checked against Chromium's write loss), then
+        close; see TcpHandle.close in bridge/adapter.mjs."""
         if self._closed:
             return
         self._closed = True
@@ -224,6 +226,11 @@ class DirectStream:
             await self._h.close()
         except JsException:
             pass  # the peer may already have reset the connection; it is closed either way
+
+    def abort(self):
+        """Close now: queued bytes are discarded and a write() waiting for room fails."""
+        self._closed = True
+        self._h.abort()
 
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
