@@ -15,13 +15,7 @@ def ten_mb():
     return seed, size, hashlib.sha256(random.Random(seed).randbytes(size)).hexdigest()
 
 
-CHROMIUM_TCP_STALL = (
-    "Chromium 156: with data flowing both ways, TCPSocket's writable resolves writes that never "
-    "reach the peer (the stream stalls with about 1 MB unsent; plain JS shows the same, see "
-    "bench/iwa_tcp_stall.py and the closing notes). Single large writes are not affected.")
-
-
-@everywhere(timeout=60, xfail={"iwa": CHROMIUM_TCP_STALL})
+@everywhere(timeout=60)
 async def test_tcp_raw_echo_10mb(selenium, tcp_echo, ten_mb):
     import asyncio
     import hashlib
