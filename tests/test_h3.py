@@ -213,6 +213,20 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
             while m["type"] == "http.request" and m["more_body"]:
                 m = await receive()
             seen["disconnect"] = m["type"]
+        elif path == "/dg-hold":
+            # datagrams nobody reads for a while: the queue keeps a bounded number, counts the rest
+            stream = scope["extensions"]["socketiwa.h3"]["stream"]
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await asyncio.sleep(1.0)
+            got = 0
+            while True:
+                try:
+                    await asyncio.wait_for(stream.receive_datagram(), 0.2)
+                except asyncio.TimeoutError:
+                    break
+                got += 1
+            seen["datagrams"] = (got, stream.datagrams_dropped)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif path == "/events":
             # an endless event stream; the client's reset must reach the app as http.disconnect
             await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -300,6 +314,17 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
                     break
                 await asyncio.sleep(0.05)
             assert seen.get("events_end") == "http.disconnect"
+
+            # 600 datagrams to a handler that does not read them yet: at most 256 wait, the
+            # rest are counted as dropped (nothing grows without bound)
+            tunnel = await client.extended_connect("/dg-hold", "echo-tunnel")
+            for i in range(600):
+                tunnel.stream.send_datagram(b"d%d" % i)
+                if i % 50 == 0:
+                    await asyncio.sleep(0.01)
+            await tunnel.read()
+            got, dropped = seen["datagrams"]
+            assert 0 < got <= 256 and dropped > 0 and got + dropped <= 600, seen["datagrams"]
 
             # datagrams need the setting: an oversize one is refused with a typed error
             tunnel = await client.extended_connect("/dg", "echo-tunnel")
