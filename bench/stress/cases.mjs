@@ -197,8 +197,11 @@ async function paced(host, port, flow, steps, { transport = 'udp', size = 64, id
     const target = Math.max(1, Math.floor(rate * seconds));
     for (;;) {
       const elapsed = (now() - stepStart) / 1000;
-      // The last tick may overshoot the step: top up to the step's count before leaving.
-      const due = elapsed >= seconds ? target : Math.min(target, Math.floor(rate * elapsed) + 1);
+      // The last tick may overshoot the step: top up to the step's count before leaving,
+      // unless the sender is far behind (more than a tenth short: it cannot keep up, and a
+      // catch-up burst would hide that).
+      let due = Math.min(target, Math.floor(rate * elapsed) + 1);
+      if (elapsed >= seconds) due = target - (seq - first) <= Math.floor(target / 10) ? target : seq - first;
       while (seq - first < due) {
         sock.send(packet(flow, seq, size));
         bump(sentBins, start, now());

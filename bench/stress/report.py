@@ -78,7 +78,7 @@ def tables(res: dict) -> str:
     for profile in res["profiles"]:
         for rt in rts:
             s = res["runs"][rt].get(profile)
-            if s is None:
+            if s is None or profile == "quic":
                 continue
             if "error" in s:
                 lines.append(f"| {profile} | {rt} | failed: {s['error'][:80]} |||||||||||||")
@@ -103,6 +103,35 @@ def tables(res: dict) -> str:
         lines.append(f"| {profile} | {fmt(vals.get('cpython'))} | {fmt(vals.get(PY))} | "
                      f"{fmt(vals.get('iwa-js'))} | {ratio(vals.get(PY), vals.get('cpython'))} | "
                      f"{ratio(vals.get(PY), vals.get('iwa-js'))} |")
+    quic_rows = []
+    for rt in rts:
+        s = res["runs"][rt].get("quic")
+        if s and "error" not in s:
+            quic_rows.append(
+                f"| {rt} | {s['handshakes_per_s']:.1f} | {ms(s['latency']['p50_us'])} | "
+                f"{s['bulk']['mb_per_s']:.2f} ({s['bulk']['bytes'] / 2**20:.0f} MiB) | "
+                f"{s['lossy1']['mb_per_s']:.2f} | {s['lossy5']['mb_per_s']:.2f} | "
+                f"{'yes' if s['sha256_ok'] else 'NO'} |")
+        elif s:
+            quic_rows.append(f"| {rt} | failed: {s['error'][:100]} ||||||")
+    if quic_rows:
+        q = {rt: res["runs"][rt].get("quic", {}) for rt in rts}
+        py, cp = q.get(PY, {}), q.get("cpython", {})
+        ratios = ""
+        if "bulk" in py and "bulk" in cp:
+            ratios = (f"| IWA Python / CPython | {ratio(py['handshakes_per_s'], cp['handshakes_per_s'])} | | "
+                      f"{ratio(py['bulk']['mb_per_s'], cp['bulk']['mb_per_s'])} | "
+                      f"{ratio(py['lossy1']['mb_per_s'], cp['lossy1']['mb_per_s'])} | "
+                      f"{ratio(py['lossy5']['mb_per_s'], cp['lossy5']['mb_per_s'])} | |")
+        lines += ["", "## QUIC (socketiwa.quic client -> aioquic echo server on CPython)", "",
+                  "Handshakes one after another (closing not counted); one stream echoing the bulk "
+                  "size; the same with a quarter of it through a relay that drops and reorders 1% "
+                  "and 5% of datagrams each way (`quic_peer.py`). Every echo is checked by SHA-256. "
+                  "Plain JS has no QUIC over Direct Sockets to compare with.", "",
+                  "| runtime | handshakes/s | handshake p50 ms | bulk MB/s | 1% loss MB/s | 5% loss MB/s "
+                  "| SHA-256 ok |", "|---|---|---|---|---|---|---|", *quic_rows]
+        if ratios:
+            lines.append(ratios)
     ramp_rows = []
     for rt in rts:
         s = res["runs"][rt].get("ramp_udp")
@@ -160,15 +189,25 @@ def tables(res: dict) -> str:
 def readme_section(res: dict) -> str:
     rts = list(res["runs"])
     m = res["machine"]
-    rows = ["| profile | CPython | Python in the IWA | plain JS in the IWA | IWA Py / CPython | IWA Py / JS | IWA Python lost |",
+    rows = ["| profile | CPython | Python in the IWA | plain JS in the IWA | IWA Py / CPython | IWA Py / JS "
+            "| IWA Python lost |",
             "|---|---|---|---|---|---|---|"]
-    for profile in res["profiles"]:
+    for profile in [p for p in res["profiles"] if p != "quic"]:
         vals = {rt: headline(res["runs"][rt].get(profile, {"error": 1})) for rt in rts}
         py = res["runs"].get(PY, {}).get(profile, {})
         lost = f"{py['lost']:,} of {py['sent']:,}" if "lost" in py else "-"
         rows.append(f"| {profile} (/s) | {fmt(vals.get('cpython'))} | {fmt(vals.get(PY))} | "
                     f"{fmt(vals.get('iwa-js'))} | {ratio(vals.get(PY), vals.get('cpython'))} | "
                     f"{ratio(vals.get(PY), vals.get('iwa-js'))} | {lost} |")
+    q = {rt: res["runs"][rt].get("quic", {}) for rt in rts}
+    cp, py = q.get("cpython", {}), q.get(PY, {})
+    if "bulk" in cp and "bulk" in py:
+        for label, get in (("QUIC handshakes/s", lambda x: x["handshakes_per_s"]),
+                           ("QUIC bulk echo MB/s", lambda x: x["bulk"]["mb_per_s"]),
+                           ("QUIC MB/s at 1% loss+reorder", lambda x: x["lossy1"]["mb_per_s"]),
+                           ("QUIC MB/s at 5% loss+reorder", lambda x: x["lossy5"]["mb_per_s"])):
+            rows.append(f"| {label} | {get(cp):.2f} | {get(py):.2f} | | {ratio(get(py), get(cp))} | | "
+                        f"SHA-256 {'ok' if py['sha256_ok'] else 'MISMATCH'} |")
     return "\n".join([
         "### Stress suite (`bench/stress/report.py`)", "",
         f"Measured {res['time'][:10]} on {m['cpu']} ({m['cpus']} CPUs, shared; load average "
@@ -185,17 +224,18 @@ def plots(res: dict, out: Path) -> list[Path]:
     profiles = res["profiles"]
     written = []
 
-    def grid(title):
+    def grid(title, shown=profiles):
         cols = 3
-        rows = (len(profiles) + cols - 1) // cols
+        rows = (len(shown) + cols - 1) // cols
         fig, axes = plt.subplots(rows, cols, figsize=(15, 4.2 * rows), squeeze=False)
         fig.suptitle(f"{title} - {res['time'][:16]} UTC", fontsize=13)
-        for ax in axes.flat[len(profiles):]:
+        for ax in axes.flat[len(shown):]:
             ax.axis("off")
         return fig, list(axes.flat)
 
-    fig, axes = grid("Packets per second, 100 ms bins (solid: echoes received; dashed: sent)")
-    for ax, profile in zip(axes, profiles):
+    fig, axes = grid("Packets per second, 100 ms bins (solid: echoes received; dashed: sent)",
+                     [p for p in profiles if p != "quic"])
+    for ax, profile in zip(axes, [p for p in profiles if p != "quic"], strict=False):
         for rt in rts:
             s = res["runs"][rt].get(profile, {})
             for key, style, label in (("recv_per_s", "-", LABELS.get(rt, rt)), ("sent_per_s", "--", None)):
@@ -215,14 +255,14 @@ def plots(res: dict, out: Path) -> list[Path]:
     plt.close(fig)
 
     fig, axes = grid("Round-trip latency CDF")
-    for ax, profile in zip(axes, profiles):
+    for ax, profile in zip(axes, profiles, strict=False):
         for rt in rts:
             cdf = res["runs"][rt].get(profile, {}).get("latency", {}).get("cdf_us")
             if cdf:
                 ax.plot([v / 1000 for v in cdf], [i / (len(cdf) - 1) for i in range(len(cdf))],
                         label=LABELS.get(rt, rt), color=COLORS.get(rt))
         ax.set_xscale("log")
-        ax.set_title(profile)
+        ax.set_title(profile if profile != "quic" else "quic (handshake time)")
         ax.set_xlabel("round trip, ms (log)")
         ax.set_ylabel("fraction of packets")
         ax.grid(alpha=0.3, which="both")
@@ -236,7 +276,8 @@ def plots(res: dict, out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
     fig.suptitle(f"Memory through the profiles - {res['time'][:16]} UTC", fontsize=13)
     for ax, rt_group, keys in ((axes[0], ["cpython"], ["rss_mb"]),
-                               (axes[1], ["iwa", "iwa-js"], ["renderer_pss_mb", "chromium_pss_mb", "wasm_mb", "js_heap_mb"])):
+                               (axes[1], ["iwa", "iwa-js"],
+                                ["renderer_pss_mb", "chromium_pss_mb", "wasm_mb", "js_heap_mb"])):
         offset = 0.0
         for rt in rt_group:
             if rt not in res["runs"]:
@@ -270,7 +311,8 @@ def plots(res: dict, out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(12, 4.5))
     width = 0.38
-    for i, (base, label) in enumerate((("cpython", "Python in the IWA / CPython"), ("iwa-js", "Python in the IWA / plain JS in the IWA"))):
+    pairs = (("cpython", "Python in the IWA / CPython"), ("iwa-js", "Python in the IWA / plain JS in the IWA"))
+    for i, (base, label) in enumerate(pairs):
         vals = []
         for profile in profiles:
             py = headline(res["runs"].get(PY, {}).get(profile, {"error": 1}))
@@ -278,12 +320,12 @@ def plots(res: dict, out: Path) -> list[Path]:
             vals.append(py / b if py and b else 0)
         xs = [j + (i - 0.5) * width for j in range(len(profiles))]
         bars = ax.bar(xs, vals, width, label=label, color=["#3572A5", "#e6a700"][i])
-        for x, v in zip(xs, vals):
+        for x, v in zip(xs, vals, strict=True):
             ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
         del bars
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(profiles)))
-    ax.set_xticklabels(profiles)
+    ax.set_xticklabels([p if p != "quic" else "quic handshakes" for p in profiles])
     ax.set_ylabel("ratio of rates")
     ax.set_title(f"Ratios of the headline rate - {res['time'][:16]} UTC")
     ax.legend()
@@ -309,11 +351,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--soak", action="store_true", help="add the 5-minute constant-rate soak")
     ap.add_argument("--webloop", default="off", choices=("off", "task", "microtask"))
+    ap.add_argument("--no-quic", action="store_true", help="leave out the QUIC profile")
     args = ap.parse_args()
     if args.source:
         res = json.loads(args.source.read_text())
     else:
-        res = run.run_all(args.runtimes.split(","), 0.1 if args.quick else 1.0, args.soak, args.webloop)
+        res = run.run_all(args.runtimes.split(","), 0.1 if args.quick else 1.0, args.soak, args.webloop,
+                          not args.no_quic)
         print(f"wrote {run.save(res)}")
     for path in render(res):
         print(f"wrote {path}")

@@ -32,7 +32,7 @@ OUT = ROOT / "results" / "stress"
 RAMP_RATES = (1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000)
 
 
-def profiles(scale: float, soak: bool) -> list[tuple[str, str, str, dict]]:
+def profiles(scale: float, soak: bool, quic: bool = True) -> list[tuple[str, str, str, dict]]:
     """(name, transport, case function, keyword arguments); ``scale`` shortens everything."""
     def n(x: float) -> int:
         return max(1, int(x * scale))
@@ -45,13 +45,18 @@ def profiles(scale: float, soak: bool) -> list[tuple[str, str, str, dict]]:
                                       "size": 64, "stop_loss": 0.01}),
         ("chaos", "mixed", "chaos", {"seconds": 10 * scale, "seed": 1}),
     ]
+    if quic:
+        out.append(("quic", "quic", "quic", {"handshakes": n(100) if scale < 1 else 20,
+                                             "bulk_bytes": n(4 << 20), "lossy_bytes": n(1 << 20)}))
     if soak:
         out.append(("soak_udp", "udp", "paced", {"steps": [[10000, 300]], "size": 64}))
     return out
 
 
 class Peer:
-    def __init__(self):
+    """peer.py (and, for QUIC, quic_peer.py) in processes of their own."""
+
+    def __init__(self, quic: bool = False):
         self.proc = subprocess.Popen([sys.executable, str(HERE / "peer.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.ports = json.loads(self.proc.stdout.readline())
@@ -59,20 +64,38 @@ class Peer:
         s.bind(("127.0.0.1", 0))
         self.ports["closed"] = s.getsockname()[1]   # nothing listens there
         s.close()
+        self.quic = None
+        if quic:
+            self.quic = subprocess.Popen([sys.executable, str(HERE / "quic_peer.py")],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            info = json.loads(self.quic.stdout.readline())
+            self.ports["ca"] = info.pop("ca")
+            self.ports["quic_ports"] = info
+
+    @staticmethod
+    def _ask(proc, cmd: str) -> dict:
+        proc.stdin.write(cmd + "\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())
 
     def ask(self, cmd: str) -> dict:
-        self.proc.stdin.write(cmd + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        out = self._ask(self.proc, cmd)
+        if self.quic is not None and cmd == "stats":
+            out["relays"] = self._ask(self.quic, "stats")
+        return out
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(5)
+        for proc in (self.proc, self.quic):
+            if proc is not None:
+                proc.stdin.close()
+                proc.wait(5)
 
 
 def case_call(fn: str, transport: str, ports: dict, flow: int, kwargs: dict) -> tuple[list, dict]:
     """Positional and keyword arguments of one case, the same for Python and JS."""
     host = ports["host"]
+    if fn == "quic":
+        return [host, ports["quic_ports"], ports["ca"]], kwargs
     if fn == "chaos":
         return [host, ports, flow], kwargs
     port = ports[transport]
@@ -93,7 +116,7 @@ class CPythonRuntime:
     name = "cpython"
 
     def run(self, fn, args, kwargs):
-        call = dict(zip(_param_names(fn), args), **kwargs)
+        call = dict(zip(_param_names(fn), args, strict=True), **kwargs)
         proc = subprocess.Popen([sys.executable, str(HERE / "cases.py"), fn, json.dumps(call)],
                                 stdout=subprocess.PIPE, text=True, cwd=ROOT)
         with memory.Sampler(memory.cpython_probe(proc.pid)) as sampler:
@@ -108,7 +131,7 @@ class CPythonRuntime:
 
 def _param_names(fn: str) -> list[str]:
     return {"burst": ["host", "port", "flow"], "paced": ["host", "port", "flow", "steps"],
-            "chaos": ["host", "ports", "flow_base"]}[fn]
+            "chaos": ["host", "ports", "flow_base"], "quic": ["host", "ports", "ca"]}[fn]
 
 
 class PyodideRuntime:
@@ -116,7 +139,7 @@ class PyodideRuntime:
 
     def __init__(self, name: str, runner, webloop: str = "off"):
         self.name, self.runner = name, runner
-        runner.load_package(["socketiwa"])
+        runner.load_package(["socketiwa", "aioquic"])
         # Pyodide's own scheduling unless asked (pkg/socketiwa/_webloop.py): what users get.
         runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
         runner.run_async((HERE / "cases.py").read_text() + "\nNone")
@@ -124,7 +147,7 @@ class PyodideRuntime:
 
     def run(self, fn, args, kwargs):
         self.runner.set_script_timeout(timeout_for(kwargs))
-        call = dict(zip(_param_names(fn), args), **kwargs)
+        call = dict(zip(_param_names(fn), args, strict=True), **kwargs)
         code = f"import json\njson.dumps(await {fn}(**json.loads({json.dumps(call)!r})))"
         if self.probe is None:
             return json.loads(self.runner.run_async(code)), []
@@ -175,9 +198,9 @@ def machine() -> dict:
 
 
 def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str = "off",
-            log=print) -> dict:
-    plan = profiles(scale, soak)
-    peer = Peer()
+            quic: bool = True, log=print) -> dict:
+    plan = profiles(scale, soak, quic)
+    peer = Peer(quic=quic)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results: dict = {"time": started, "machine": machine(), "scale": scale, "webloop": webloop,
                      "profiles": [p[0] for p in plan], "runs": {}, "ua_memory": None}
@@ -198,6 +221,8 @@ def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str = "
                 raise SystemExit(f"unknown runtime {name}")
             runs = results["runs"][name] = {}
             for p_index, (profile, transport, fn, kwargs) in enumerate(plan):
+                if fn == "quic" and name == "iwa-js":
+                    continue        # no QUIC over Direct Sockets in plain JS to compare with
                 flow = (rt_index + 1) * 1_000_000 + p_index * 10_000
                 args, kw = case_call(fn, transport, peer.ports, flow, kwargs)
                 t0 = time.monotonic()
@@ -213,9 +238,18 @@ def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str = "
                 # TCP bytes the peer received (and echoed) during this profile: tells a message
                 # that never came back on the way out from one lost on the way back.
                 summary["peer_tcp_bytes"] = after["tcp_bytes"] - before["tcp_bytes"]
+                if "relays" in after:     # what the lossy relays did during this profile
+                    summary["relays"] = {k: {c: n - before["relays"][k][c] for c, n in v.items()}
+                                         for k, v in after["relays"].items()}
                 summary["memory"] = mem
                 summary["wall_seconds"] = round(time.monotonic() - t0, 2)
                 runs[profile] = summary
+                if fn == "quic":
+                    q = summary
+                    log(f"  {name:8} quic          {q['handshakes_per_s']} handshakes/s, bulk "
+                        f"{q['bulk']['mb_per_s']} MB/s, 1% loss {q['lossy1']['mb_per_s']} MB/s, "
+                        f"5% loss {q['lossy5']['mb_per_s']} MB/s, SHA-256 ok: {q['sha256_ok']}")
+                    continue
                 log(f"  {name:8} {profile:13} sent {summary['sent']:>7} received {summary['received']:>7} "
                     f"lost {summary['lost']:>6} dup {summary['duplicated']} ooo {summary['out_of_order']} "
                     f"rate {summary['rate']:>7}/s p50 {summary['latency']['p50_us']} us")
@@ -224,6 +258,9 @@ def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str = "
                 runtime_runner.quit()
         if runner is not None:
             results["ua_memory"] = memory.measure_ua_memory(runner)
+            # The page's console (warnings from the adapter, say), minus the package loader's chatter.
+            results["iwa_console"] = [line for line in runner.logs.splitlines()
+                                      if "already loaded" not in line and "No new packages" not in line][-100:]
     finally:
         if runner is not None:
             runner.quit()
@@ -249,9 +286,10 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=None)
     ap.add_argument("--soak", action="store_true", help="add the 5-minute constant-rate soak")
     ap.add_argument("--webloop", default="off", choices=("off", "task", "microtask"))
+    ap.add_argument("--no-quic", action="store_true", help="leave out the QUIC profile")
     args = ap.parse_args()
     scale = args.scale if args.scale is not None else (0.1 if args.quick else 1.0)
-    results = run_all(args.runtimes.split(","), scale, args.soak, args.webloop)
+    results = run_all(args.runtimes.split(","), scale, args.soak, args.webloop, not args.no_quic)
     print(f"wrote {save(results)}")
 
 

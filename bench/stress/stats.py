@@ -28,8 +28,14 @@ def peer_flow(peer: dict, flow: int) -> dict:
 
 def summarize(profile: str, transport: str, raw: dict, peer: dict) -> dict:
     """One row: sent, received, lost, duplicated, out of order, rate, latency, series."""
-    out: dict = {"profile": profile, "transport": transport, "sent": raw["sent"]}
     lat = latency(raw.get("rtt_us", []))
+    if profile == "quic":
+        return {"profile": profile, "transport": "quic", "latency": lat,
+                "handshakes": raw["handshakes"], "handshakes_per_s": raw["handshakes_per_s"],
+                "bulk": raw["bulk"], "lossy1": raw["lossy1"], "lossy5": raw["lossy5"],
+                "sha256_ok": all(raw[k]["sha256_ok"] for k in ("bulk", "lossy1", "lossy5")),
+                "relays": peer.get("relays"), "rate": raw["handshakes_per_s"]}
+    out: dict = {"profile": profile, "transport": transport, "sent": raw["sent"]}
     if profile == "chaos":
         u, t = raw["udp"], raw["tcp"]
         delivered = sum(peer_flow(peer, f)["received"] for f in u["flows"])
