@@ -5,12 +5,17 @@
   cpython-provider  the AWS-LC provider built for the host (build/crypto-native) instead
   node / iwa        Pyodide under Node / in the Chromium IWA: the provider compiled to WebAssembly
                     (iwa-task, iwa-microtask: batched WebLoop scheduling modes, see socketiwa/_webloop.py)
+  node+baseline     (also iwa+baseline) the same, with the provider's extension taken from the wheel
+                    given as --baseline-wheel (e.g. the build before a change), for before/after in one run;
+                    with --baseline-wheel, node and iwa also time both builds' AEADs in alternating rounds
+                    in one process (paired_*: robust to machine load)
 
 AEAD seals/s for 1200-byte packets, header-protection masks/s, QUIC handshake time and one-stream
-echo MB/s against aioquic on CPython. Prints a table with ratios to cpython and appends to
-results/bench.json.
+echo MB/s against aioquic on CPython (with the runtime's default suite, and with each suite
+forced). Prints a table with ratios to cpython and appends to results/bench.json.
 
     .venv/bin/python bench/bench_crypto.py [--runtimes cpython,cpython-provider,node,iwa]
+        [--baseline-wheel dist/old/socketiwa_crypto-...whl --runtimes node+baseline,node,...]
 """
 from __future__ import annotations
 
@@ -45,37 +50,144 @@ def run_cpython(server_port, ca, provider: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_pyodide(runner, server_port, ca, webloop="off") -> dict:
+def baseline_extension(wheel: Path) -> str:
+    """The provider's compiled extension from ``wheel``, base64 (to ship into Pyodide)."""
+    import base64
+    import zipfile
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if n.startswith("socketiwa_crypto/_awslc") and n.endswith(".so")]
+        if len(names) != 1:
+            raise SystemExit(f"{wheel}: expected one socketiwa_crypto/_awslc*.so, found {names}")
+        return base64.b64encode(zf.read(names[0])).decode()
+
+
+def swap_provider_extension(runner, wheel: Path) -> None:
+    """Overwrite the loaded provider's _awslc extension with the one in ``wheel`` before anything
+    imports it (the Python side of the provider stays; only the compiled AWS-LC differs)."""
+    runner.run_async(
+        "import base64, importlib.util, os, sys\n"
+        "assert 'socketiwa_crypto._awslc' not in sys.modules\n"
+        "pkg = importlib.util.find_spec('socketiwa_crypto').submodule_search_locations[0]\n"
+        "[so] = [n for n in os.listdir(pkg) if n.startswith('_awslc') and n.endswith('.so')]\n"
+        f"open(os.path.join(pkg, so), 'wb').write(base64.b64decode({baseline_extension(wheel)!r}))\nNone")
+
+
+def paired_aead(runner, wheel: Path) -> dict:
+    """aead_seals_paired in Pyodide: the loaded provider against the extension in ``wheel``."""
+    runner.run_async(
+        "import base64, os\nos.makedirs('/tmp/baseline_build', exist_ok=True)\n"
+        "open('/tmp/baseline_build/_awslc.so', 'wb').write("
+        f"base64.b64decode({baseline_extension(wheel)!r}))\nNone")
+    return json.loads(runner.run_async("import json\njson.dumps(aead_seals_paired('/tmp/baseline_build/_awslc.so'))"))
+
+
+def run_pyodide(runner, server_port, ca, webloop="off", provider_wheel: Path | None = None,
+                paired_wheel: Path | None = None) -> dict:
     runner.load_package(["socketiwa", "aioquic"])
+    if provider_wheel is not None:
+        swap_provider_extension(runner, provider_wheel)
     runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
     runner.run_async(CASES_SOURCE + "\nNone")
     result = json.loads(runner.run_async("import json\njson.dumps(aead_seals())"))
     result.update(json.loads(runner.run_async(
         f"import json\njson.dumps(await quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r}))")))
+    if paired_wheel is not None:
+        result.update(paired_aead(runner, paired_wheel))
     return result
 
 
-COLUMNS = ("aes128gcm_seals_per_s", "chacha20poly1305_seals_per_s", "aes_hp_masks_per_s", "handshake_ms",
-           "bulk_mb_per_s")
+COLUMNS = ("aes128gcm_seals_per_s", "aes256gcm_seals_per_s", "chacha20poly1305_seals_per_s", "aes_hp_masks_per_s",
+           "handshake_ms", "default_suite", "bulk_mb_per_s", "bulk_aes128gcm_mb_per_s", "bulk_aes256gcm_mb_per_s",
+           "bulk_chacha20poly1305_mb_per_s", *(f"paired_{a}_{k}" for a in ("aes128gcm", "aes256gcm", "chacha20poly1305")
+                                               for k in ("baseline_seals_per_s", "seals_per_s", "speedup")))
+
+
+def profile_category(path: str, name: str) -> str:
+    """Where a profiled function belongs: crypto, aioquic (its Python and its _buffer C module),
+    event loop / FFI (asyncio, Pyodide's WebLoop and JS proxies, socketiwa's transport), stdlib."""
+    where = f"{path} {name}"
+    if any(k in where for k in ("socketiwa_crypto", "aioquic/_crypto.py", "cryptography", "_awslc",
+                                "'_hashlib", "_hmac")):
+        return "crypto"
+    if "aioquic" in where or "pylsqpack" in where:
+        return "aioquic"
+    if any(k in where for k in ("asyncio", "pyodide", "Js", "/socketiwa/", "select", "socket")):
+        return "event loop / FFI"
+    return "stdlib"
+
+
+def profile(rt: str, port: int, ca: str) -> None:
+    """Print a Markdown summary of cProfile around a 4 MB one-stream QUIC echo in ``rt``."""
+    code = "import json\njson.dumps(await quic_bulk_profile('127.0.0.1', {port}, {ca!r}))".format(port=port, ca=ca)
+    if rt == "cpython":
+        sys.path.insert(0, str(ROOT / "bench"))
+        import crypto_cases
+        result = asyncio.run(crypto_cases.quic_bulk_profile("127.0.0.1", port, ca))
+    else:
+        from iwa.runner import start_iwa_runner
+        from runtimes import start_node_runner
+        runner = (start_node_runner if rt.startswith("node") else start_iwa_runner)()
+        runner.set_script_timeout(300)
+        try:
+            runner.load_package(["socketiwa", "aioquic"])
+            mode = rt.partition("-")[2] or "off"
+            runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={mode!r})")
+            runner.run_async(CASES_SOURCE + "\nNone")
+            result = json.loads(runner.run_async(code))
+        finally:
+            runner.quit()
+    rows, wall, profiled = result["rows"], result["wall_s"], result["profiled_s"]
+    groups: dict[str, float] = {}
+    for path, _line, name, _cc, _nc, tottime, _ct in rows:
+        cat = profile_category(path, name)
+        groups[cat] = groups.get(cat, 0.0) + tottime
+    print(f"### {rt}: {result['mb_per_s']} MB/s ({result['suite']}), wall {wall:.2f} s, "
+          f"in Python (profiled) {profiled:.2f} s\n")
+    print("| where | seconds | share of profiled | share of wall |\n|---|---|---|---|")
+    for cat, t in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"| {cat} | {t:.2f} | {t / profiled:.0%} | {t / wall:.0%} |")
+    outside = max(wall - profiled, 0)
+    print(f"| outside Python (JS, I/O, idle) | {outside:.2f} | | {outside / wall:.0%} |")
+    print("\n| function (tottime) | category | calls | seconds | share of profiled |\n|---|---|---|---|---|")
+    for path, line, name, _cc, nc, tottime, _ct in sorted(rows, key=lambda r: -r[5])[:25]:
+        short = "/".join(path.split("/")[-2:]) if path != "~" else "builtin"
+        print(f"| `{short}:{line} {name}` | {profile_category(path, name)} | {nc} | {tottime:.3f} | "
+              f"{tottime / profiled:.1%} |")
+    print()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runtimes", default="cpython,cpython-provider,node,iwa")
+    ap.add_argument("--baseline-wheel", type=Path, help="socketiwa-crypto wheel for the +baseline runtimes")
+    ap.add_argument("--profile", metavar="RUNTIMES",
+                    help="instead of benchmarking, print a cProfile summary of a QUIC bulk echo per runtime")
     args = ap.parse_args()
+    if "+baseline" in args.runtimes and not args.baseline_wheel:
+        ap.error("+baseline runtimes need --baseline-wheel")
     import quic_peers
     certs = quic_peers.make_certs()
     lt = quic_peers.LoopThread()
     server, _ = quic_peers.start_aioquic_echo_server(lt, certs, retry=False)
     port, ca = quic_peers.server_port(server), certs["ca"].decode()
     results: dict[str, dict] = {}
+    if args.profile:
+        try:
+            for rt in args.profile.split(","):
+                profile(rt, port, ca)
+        finally:
+            lt.run(asyncio.sleep(0))
+            server.close()
+            lt.stop()
+        return
     try:
         for rt in args.runtimes.split(","):
             print(f"==> {rt}", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             if rt in ("cpython", "cpython-provider"):
                 results[rt] = run_cpython(port, ca, provider=rt == "cpython-provider")
-            elif rt.split("-")[0] in ("node", "iwa"):  # "-microtask" / "-off": WebLoop mode
+            elif rt.split("-")[0].split("+")[0] in ("node", "iwa"):  # "-microtask": WebLoop mode
+                name, _, variant = rt.partition("+")
                 if rt.startswith("node"):
                     from runtimes import start_node_runner as start
                 else:
@@ -83,7 +195,11 @@ def main() -> None:
                 runner = start()
                 runner.set_script_timeout(300)
                 try:
-                    results[rt] = run_pyodide(runner, port, ca, webloop=rt.partition("-")[2] or "off")
+                    results[rt] = run_pyodide(runner, port, ca, webloop=name.partition("-")[2] or "off",
+                                              provider_wheel=args.baseline_wheel if variant == "baseline" else None,
+                                              paired_wheel=args.baseline_wheel if not variant else None)
+                    if variant == "baseline":
+                        results[rt]["provider_wheel"] = args.baseline_wheel.name
                 finally:
                     runner.quit()
             else:
@@ -94,14 +210,19 @@ def main() -> None:
         server.close()
         lt.stop()
 
+    # one row per measure, one column per runtime (ratio to cpython in brackets)
     base = results.get("cpython", {})
-    print("\n" + "runtime".ljust(18) + "".join(c.ljust(30) for c in COLUMNS))
-    for rt, r in results.items():
-        row = rt.ljust(18)
-        for c in COLUMNS:
+    width = 26
+    print("\n" + "".ljust(42) + "".join(rt.ljust(width) for rt in results))
+    for c in COLUMNS:
+        row = c.ljust(42)
+        for rt, r in results.items():
             v, b = r.get(c), base.get(c)
-            ratio = f" ({v / b:.2f}x)" if v is not None and b and rt != "cpython" else ""
-            row += f"{v:,}{ratio}".ljust(30) if v is not None else "n/a".ljust(30)
+            if v is None or isinstance(v, str):
+                row += str(v if v is not None else "n/a").ljust(width)
+                continue
+            ratio = f" ({v / b:.2f}x)" if b and rt != "cpython" and not isinstance(b, str) else ""
+            row += f"{v:,}{ratio}".ljust(width)
         print(row)
     save_record("crypto", results)
 

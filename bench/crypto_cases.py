@@ -8,13 +8,14 @@ import time
 
 
 def aead_seals(seconds=1.0):
-    """Seals/s of 1200-byte packets with 32 bytes of AAD, and header-protection masks/s."""
+    """Seals/s of 1200-byte packets with 32 bytes of AAD per AEAD, and header-protection masks/s."""
     import cryptography
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
     out = {"provider": cryptography.__version__}
     packet, aad, nonce = bytes(1200), bytes(32), bytes(12)
-    for name, aead in (("aes128gcm", AESGCM(bytes(16))), ("chacha20poly1305", ChaCha20Poly1305(bytes(32)))):
+    for name, aead in (("aes128gcm", AESGCM(bytes(16))), ("aes256gcm", AESGCM(bytes(32))),
+                       ("chacha20poly1305", ChaCha20Poly1305(bytes(32)))):
         n, start = 0, time.perf_counter()
         while True:
             for _ in range(500):
@@ -35,8 +36,49 @@ def aead_seals(seconds=1.0):
     return out
 
 
+def aead_seals_paired(baseline_so, rounds=9, seconds=0.2):
+    """Before/after in one process: seals/s of 1200-byte packets through the loaded provider's
+    extension and through another build of it (``baseline_so``, loaded beside it under another
+    package name), alternating in short rounds so that machine load hits both alike. Returns the
+    median seals/s of each and the median of the per-round ratios (current / baseline)."""
+    import importlib.util
+    from socketiwa_crypto import _awslc as current
+    spec = importlib.util.spec_from_file_location("baseline_build._awslc", baseline_so)
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    packet, aad, nonce = bytes(1200), bytes(32), bytes(12)
+
+    def rate(module, alg, key_len):
+        aead = module.aead(alg, bytes(key_len))
+        n, start = 0, time.perf_counter()
+        while True:
+            for _ in range(100):
+                aead.seal(nonce, packet, aad)
+            n += 100
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return n / elapsed
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+    out = {}
+    for name, alg, key_len in (("aes128gcm", 0, 16), ("aes256gcm", 1, 32), ("chacha20poly1305", 2, 32)):
+        cur, base, ratios = [], [], []
+        for r in range(rounds):
+            order = ((baseline, base), (current, cur)) if r % 2 else ((current, cur), (baseline, base))
+            for module, sink in order:
+                sink.append(rate(module, alg, key_len))
+            ratios.append(cur[-1] / base[-1])
+        out[f"paired_{name}_baseline_seals_per_s"] = round(median(base))
+        out[f"paired_{name}_seals_per_s"] = round(median(cur))
+        out[f"paired_{name}_speedup"] = round(median(ratios), 2)
+    return out
+
+
 async def quic_handshake_and_bulk(host, port, ca, handshakes=5, bulk=4 * 1024 * 1024):
-    """Median QUIC handshake (connect + first echo) and one-stream echo MB/s against aioquic."""
+    """Median QUIC handshake (connect + first echo) and one-stream echo MB/s against aioquic: with
+    the runtime's default cipher suites (socketiwa.quic.preferred_cipher_suites) and with each
+    suite forced, so the suite's share of bulk speed shows side by side."""
     import os
     from socketiwa import quic
     times = []
@@ -49,12 +91,45 @@ async def quic_handshake_and_bulk(host, port, ca, handshakes=5, bulk=4 * 1024 * 
             client.close()
     times.sort()
     data = os.urandom(bulk)
-    config = quic.client_configuration(cadata=ca, server_name="localhost")
+    out = {"handshake_ms": round(times[len(times) // 2] * 1000, 1)}
+    for key, suites in (("", None), ("_aes128gcm", ["AES_128_GCM_SHA256"]), ("_aes256gcm", ["AES_256_GCM_SHA384"]),
+                        ("_chacha20poly1305", ["CHACHA20_POLY1305_SHA256"])):
+        config = quic.client_configuration(cadata=ca, server_name="localhost", cipher_suites=suites)
+        async with quic.connect_echo(host, port, config) as client:
+            if not key:
+                out["default_suite"] = client._quic.tls.key_schedule.cipher_suite.name
+            start = time.perf_counter()
+            echoed = await client.echo(data)
+            elapsed = time.perf_counter() - start
+            client.close()
+        assert echoed == data
+        out[f"bulk{key}_mb_per_s"] = round(2 * bulk / elapsed / 1e6, 2)  # both directions moved `bulk` bytes
+    return out
+
+
+async def quic_bulk_profile(host, port, ca, bulk=4 * 1024 * 1024, suite=None, top=40):
+    """cProfile around one one-stream echo of ``bulk`` bytes (the runtime's default suite unless
+    ``suite``). Returns wall time, profiled time, and per-function rows (file, line, name, calls,
+    tottime) for the host to group; the time outside Python (JS, I/O, idle) is wall - profiled."""
+    import cProfile
+    import os
+    import pstats
+    from socketiwa import quic
+    data = os.urandom(bulk)
+    config = quic.client_configuration(cadata=ca, server_name="localhost",
+                                       cipher_suites=[suite] if suite else None)
     async with quic.connect_echo(host, port, config) as client:
+        negotiated = client._quic.tls.key_schedule.cipher_suite.name
+        await client.echo(b"warm up")
+        profiler = cProfile.Profile()
         start = time.perf_counter()
+        profiler.enable()
         echoed = await client.echo(data)
-        elapsed = time.perf_counter() - start
+        profiler.disable()
+        wall = time.perf_counter() - start
         client.close()
     assert echoed == data
-    return {"handshake_ms": round(times[len(times) // 2] * 1000, 1),
-            "bulk_mb_per_s": round(2 * bulk / elapsed / 1e6, 2)}  # both directions moved `bulk` bytes
+    stats = pstats.Stats(profiler).stats
+    rows = [[f, line, name, cc, nc, tt, ct] for (f, line, name), (cc, nc, tt, ct, _) in stats.items()]
+    return {"suite": negotiated, "wall_s": wall, "profiled_s": sum(r[5] for r in rows),
+            "mb_per_s": round(2 * bulk / wall / 1e6, 2), "rows": rows}
