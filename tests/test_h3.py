@@ -217,7 +217,9 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
             # datagrams nobody reads for a while: the queue keeps a bounded number, counts the rest
             stream = scope["extensions"]["socketiwa.h3"]["stream"]
             await send({"type": "http.response.start", "status": 200, "headers": []})
-            await asyncio.sleep(1.0)
+            m = await receive()     # the client says "sent" after its datagrams (sent before it)
+            assert m["body"] == b"sent", m
+            await asyncio.sleep(0.3)
             got = 0
             while True:
                 try:
@@ -322,6 +324,7 @@ async def test_h3_socketiwa_both_ends(selenium, certs):
                 tunnel.stream.send_datagram(b"d%d" % i)
                 if i % 50 == 0:
                     await asyncio.sleep(0.01)
+            await tunnel.stream.send_data(b"sent", end_stream=True)
             await tunnel.read()
             got, dropped = seen["datagrams"]
             assert 0 < got <= 256 and dropped > 0 and got + dropped <= 600, seen["datagrams"]

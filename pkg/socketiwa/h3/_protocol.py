@@ -300,7 +300,9 @@ class RequestStream:
 
     # ------------------------------------------------------------ public: receiving
     async def receive_headers(self) -> Headers:
-        return await asyncio.shield(self._headers_waiter)
+        # Not shielded: the exchange has one waiter for its headers, and when that waiter is
+        # cancelled the exchange is abandoned (a shield would log the later reset as unhandled).
+        return await self._headers_waiter
 
     async def read(self, max_bytes: int = -1) -> bytes:
         """The next piece of the body; b"" at its end. Raises StreamResetError if the peer
