@@ -26,7 +26,7 @@ from aioquic.quic.events import (ConnectionTerminated, HandshakeCompleted, Proto
                                  QuicEvent, StopSendingReceived, StreamDataReceived,
                                  StreamReset)
 
-from ..errors import FrameError, InvalidOptionError, MessageTooLargeError, SocketClosedError
+from ..errors import InvalidOptionError, MessageTooLargeError, SocketClosedError
 
 Headers = list[tuple[bytes, bytes]]
 logger = logging.getLogger("socketiwa.h3")
@@ -664,5 +664,4 @@ class H3Protocol(QuicConnectionProtocol):
 
 
 __all__ = ["H3Protocol", "RequestStream", "StreamResetError", "ConnectionTerminatedError",
-           "CapsuleParser", "encode_capsule", "normalize_headers", "header_value", "Headers",
-           "FrameError"]
+           "CapsuleParser", "encode_capsule", "normalize_headers", "header_value", "Headers"]
