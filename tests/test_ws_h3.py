@@ -81,6 +81,14 @@ async def test_ws_h3_asgi_server_and_client(selenium, certs):
         if scope["path"] == "/deny":
             await send({"type": "websocket.close", "code": 1008})
             return
+        if scope["path"] == "/burst":   # 4 MB at once, to a client that is not reading
+            await send({"type": "websocket.accept"})
+            for i in range(400):
+                await send({"type": "websocket.send", "bytes": i.to_bytes(2, "big") * 5000})
+            seen.append(("/burst", "sent"))
+            m = await receive()
+            seen.append(("/burst", m["type"]))
+            return
         subprotocol = "chat.v2" if "chat.v2" in scope["subprotocols"] else None
         await send({"type": "websocket.accept", "subprotocol": subprotocol,
                     "headers": [(b"x-server", b"socketiwa")]})
@@ -138,6 +146,18 @@ async def test_ws_h3_asgi_server_and_client(selenium, certs):
             else:
                 raise AssertionError("a denied WebSocket opened")
 
+            # a client that does not read: its queue stays bounded (64 messages), the reader
+            # stops, QUIC flow control holds the server back (it can get about 2.2 MB out: the
+            # queue, one 1 MiB stream window, its 512 KiB send buffer); then all 4 MB arrive
+            # in order
+            burst = await client.websocket("/burst")
+            await asyncio.sleep(1.0)
+            assert len(burst._messages) <= 64, len(burst._messages)
+            assert ("/burst", "sent") not in seen     # the server is held back
+            for i in range(400):
+                assert await burst.receive() == i.to_bytes(2, "big") * 5000
+            await burst.close()
+
             # several sockets at once on one connection
             sockets = [await client.websocket(f"/m{i}") for i in range(4)]
             for i, s in enumerate(sockets):
@@ -146,7 +166,7 @@ async def test_ws_h3_asgi_server_and_client(selenium, certs):
             for s in sockets:
                 await s.close()
             for _ in range(100):
-                if len(seen) >= 6:
+                if len(seen) >= 8:
                     break
                 await asyncio.sleep(0.02)
             assert ("/a", 4003, "client-bye") in seen
