@@ -158,9 +158,11 @@ async function drain(tally, expected, sendEnd, idleS, limitS) {
   const giveUp = sendEnd + limitS * 1000;
   while (tally.received < expected) {
     const t = now();
-    if (t > giveUp || t - Math.max(tally.lastRx, sendEnd) > idleS * 1000) return;
+    if (t > giveUp) return 'limit';
+    if (t - Math.max(tally.lastRx, sendEnd) > idleS * 1000) return 'idle';
     await sleep(10);
   }
+  return 'done';
 }
 
 async function burst(host, port, flow, { transport = 'udp', count = 50000, size = 64,
@@ -236,7 +238,8 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
   let nextFlow = flowBase;
   const udp = { flows: [], sent: 0, received: 0, duplicated: 0, out_of_order: 0, corrupt: 0 };
   const tcp = { connections: 0, messages_sent: 0, messages_back: 0, bytes_sent: 0, lost: 0,
-    duplicated: 0, out_of_order: 0, corrupt: 0, aborted: 0, aborted_unanswered: 0 };
+    duplicated: 0, out_of_order: 0, corrupt: 0, aborted: 0, aborted_unanswered: 0,
+    unfinished_idle: 0, unfinished_limit: 0 };
   const vanish = { connections: 0, ended_by_peer: 0, typed_send_errors: 0 };
   const refused = { attempts: 0, typed_errors: 0 };
   const blackhole = { sockets: 0, sent: 0, received: 0 };
@@ -287,9 +290,10 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
       await conn.abort();
       tcp.aborted++; tcp.aborted_unanswered += sent - tally.received;
     } else {
-      await drain(tally, sent, now(), 5, 20);
+      const ended = await drain(tally, sent, now(), 5, 20);
       await conn.close();
       tcp.lost += sent - tally.received;
+      if (ended !== 'done') tcp[`unfinished_${ended}`]++;
     }
     tcp.messages_sent += sent; tcp.messages_back += tally.received;
     for (const k of ['duplicated', 'out_of_order', 'corrupt']) tcp[k] += tally[k];

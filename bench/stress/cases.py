@@ -127,14 +127,18 @@ async def _open(transport: str, host: str, port: int, tally: Tally):
     return sock
 
 
-async def _drain(tally: Tally, expected: int, send_end: float, idle: float, limit: float) -> None:
-    """Wait for the echoes: all back, or nothing new for ``idle`` s, or ``limit`` s in all."""
+async def _drain(tally: Tally, expected: int, send_end: float, idle: float, limit: float) -> str:
+    """Wait for the echoes: all back ("done"), or nothing new for ``idle`` s ("idle"), or
+    ``limit`` s in all ("limit": echoes may still have been coming)."""
     give_up = send_end + limit
     while tally.received < expected:
         now = perf()
-        if now > give_up or now - max(tally.last_rx, send_end) > idle:
-            return
+        if now > give_up:
+            return "limit"
+        if now - max(tally.last_rx, send_end) > idle:
+            return "idle"
         await asyncio.sleep(0.01)
+    return "done"
 
 
 async def burst(host: str, port: int, flow: int, transport: str = "udp", count: int = 50000,
@@ -246,7 +250,7 @@ class Chaos:
                     "corrupt": 0}
         self.tcp = {"connections": 0, "messages_sent": 0, "messages_back": 0, "bytes_sent": 0,
                     "lost": 0, "duplicated": 0, "out_of_order": 0, "corrupt": 0, "aborted": 0,
-                    "aborted_unanswered": 0}
+                    "aborted_unanswered": 0, "unfinished_idle": 0, "unfinished_limit": 0}
         self.vanish = {"connections": 0, "ended_by_peer": 0, "typed_send_errors": 0}
         self.refused = {"attempts": 0, "typed_errors": 0}
         self.blackhole = {"sockets": 0, "sent": 0, "received": 0}
@@ -314,9 +318,11 @@ class Chaos:
             t["aborted"] += 1
             t["aborted_unanswered"] += sent - tally.received
         else:
-            await _drain(tally, sent, perf(), 5.0, 20.0)
+            ended = await _drain(tally, sent, perf(), 5.0, 20.0)
             await conn.close()
             t["lost"] += sent - tally.received
+            if ended != "done":   # "idle": nothing came for 5 s; "limit": still coming at 20 s
+                t["unfinished_" + ended] += 1
         if conn.ready_state is not socketiwa.ReadyState.CLOSED:
             self.unexpected.append(f"tcp flow {flow}: not closed after close()")
         t["messages_sent"] += sent

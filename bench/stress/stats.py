@@ -47,6 +47,9 @@ def summarize(profile: str, transport: str, raw: dict, peer: dict) -> dict:
             "udp_sent": u["sent"], "udp_delivered": delivered, "udp_received": u["received"],
             "tcp_messages": t["messages_sent"], "tcp_lost": t["lost"], "tcp_bytes": t["bytes_sent"],
             "tcp_connections": t["connections"], "tcp_aborted": t["aborted"],
+            # connections whose echoes stopped for 5 s / were still coming at the 20 s limit
+            "tcp_unfinished_idle": t.get("unfinished_idle", 0),
+            "tcp_unfinished_limit": t.get("unfinished_limit", 0),
             "vanished": raw["vanish"]["connections"], "vanish_ended": raw["vanish"]["ended_by_peer"],
             "refused": raw["refused"]["attempts"], "refused_typed": raw["refused"]["typed_errors"],
             "blackhole_received": raw["blackhole"]["received"], "actions": raw["actions"],
