@@ -265,16 +265,24 @@ class TcpSender {
     for (const [resolve, reject] of waiters) (this.error ? reject(this.error) : resolve());
   }
 
-  takeAll() {
-    const parts = this.queue;
-    let data = parts[0];
-    if (parts.length > 1) {
-      data = new Uint8Array(this.queued);
-      let pos = 0;
-      for (const c of parts) { data.set(c, pos); pos += c.byteLength; }
+  takeAll() { return this.take(this.queued); }
+
+  // The first `n` queued bytes as one array (splitting a chunk if needed).
+  take(n) {
+    let data;
+    if (this.queue[0].byteLength === n) {
+      data = this.queue.shift();
+    } else {
+      data = new Uint8Array(n);
+      for (let pos = 0; pos < n;) {
+        const c = this.queue[0];
+        const k = Math.min(c.byteLength, n - pos);
+        data.set(k === c.byteLength ? c : c.subarray(0, k), pos);
+        if (k === c.byteLength) this.queue.shift(); else this.queue[0] = c.subarray(k);
+        pos += k;
+      }
     }
-    this.queue = [];
-    this.queued = 0;
+    this.queued -= n;
     this.wakeWriters();
     return data;
   }
@@ -290,14 +298,15 @@ class TcpSender {
         // that fitted. Only write it when the pipe cannot be full: at most half a pipe of
         // unchecked bytes per quiet period (no write for TCP_QUIET_MS, time for the network
         // service to drain), none right after a checked write (it may have filled the pipe).
-        // Otherwise wait: more data may come and make the batch checkable.
-        const now = performance.now();
-        if (now - this.lastWriteAt >= TCP_QUIET_MS) this.uncheckedBudget = this.pipeBytes >> 1;
-        if (this.queued > this.uncheckedBudget) {
+        // Otherwise wait: more data may come and make the batch checkable. After a quiet period
+        // a batch larger than the budget goes out a budget's worth at a time.
+        const quiet = performance.now() - this.lastWriteAt >= TCP_QUIET_MS;
+        if (quiet) this.uncheckedBudget = this.pipeBytes >> 1;
+        if (this.queued > this.uncheckedBudget && !quiet) {
           await nextTask();
           continue;
         }
-        const data = this.takeAll();
+        const data = this.take(Math.min(this.queued, this.uncheckedBudget));
         this.uncheckedBudget -= data.byteLength;
         await this.writeUnchecked(data);
       }

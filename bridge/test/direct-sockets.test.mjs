@@ -310,3 +310,24 @@ for (const [label, chunk, slowMs] of [['1 KiB', 1024, 0], ['16 KiB', 16384, 0], 
     sink.srv.close();
   });
 }
+
+test('adapter: every size of tail goes out without close (half a pipe to a pipe included)', async () => {
+  const bridge = createBridge(globalThis);
+  for (const tail of [100, 40000, 60000, 65536, 65537]) {
+    let got = 0;
+    const srv = net.createServer((c) => c.on('data', (d) => { got += d.length; }));
+    await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+    const h = await bridge.openTcp('127.0.0.1', srv.address().port, '{}');
+    // A checked piece, then a burst of small sends, then nothing: nothing may stay queued.
+    const head = (1 << 20) + 5000;
+    const total = head + tail;
+    const data = crypto.randomBytes(total);
+    h.write(data.subarray(0, head));
+    for (let i = 0; i < 300 && got < head; i++) await new Promise((res) => setTimeout(res, 10));
+    for (let i = head; i < total; i += 256) h.write(data.subarray(i, Math.min(i + 256, total)));
+    for (let i = 0; i < 300 && got < total; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(got, total, `tail ${tail}: ${total - got} bytes never left`);
+    await h.close();
+    srv.close();
+  }
+});
