@@ -27,6 +27,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "pyodide_packages(*names): packages the body loads in Pyodide")
 
 
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--deep"):  # long property runs: no per-test timeout
+        for item in items:
+            if item.name.startswith("test_property_"):
+                item.add_marker(pytest.mark.timeout(0))
+
+
 def pytest_runtest_setup(item):
     callspec = getattr(item, "callspec", None)
     runtime = callspec.params.get("runtime_env") if callspec else None
