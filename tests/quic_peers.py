@@ -91,11 +91,15 @@ def server_port(server) -> int:
     return server._transport.get_extra_info("sockname")[1]
 
 
-async def aioquic_echo_client(port: int, certs, data: bytes, *, close_code: int = 0, timeout=60):
-    """aioquic's own connect() on CPython: echo ``data`` once; returns the echoed bytes' SHA-256."""
+async def aioquic_echo_client(port: int, certs, data: bytes, *, close_code: int = 0, timeout=60,
+                              offer: list[str] | None = None, with_suite: bool = False):
+    """aioquic's own connect() on CPython: echo ``data`` once; returns the echoed bytes' SHA-256
+    (with ``with_suite``: (negotiated cipher suite name, SHA-256)). ``offer``: the cipher suites
+    to offer, in that order (aioquic's default when None)."""
     from aioquic.asyncio import QuicConnectionProtocol, connect
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.events import StreamDataReceived
+    from aioquic.tls import CipherSuite
 
     class Client(QuicConnectionProtocol):
         def __init__(self, *a, **k):
@@ -111,14 +115,18 @@ async def aioquic_echo_client(port: int, certs, data: bytes, *, close_code: int 
 
     config = QuicConfiguration(is_client=True, alpn_protocols=["echo"], server_name="localhost",
                                idle_timeout=timeout)
+    if offer is not None:
+        config.cipher_suites = [CipherSuite[name] for name in offer]
     config.load_verify_locations(cadata=certs["ca"])
     async with connect("127.0.0.1", port, configuration=config, create_protocol=Client) as client:
+        suite = client._quic.tls.key_schedule.cipher_suite.name
         sid = client._quic.get_next_available_stream_id()
         client._quic.send_stream_data(sid, data, end_stream=True)
         client.transmit()
         echoed = await asyncio.wait_for(client.done, timeout)
         client.close(error_code=close_code, reason_phrase="host client done")
-    return hashlib.sha256(echoed).hexdigest()
+    digest = hashlib.sha256(echoed).hexdigest()
+    return (suite, digest) if with_suite else digest
 
 
 class TamperProxy:

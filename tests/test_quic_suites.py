@@ -4,7 +4,6 @@ Without AES hardware (Pyodide: the provider is AWS-LC in WebAssembly) ChaCha20-P
 preferred, as the client's offer and as the server's choice; with it (CPython and the real
 `cryptography`) aioquic's own order stays, so AES-GCM is negotiated. The peers are plain aioquic
 on CPython, which picks the first suite of its own list that the client offers."""
-import asyncio
 import hashlib
 import os
 
@@ -29,40 +28,6 @@ def stock_aioquic_server(certs):
     yield quic_peers.server_port(server)
     server.close()
     lt.stop()
-
-
-async def _aioquic_client_suite(port: int, certs, offer: list[str], data: bytes, timeout=60) -> tuple[str, str]:
-    """aioquic's connect() on CPython offering ``offer`` (in that order); echoes ``data`` once.
-    Returns (negotiated suite name, SHA-256 of the echo)."""
-    from aioquic.asyncio import QuicConnectionProtocol, connect
-    from aioquic.quic.configuration import QuicConfiguration
-    from aioquic.quic.events import StreamDataReceived
-    from aioquic.tls import CipherSuite
-
-    class Client(QuicConnectionProtocol):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.buf = bytearray()
-            self.done = asyncio.get_running_loop().create_future()
-
-        def quic_event_received(self, event):
-            if isinstance(event, StreamDataReceived):
-                self.buf += event.data
-                if event.end_stream and not self.done.done():
-                    self.done.set_result(bytes(self.buf))
-
-    config = QuicConfiguration(is_client=True, alpn_protocols=["echo"], server_name="localhost",
-                               idle_timeout=timeout, cipher_suites=[CipherSuite[name] for name in offer])
-    config.load_verify_locations(cadata=certs["ca"])
-    async with connect("127.0.0.1", port, configuration=config, create_protocol=Client,
-                       wait_connected=True) as client:
-        suite = client._quic.tls.key_schedule.cipher_suite.name
-        sid = client._quic.get_next_available_stream_id()
-        client._quic.send_stream_data(sid, data, end_stream=True)
-        client.transmit()
-        echoed = await asyncio.wait_for(client.done, timeout)
-        client.close(error_code=0, reason_phrase="suite checked")
-    return suite, hashlib.sha256(echoed).hexdigest()
 
 
 @everywhere(timeout=60, packages=QUIC_PACKAGES)
@@ -106,7 +71,8 @@ def cpython_clients_offering_both(certs, free_udp_port, runtime_env):
         chosen = []
         for offer in (["AES_128_GCM_SHA256", "CHACHA20_POLY1305_SHA256"],
                       ["AES_256_GCM_SHA384", "AES_128_GCM_SHA256", "CHACHA20_POLY1305_SHA256"]):
-            suite, digest = await _aioquic_client_suite(free_udp_port, certs, offer, data)
+            suite, digest = await quic_peers.aioquic_echo_client(free_udp_port, certs, data, offer=offer,
+                                                                     with_suite=True)
             assert digest == hashlib.sha256(data).hexdigest(), "echo corrupted"
             chosen.append(suite)
         return chosen

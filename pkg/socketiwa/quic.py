@@ -39,10 +39,12 @@ def aes_hardware() -> bool:
     """Whether the crypto backend here runs AES-GCM on CPU instructions. False in Pyodide (the
     socketiwa-crypto provider is AWS-LC compiled to WebAssembly, which has no AES opcodes); True
     with the real ``cryptography`` on CPython (OpenSSL uses AES-NI / ARMv8 AES)."""
-    try:
-        from socketiwa_crypto import has_aes_hardware
-    except ImportError:  # the real cryptography package
+    # Ask the package aioquic will use: socketiwa_crypto may be importable on CPython too (the
+    # provider's own tests put it on the path) while `cryptography` is the real one.
+    from cryptography.hazmat.backends import default_backend
+    if not type(default_backend()).__module__.startswith("socketiwa_crypto"):
         return True
+    from socketiwa_crypto import has_aes_hardware
     return has_aes_hardware()
 
 
