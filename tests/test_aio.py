@@ -111,3 +111,39 @@ async def test_timers_with_past_deadlines_run_at_once(selenium):
         await asyncio.sleep(0.01)
     assert sorted(fired) == ["call_at", "call_later"]
     await sock.close()
+
+
+@everywhere
+async def test_datagram_protocol_exception_is_reported_and_receiving_goes_on(selenium):
+    """As asyncio's own transports: a failing datagram_received goes to the loop's exception
+    handler and the endpoint keeps receiving (it used to end the transport silently)."""
+    import asyncio
+    import socketiwa.aio
+    socketiwa.aio.install()
+    loop = asyncio.get_running_loop()
+    reported = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda lp, ctx: reported.append(ctx.get("exception")))
+    got = asyncio.Queue()
+
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            if data == b"boom":
+                raise ValueError("protocol bug")
+            got.put_nowait(data)
+
+    try:
+        transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        sender, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                        remote_addr=("127.0.0.1", port))
+        sender.sendto(b"boom")
+        await asyncio.sleep(0.2)
+        sender.sendto(b"after")
+        assert await asyncio.wait_for(got.get(), 5) == b"after"
+        assert [type(e) for e in reported] == [ValueError]
+        assert not transport.is_closing()
+        sender.close()
+        transport.close()
+    finally:
+        loop.set_exception_handler(previous)

@@ -116,7 +116,15 @@ class DatagramTransport(_BaseTransport, asyncio.DatagramTransport):
                     self._protocol.error_received(e)
                     continue
                 for data, host, port in batch:
-                    self._protocol.datagram_received(data, self._addr(host, port))
+                    try:
+                        self._protocol.datagram_received(data, self._addr(host, port))
+                    except Exception as e:
+                        # As asyncio's own transports: the loop's exception handler reports a
+                        # protocol bug and the transport keeps receiving (aioquic's QuicServer
+                        # ignores connection_lost, so ending here stopped a server silently).
+                        self._loop.call_exception_handler({
+                            "message": "Exception in datagram_received()", "exception": e,
+                            "transport": self, "protocol": self._protocol})
         except Exception as e:  # a protocol bug must not vanish silently
             exc = e
         finally:
