@@ -182,31 +182,32 @@ class _ReceiveBuffer:
         return chunk
 
 
-class _DatagramQueue:
-    """Bounded: datagrams are unreliable by definition, so when the application falls behind
-    the newest are dropped (counted in ``dropped``) as a full UDP buffer would."""
+class _BoundedQueue:
+    """A FIFO with one waiting reader and a limit: ``push`` refuses what does not fit (returns
+    False, counts it in ``dropped``); ``fail`` makes ``get`` raise once the queue is empty."""
 
-    def __init__(self, limit: int = DEFAULT_DATAGRAM_QUEUE):
-        self.items: collections.deque[bytes] = collections.deque()
+    def __init__(self, limit: int):
+        self.items: collections.deque = collections.deque()
         self.limit = limit
         self.dropped = 0
         self.error: BaseException | None = None
         self._waiter: asyncio.Future | None = None
 
-    def push(self, data: bytes) -> None:
+    def push(self, item) -> bool:
         if len(self.items) >= self.limit:
             self.dropped += 1
-            return
-        self.items.append(data)
+            return False
+        self.items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        return True
 
     def fail(self, exc: BaseException) -> None:
         self.error = exc
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def get(self) -> bytes:
+    async def get(self):
         while not self.items:
             if self.error is not None:
                 raise self.error
@@ -216,6 +217,14 @@ class _DatagramQueue:
             finally:
                 self._waiter = None
         return self.items.popleft()
+
+
+class _DatagramQueue(_BoundedQueue):
+    """Bounded: datagrams are unreliable by definition, so when the application falls behind
+    the newest are dropped (counted in ``dropped``) as a full UDP buffer would."""
+
+    def __init__(self, limit: int = DEFAULT_DATAGRAM_QUEUE):
+        super().__init__(limit)
 
 
 class RequestStream:

@@ -28,15 +28,14 @@ codes are WebTransport application codes, mapped into the HTTP/3 error space as 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 
 from aioquic.quic.connection import stream_is_unidirectional
 
 from ..errors import ConnectError, InvalidOptionError, SocketClosedError
 from ._protocol import (CAPSULE_DATAGRAM, CapsuleParser, ConnectionTerminatedError, H3Protocol,
-                        Headers, RequestStream, StreamResetError, _ReceiveBuffer, encode_capsule,
-                        header_value, normalize_headers)
+                        Headers, RequestStream, StreamResetError, _BoundedQueue, _ReceiveBuffer,
+                        encode_capsule, header_value, normalize_headers)
 
 logger = logging.getLogger("socketiwa.h3.webtransport")
 
@@ -180,35 +179,11 @@ class WebTransportStream:
         self._maybe_forget()
 
 
-class _StreamQueue:
+class _StreamQueue(_BoundedQueue):
+    """Incoming streams not yet accepted by the application (at most MAX_PENDING_STREAMS)."""
+
     def __init__(self):
-        self.items: collections.deque[WebTransportStream] = collections.deque()
-        self.error: BaseException | None = None
-        self._waiter: asyncio.Future | None = None
-
-    def push(self, stream: WebTransportStream) -> bool:
-        if len(self.items) >= MAX_PENDING_STREAMS:
-            return False
-        self.items.append(stream)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        return True
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def get(self) -> WebTransportStream:
-        while not self.items:
-            if self.error is not None:
-                raise self.error
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self.items.popleft()
+        super().__init__(MAX_PENDING_STREAMS)
 
 
 class WebTransportSession:
