@@ -1,8 +1,7 @@
 """The small interface every transport backend implements.
 
-Backends move bytes and addresses; they know nothing about events, frames or acks. Each receive
-call returns a *batch* so that a backend crossing an expensive boundary (the Pyodide/JS FFI) pays
-for it once per batch, not once per message.
+Backends move bytes and addresses; they know nothing about events, frames or acks. They push
+what arrives into a sink (see "The push interface" below) and queue what is sent without blocking.
 """
 from __future__ import annotations
 
@@ -50,18 +49,69 @@ class Endpoints:
     remote_port: int | None = None
 
 
+# ---- The push interface (issue 9). A backend *pushes* what arrives into a sink the socket
+# object gives it, the way asyncio transports call their protocol: no task per socket waits in a
+# receive call, and in the browser JS calls Python once per arrival instead of Python awaiting a
+# promise per batch. Names follow asyncio's Protocol so socketiwa.aio can pass straight through.
+#
+# Rules every backend keeps:
+# - Sink methods are called on the event loop's thread, one at a time, never re-entrantly from
+#   inside a transport method (start/pause/resume/send/write/close must not call back
+#   synchronously; schedule instead).
+# - An exception raised by a sink method goes to the loop's exception handler
+#   (loop.call_exception_handler) and delivery continues: a bad handler never stops receiving.
+# - pause_reading() stops sink calls promptly (at most the arrivals already handed over in the
+#   current batch); the platform's own buffer then fills and the peer is pushed back (TCP) or
+#   datagrams drop (UDP). resume_reading() restarts. Both are idempotent.
+# - connection_lost(exc) is called exactly once, last: exc None after close() or a clean end,
+#   else the error (a socketiwa.errors type) that ended the socket.
+# - Writes never block: they queue. A backend calls pause_writing() when its queue goes over the
+#   high-water mark and resume_writing() when it drains below the low one (asyncio semantics);
+#   the socket object turns those into an awaitable drain.
+
+
+class DatagramSink(Protocol):
+    def datagram_received(self, data: bytes, address: str, port: int) -> None: ...
+    def error_received(self, exc: Exception) -> None:
+        """A non-fatal error (an ICMP unreachable and the like): the socket goes on."""
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
+class StreamSink(Protocol):
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> None:
+        """The peer finished sending (FIN). connection_lost follows once the socket is closed."""
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
+class AcceptSink(Protocol):
+    def connection_made(self, stream: "StreamTransport") -> None:
+        """A new accepted connection; its owner calls stream.start(sink) to receive."""
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The listener ended (closed, or failed with exc)."""
+
+
 class UdpTransport(Protocol):
     endpoints: Endpoints
 
-    async def recv(self) -> list[tuple[bytes, str, int]]:
-        """Wait for and return every datagram queued so far as (data, address, port).
+    def start(self, sink: DatagramSink) -> None:
+        """Begin delivering to ``sink`` (called once, right after open)."""
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
 
-        Raises SocketClosedError once the socket is closed and the queue is empty."""
+    def send(self, data: bytes, address: str | None, port: int | None) -> None:
+        """Queue one datagram (never empty: Chromium's UDPSocket refuses that). Raises
+        MessageTooLargeError, SocketClosedError, or the error a previous send hit."""
 
-    async def send(self, data: bytes, address: str | None, port: int | None) -> None:
-        """Send one datagram; ``data`` is never empty (UDPSocket refuses that: Chromium can't)."""
+    def get_write_buffer_size(self) -> int: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Hand what send() queued to the platform, release the socket, then connection_lost."""
+
     async def join_group(self, group: str, interface: str | None = None,
                          source: str | None = None) -> None: ...
     async def leave_group(self, group: str, interface: str | None = None,
@@ -74,31 +124,36 @@ class UdpTransport(Protocol):
 class StreamTransport(Protocol):
     endpoints: Endpoints
 
-    async def read(self) -> bytes:
-        """Return the bytes received so far (at least one), or b"" at end of stream."""
+    def start(self, sink: StreamSink) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
 
-    async def write(self, data: bytes) -> None:
-        """Queue ``data``; returns once the platform's buffer has room (backpressure)."""
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` (never blocks; pause_writing() says when to stop). Raises
+        SocketClosedError after close()/abort() or once the connection is lost."""
+
+    def get_write_buffer_size(self) -> int: ...
 
     async def close(self) -> None:
         """Flush what write() queued, send FIN, release the socket. May wait as long as the peer
-        does not read: callers bound it (TCPSocket.close's timeout)."""
+        does not read: callers bound it (TCPSocket.close's timeout) and then abort()."""
 
     def abort(self) -> None:
-        """Close now without flushing: discard unsent data, reset the connection, and make a
-        write() that is waiting for buffer room fail with SocketClosedError. Must not block.
-        (Optional: TCPSocket falls back to cancelling the waiting write and an unawaited close.)"""
+        """Close now without flushing: discard unsent data, reset the connection. Never blocks;
+        connection_lost follows (scheduled, not re-entrant)."""
 
 
 class ServerTransport(Protocol):
     endpoints: Endpoints
 
-    async def accept(self) -> StreamTransport | None:
-        """Next accepted connection, or None once the server is closed."""
+    def start(self, sink: AcceptSink) -> None: ...
+    def pause_reading(self) -> None:
+        """Stop accepting (the OS backlog holds new connections) until resume_reading()."""
+    def resume_reading(self) -> None: ...
 
     async def close(self) -> None:
         """Stop listening. Must not wait for accepted connections to close (their owners close
-        them); connections not yet handed out by accept() are reset."""
+        them); connections not yet handed to connection_made are reset."""
 
 
 @dataclass(slots=True)
