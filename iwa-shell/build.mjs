@@ -56,8 +56,67 @@ function signingKey() {
   return { keyPath, key };
 }
 
+// Bytecode for the Python the app ships (iwa-shell/precompile.py, why there): the stdlib zip and
+// every wheel of the runtime get unchecked-hash .pyc files, compiled by the runtime's own CPython
+// in Pyodide under Node. Results are cached by content (SOCKETIWA_CACHE, else ~/.cache/socketiwa):
+// the first build pays a few seconds, later ones reuse the same bytes. SOCKETIWA_PRECOMPILE=0
+// ships the runtime as it is (to compare launch times).
+const PRECOMPILE = process.env.SOCKETIWA_PRECOMPILE !== '0';
+const sha256Of = (data) => crypto.createHash('sha256').update(data).digest('hex');
+
+async function precompile(dist) {
+  const cache = path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'pyc');
+  const script = fs.readFileSync(path.join(ROOT, 'iwa-shell', 'precompile.py'));
+  const runtime = fs.readFileSync(path.join(dist, 'pyodide.asm.wasm'));
+  // The output depends on the input file, the compiler (the runtime) and the script.
+  const salt = sha256Of(Buffer.concat([Buffer.from(sha256Of(runtime)), Buffer.from(sha256Of(script))]));
+  const lockPath = path.join(dist, 'pyodide-lock.json');
+  const lock = JSON.parse(fs.readFileSync(lockPath, 'utf8'));
+  const inputs = ['python_stdlib.zip', ...Object.values(lock.packages).map((p) => p.file_name)
+    .filter((f) => f.endsWith('.whl') && fs.existsSync(path.join(dist, f)))];
+  const out = new Map();   // url path under pyodide/ -> cached file
+  const todo = [];
+  for (const name of inputs) {
+    const data = fs.readFileSync(path.join(dist, name));
+    const cached = path.join(cache, `${sha256Of(Buffer.concat([Buffer.from(salt), data])).slice(0, 32)}-${name}`);
+    out.set(name, cached);
+    if (!fs.existsSync(cached)) todo.push({ name, data, cached });
+  }
+  if (todo.length) {
+    fs.mkdirSync(cache, { recursive: true });
+    const { loadPyodide } = await import(path.join(dist, 'pyodide.mjs'));
+    const py = await loadPyodide({ indexURL: dist + path.sep, stdout: () => {}, stderr: (s) => console.error(s) });
+    py.FS.writeFile('/tmp/precompile.py', script);
+    const mod = py.pyimport('sys');
+    mod.path.insert(0, '/tmp');
+    mod.destroy();
+    const pc = py.pyimport('precompile');
+    for (const { name, data, cached } of todo) {
+      py.FS.writeFile('/tmp/in', data);
+      if (name === 'python_stdlib.zip') {
+        const [major, minor] = py.runPython('import sys; sys.version_info[:2]').toJs();
+        pc.precompile_zip('/tmp/in', '/tmp/out', `/lib/python${major}${minor}.zip`);
+      } else {
+        pc.precompile_wheel('/tmp/in', '/tmp/out');
+      }
+      fs.writeFileSync(`${cached}.tmp`, py.FS.readFile('/tmp/out'));
+      fs.renameSync(`${cached}.tmp`, cached);   // never a half-written file in the cache
+    }
+    pc.destroy();
+  }
+  // The lock names each wheel's hash: point it at the precompiled wheels.
+  for (const pkg of Object.values(lock.packages)) {
+    if (out.has(pkg.file_name)) pkg.sha256 = sha256Of(fs.readFileSync(out.get(pkg.file_name)));
+  }
+  const lockText = JSON.stringify(lock, null, 1);
+  const lockOut = path.join(cache, `${sha256Of(lockText).slice(0, 32)}-pyodide-lock.json`);
+  if (!fs.existsSync(lockOut)) fs.writeFileSync(lockOut, lockText);
+  out.set('pyodide-lock.json', lockOut);
+  return out;
+}
+
 // Every file of the app: [url path, absolute source path].
-function collect() {
+async function collect() {
   const files = new Map();
   const addDir = (dir, prefix) => {
     for (const name of fs.readdirSync(dir).sort()) {
@@ -72,6 +131,9 @@ function collect() {
     fail(`${dist} has no Pyodide runtime: run 'python scripts/pyodide_dist.py' (scripts/setup.sh does) first`);
   }
   addDir(dist, 'pyodide/');
+  if (PRECOMPILE) {
+    for (const [name, cached] of await precompile(dist)) files.set(`pyodide/${name}`, cached);
+  }
   files.set('bridge/adapter.mjs', path.join(ROOT, 'bridge', 'adapter.mjs'));
   if (args.overlay) addDir(path.resolve(args.overlay), '');
   if (args.main) files.set('app/main.py', path.resolve(args.main));
@@ -106,7 +168,7 @@ async function sign(files, key, out) {
   return { id, origin, bytes: signedWebBundle.length, sha256 };
 }
 
-const files = collect();
+const files = await collect();
 const devDir = path.resolve(ROOT, args['dev-dir']);
 layOut(files, devDir);
 const result = { devDir, files: files.size };
