@@ -5,14 +5,15 @@
 
 Each variant is a built shell app (iwa-shell/build.mjs): "before" is the shell of --before-ref
 (its iwa-shell/ and bridge/ taken with git archive, built by its own build.mjs), "after" this
-tree's; "after-nopyc" this tree's without the precompiled bytecode (SOCKETIWA_PRECOMPILE=0), to
-attribute the cut. Both use the same Pyodide distribution (build/pyodide-dist-314). Runs are
-interleaved (before, after, before, ...), each in a fresh profile as the tests use it: launch
-headless Chromium, dev-mode proxy install, grant, open index.html?mode=test, wait for ready.
+tree's; "after-nopyc" this tree's without the precompiled bytecode (SOCKETIWA_PRECOMPILE=0) and
+"after-nopreload" this tree's with the --before-ref index.html (no preload links), to attribute
+the cuts. All use the same Pyodide distribution (build/pyodide-dist-314). Runs are interleaved
+(before, after, before, ...), each in a fresh profile as the tests use it: launch headless
+Chromium, dev-mode proxy install, grant, open index.html?mode=test, wait for ready.
 
 Wall-clock phases come from the driver (launch, install) and from the page (performance.timeOrigin
-plus the loader's marks, or for a shell without marks its timings and resource timing). Prints
-the median per phase and appends one JSON line per variant to results/startup.jsonl.
+plus the loader's marks, or for a shell without marks its own timings), and the CPU time Chromium's
+processes used (a view less dependent on the machine's load). Prints the median per phase and appends one JSON line per variant to results/startup.jsonl.
 """
 from __future__ import annotations
 
@@ -79,12 +80,16 @@ def build_variants(names: list[str], before_ref: str, work: Path) -> dict[str, P
             build_mjs = tree / "iwa-shell" / "build.mjs"
         elif name == "after-nopyc":
             env["SOCKETIWA_PRECOMPILE"] = "0"
-        elif name != "after":
-            sys.exit(f"unknown variant {name!r}: before, after, after-nopyc")
+        elif name not in ("after", "after-nopreload"):
+            sys.exit(f"unknown variant {name!r}: before, after, after-nopyc, after-nopreload")
         res = subprocess.run(["node", str(build_mjs), "--dev-dir", str(out), "--swbn", "none"],
                              env=env, capture_output=True, text=True)
         if res.returncode:
             sys.exit(f"building {name} failed:\n{res.stderr}")
+        if name == "after-nopreload":  # this tree's app with the --before-ref page (no preload links)
+            (out / "index.html").write_bytes(subprocess.run(
+                ["git", "show", f"{before_ref}:iwa-shell/app/index.html"], cwd=ROOT, check=True,
+                capture_output=True).stdout)
         apps[name] = out
     return apps
 
