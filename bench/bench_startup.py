@@ -13,7 +13,8 @@ Chromium, dev-mode proxy install, grant, open index.html?mode=test, wait for rea
 
 Wall-clock phases come from the driver (launch, install) and from the page (performance.timeOrigin
 plus the loader's marks, or for a shell without marks its own timings), and the CPU time Chromium's
-processes used (a view less dependent on the machine's load). Prints the median per phase and appends one JSON line per variant to results/startup.jsonl.
+processes used (a view less dependent on the machine's load). Prints the median per phase and
+appends one JSON line per variant to results/startup.jsonl.
 """
 from __future__ import annotations
 
