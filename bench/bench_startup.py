@@ -193,12 +193,19 @@ def main() -> None:
     ap.add_argument("--variants", default="before,after")
     ap.add_argument("--before-ref", default="main", help="git ref whose shell is 'before'")
     ap.add_argument("--note", default="", help="stored with the results")
+    ap.add_argument("--app", action="append", default=[], metavar="NAME=DIR",
+                    help="also measure an app laid out already (an experiment), as variant NAME")
     args = ap.parse_args()
     names = args.variants.split(",")
     work = Path(tempfile.mkdtemp(prefix="socketiwa-startup-"))
     try:
         apps = build_variants(names, args.before_ref, work)
-        rows: dict[str, list[dict]] = {n: [] for n in names}
+        for item in args.app:
+            name, _, folder = item.partition("=")
+            apps[name] = Path(folder).resolve()
+            names.append(name)
+        rows_names = names
+        rows: dict[str, list[dict]] = {n: [] for n in rows_names}
         loads = []
         for i in range(args.runs):
             for name in names:

@@ -34,6 +34,7 @@ const MIME = {
   '.mjs': 'text/javascript; charset=utf-8', '.json': 'application/json',
   '.webmanifest': 'application/manifest+json', '.wasm': 'application/wasm', '.zip': 'application/zip',
   '.png': 'image/png', '.py': 'text/plain; charset=utf-8', '.whl': 'application/zip',
+  '.gz': 'application/gzip',
 };
 export const mimeType = (name) => MIME[path.extname(name).toLowerCase()] || 'application/octet-stream';
 
@@ -168,9 +169,104 @@ async function sign(files, key, out) {
   return { id, origin, bytes: signedWebBundle.length, sha256 };
 }
 
+// A Pyodide memory snapshot taken right after `import socketiwa`: the page restores it instead
+// of starting the interpreter and importing socketiwa (loader.mjs startPyodide; measured: 3.3 s
+// less from navigation to ready on this loaded machine, results/startup.md). loadPyodide's
+// _makeSnapshot / _loadSnapshot are private options of Pyodide 314, so this is optional: no
+// snapshot (SOCKETIWA_SNAPSHOT=0, no Chromium, or making it failed) only means a slower start.
+// It is made in headless Chromium, not Node: the interpreter records at start-up whether the
+// engine can switch stacks (JSPI), and a Node-made snapshot leaves run_sync, so blocking
+// socketiwa.compat, broken in the page. Made from the laid-out app, so the stdlib zip (whose
+// directory Python's import caches hold) and the socketiwa wheel are exactly the shipped ones.
+// Cached by content; gzip (31 MB of memory -> about 5 MB).
+const SNAPSHOT = PRECOMPILE && process.env.SOCKETIWA_SNAPSHOT !== '0';
+const SNAPSHOT_FILE = 'pyodide/startup-snapshot.bin.gz';
+const SNAPSHOT_PAGE = `<!doctype html><meta charset="utf-8"><script type="module">
+const { loadPyodide } = await import('/pyodide/pyodide.mjs');
+let result;
+try {
+  const lock = await (await fetch('/pyodide/pyodide-lock.json')).json();
+  const wheel = await (await fetch('/pyodide/' + lock.packages.socketiwa.file_name)).arrayBuffer();
+  const py = await loadPyodide({ indexURL: '/pyodide/', _makeSnapshot: true });
+  // The wheel's files straight into site-packages: loadPackage leaves JS state behind
+  // (pyodide.loadedPackages) that makeMemorySnapshot refuses. The page installs it again.
+  py.unpackArchive(new Uint8Array(wheel), 'wheel', { extractDir: py.runPython('import site; site.getsitepackages()[0]') });
+  py.runPython('import socketiwa');
+  result = new Blob([py.makeMemorySnapshot()]).stream().pipeThrough(new CompressionStream('gzip'));
+} catch (e) {
+  result = 'error: ' + (e && e.stack ? e.stack : e);
+}
+await fetch('/__snapshot', { method: 'POST', body: await new Response(result).arrayBuffer() });
+</script>`;
+
+async function makeSnapshot(devDir) {
+  const cache = path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'snapshot');
+  const lock = JSON.parse(fs.readFileSync(path.join(devDir, 'pyodide', 'pyodide-lock.json'), 'utf8'));
+  const inputs = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip',
+    lock.packages.socketiwa.file_name].map((f) => sha256Of(fs.readFileSync(path.join(devDir, 'pyodide', f))));
+  const out = path.join(cache, `${sha256Of(inputs.join() + SNAPSHOT_PAGE).slice(0, 32)}-startup-snapshot.bin.gz`);
+  if (fs.existsSync(out)) return out;
+  const chromium = process.env.SOCKETIWA_CHROMIUM || '/usr/lib/chromium/chromium';
+  if (!fs.existsSync(chromium)) {
+    console.error(`build.mjs: no start-up snapshot (no Chromium at ${chromium}); the app starts without one`);
+    return null;
+  }
+  const { default: http } = await import('node:http');
+  const { spawn } = await import('node:child_process');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'socketiwa-snapshot-'));
+  let browser;
+  let server;
+  try {
+    const body = await new Promise((resolve, reject) => {
+      server = http.createServer((req, res) => {
+        if (req.method === 'POST' && req.url === '/__snapshot') {
+          const chunks = [];
+          req.on('data', (c) => chunks.push(c));
+          req.on('end', () => { res.end(); resolve(Buffer.concat(chunks)); });
+          return;
+        }
+        const rel = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
+        const file = path.join(devDir, rel);
+        if (rel === '__snapshot.html') {
+          res.writeHead(200, { 'Content-Type': 'text/html' }).end(SNAPSHOT_PAGE);
+        } else if (!rel.includes('..') && fs.existsSync(file) && fs.statSync(file).isFile()) {
+          res.writeHead(200, { 'Content-Type': mimeType(rel) }).end(fs.readFileSync(file));
+        } else {
+          res.writeHead(404).end();
+        }
+      });
+      server.listen(0, '127.0.0.1', () => {
+        browser = spawn(chromium, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+          '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+          `--user-data-dir=${profile}`, `http://127.0.0.1:${server.address().port}/__snapshot.html`],
+        { stdio: 'ignore', env: { ...process.env, HOME: profile } });
+        browser.on('exit', (code) => reject(new Error(`Chromium exited (${code}) before sending the snapshot`)));
+      });
+      setTimeout(() => reject(new Error('no snapshot within 300 s')), 300000).unref();
+    });
+    if (body.subarray(0, 6).toString() === 'error:') throw new Error(body.toString().split('\n')[0]);
+    fs.mkdirSync(cache, { recursive: true });
+    fs.writeFileSync(`${out}.tmp`, body);
+    fs.renameSync(`${out}.tmp`, out);
+    return out;
+  } catch (e) {
+    console.error(`build.mjs: no start-up snapshot (${e.message}); the app starts without one`);
+    return null;
+  } finally {
+    if (browser && browser.exitCode === null) browser.kill('SIGKILL');
+    if (server) server.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
 const files = await collect();
 const devDir = path.resolve(ROOT, args['dev-dir']);
 layOut(files, devDir);
+const snapshot = SNAPSHOT ? await makeSnapshot(devDir) : null;
+if (snapshot) {
+  files.set(SNAPSHOT_FILE, snapshot);
+  fs.copyFileSync(snapshot, path.join(devDir, SNAPSHOT_FILE));
+}
 const result = { devDir, files: files.size };
 if (args.swbn !== 'none') {
   const { key, keyPath } = signingKey();
