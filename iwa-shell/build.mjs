@@ -239,7 +239,8 @@ async function makeSnapshot(devDir) {
         browser = spawn(chromium, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
           '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
           `--user-data-dir=${profile}`, `http://127.0.0.1:${server.address().port}/__snapshot.html`],
-        { stdio: 'ignore', env: { ...process.env, HOME: profile } });
+        // Its own process group: at the end the whole browser goes, helpers included.
+        { stdio: 'ignore', env: { ...process.env, HOME: profile }, detached: true });
         browser.on('exit', (code) => reject(new Error(`Chromium exited (${code}) before sending the snapshot`)));
       });
       setTimeout(() => reject(new Error('no snapshot within 300 s')), 300000).unref();
@@ -253,9 +254,17 @@ async function makeSnapshot(devDir) {
     console.error(`build.mjs: no start-up snapshot (${e.message}); the app starts without one`);
     return null;
   } finally {
-    if (browser && browser.exitCode === null) browser.kill('SIGKILL');
+    if (browser && browser.exitCode === null && browser.signalCode === null) {
+      const exited = new Promise((resolve) => browser.once('exit', resolve));
+      try { process.kill(-browser.pid, 'SIGKILL'); } catch { /* gone already */ }
+      await exited;
+    }
     if (server) server.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    } catch (e) {
+      console.error(`build.mjs: could not remove ${profile}: ${e.message}`);
+    }
   }
 }
 
