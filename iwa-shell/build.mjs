@@ -200,6 +200,15 @@ await fetch('/__snapshot', { method: 'POST', body: await new Response(result).ar
 </script>`;
 
 async function makeSnapshot(devDir) {
+  try {
+    return await snapshotFor(devDir);
+  } catch (e) {
+    console.error(`build.mjs: no start-up snapshot (${e.message}); the app starts without one`);
+    return null;
+  }
+}
+
+async function snapshotFor(devDir) {
   const cache = path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'snapshot');
   const lock = JSON.parse(fs.readFileSync(path.join(devDir, 'pyodide', 'pyodide-lock.json'), 'utf8'));
   const inputs = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip',
@@ -250,9 +259,6 @@ async function makeSnapshot(devDir) {
     fs.writeFileSync(`${out}.tmp`, body);
     fs.renameSync(`${out}.tmp`, out);
     return out;
-  } catch (e) {
-    console.error(`build.mjs: no start-up snapshot (${e.message}); the app starts without one`);
-    return null;
   } finally {
     if (browser && browser.exitCode === null && browser.signalCode === null) {
       const exited = new Promise((resolve) => browser.once('exit', resolve));
