@@ -5,11 +5,12 @@
 
 Each variant is a built shell app (iwa-shell/build.mjs): "before" is the shell of --before-ref
 (its iwa-shell/ and bridge/ taken with git archive, built by its own build.mjs), "after" this
-tree's; "after-nopyc" this tree's without the precompiled bytecode (SOCKETIWA_PRECOMPILE=0) and
-"after-nopreload" this tree's with the --before-ref index.html (no preload links), to attribute
-the cuts. All use the same Pyodide distribution (build/pyodide-dist-314). Runs are interleaved
-(before, after, before, ...), each in a fresh profile as the tests use it: launch headless
-Chromium, dev-mode proxy install, grant, open index.html?mode=test, wait for ready.
+tree's. To attribute the cuts: "after-nosnapshot" is this tree's without the memory snapshot
+(SOCKETIWA_SNAPSHOT=0), "after-nopyc" without bytecode nor snapshot (SOCKETIWA_PRECOMPILE=0),
+"after-nopreload" with the --before-ref index.html. All use the same Pyodide distribution
+(build/pyodide-dist-314). Runs are interleaved (before, after, before, ...), each in a fresh
+profile as the tests use it: launch headless Chromium, dev-mode proxy install, grant, open
+index.html?mode=test, wait for ready.
 
 Wall-clock phases come from the driver (launch, install) and from the page (performance.timeOrigin
 plus the loader's marks, or for a shell without marks its own timings), and the CPU time Chromium's
@@ -80,9 +81,11 @@ def build_variants(names: list[str], before_ref: str, work: Path) -> dict[str, P
             (tree / "build" / "pyodide-dist-314").symlink_to(ROOT / "build" / "pyodide-dist-314")
             build_mjs = tree / "iwa-shell" / "build.mjs"
         elif name == "after-nopyc":
-            env["SOCKETIWA_PRECOMPILE"] = "0"
+            env["SOCKETIWA_PRECOMPILE"] = "0"   # (no snapshot either: it needs the bytecode)
+        elif name == "after-nosnapshot":
+            env["SOCKETIWA_SNAPSHOT"] = "0"
         elif name not in ("after", "after-nopreload"):
-            sys.exit(f"unknown variant {name!r}: before, after, after-nopyc, after-nopreload")
+            sys.exit(f"unknown variant {name!r}: before, after, after-nopyc, after-nosnapshot, after-nopreload")
         res = subprocess.run(["node", str(build_mjs), "--dev-dir", str(out), "--swbn", "none"],
                              env=env, capture_output=True, text=True)
         if res.returncode:
@@ -190,7 +193,7 @@ def median(values: list) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--variants", default="before,after")
+    ap.add_argument("--variants", default="before,after-nopyc,after-nosnapshot,after")
     ap.add_argument("--before-ref", default="main", help="git ref whose shell is 'before'")
     ap.add_argument("--note", default="", help="stored with the results")
     ap.add_argument("--app", action="append", default=[], metavar="NAME=DIR",
