@@ -64,6 +64,14 @@ function signingKey() {
 // ships the runtime as it is (to compare launch times).
 const PRECOMPILE = process.env.SOCKETIWA_PRECOMPILE !== '0';
 const sha256Of = (data) => crypto.createHash('sha256').update(data).digest('hex');
+// Every changed input adds files to a cache: keep the most recently used `keep`.
+function pruneCache(dir, keep) {
+  const entries = fs.readdirSync(dir).map((name) => path.join(dir, name))
+    .map((file) => ({ file, used: fs.statSync(file).mtimeMs })).sort((a, b) => b.used - a.used);
+  for (const { file } of entries.slice(keep)) fs.rmSync(file, { force: true });
+}
+// Mark a cache entry used (pruneCache keeps the recent ones).
+const touch = (file) => { const now = new Date(); fs.utimesSync(file, now, now); return file; };
 
 async function precompile(dist) {
   const cache = path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'pyc');
@@ -81,7 +89,8 @@ async function precompile(dist) {
     const data = fs.readFileSync(path.join(dist, name));
     const cached = path.join(cache, `${sha256Of(Buffer.concat([Buffer.from(salt), data])).slice(0, 32)}-${name}`);
     out.set(name, cached);
-    if (!fs.existsSync(cached)) todo.push({ name, data, cached });
+    if (fs.existsSync(cached)) touch(cached);
+    else todo.push({ name, data, cached });
   }
   if (todo.length) {
     fs.mkdirSync(cache, { recursive: true });
@@ -112,7 +121,8 @@ async function precompile(dist) {
   const lockText = JSON.stringify(lock, null, 1);
   const lockOut = path.join(cache, `${sha256Of(lockText).slice(0, 32)}-pyodide-lock.json`);
   if (!fs.existsSync(lockOut)) fs.writeFileSync(lockOut, lockText);
-  out.set('pyodide-lock.json', lockOut);
+  out.set('pyodide-lock.json', touch(lockOut));
+  pruneCache(cache, 80);
   return out;
 }
 
@@ -214,7 +224,7 @@ async function snapshotFor(devDir) {
   const inputs = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip',
     lock.packages.socketiwa.file_name].map((f) => sha256Of(fs.readFileSync(path.join(devDir, 'pyodide', f))));
   const out = path.join(cache, `${sha256Of(inputs.join() + SNAPSHOT_PAGE).slice(0, 32)}-startup-snapshot.bin.gz`);
-  if (fs.existsSync(out)) return out;
+  if (fs.existsSync(out)) return touch(out);
   const chromium = process.env.SOCKETIWA_CHROMIUM || '/usr/lib/chromium/chromium';
   if (!fs.existsSync(chromium)) {
     console.error(`build.mjs: no start-up snapshot (no Chromium at ${chromium}); the app starts without one`);
@@ -258,6 +268,7 @@ async function snapshotFor(devDir) {
     fs.mkdirSync(cache, { recursive: true });
     fs.writeFileSync(`${out}.tmp`, body);
     fs.renameSync(`${out}.tmp`, out);
+    pruneCache(cache, 6);
     return out;
   } finally {
     if (browser && browser.exitCode === null && browser.signalCode === null) {
