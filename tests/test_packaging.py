@@ -36,7 +36,8 @@ const options = { indexURL: RUNTIME + "/" };
 if (LOCK) options.lockFileURL = LOCK;
 const pyodide = await loadPyodide(options);
 const messages = [];
-await pyodide.loadPackage("socketiwa", { messageCallback: (m) => messages.push(m), errorCallback: (m) => messages.push(m) });
+const keep = (m) => messages.push(m);
+await pyodide.loadPackage("socketiwa", { messageCallback: keep, errorCallback: keep });
 let out = "";
 pyodide.setStdout({ batched: (s) => { out += s + "\n"; } });
 let error = null;
@@ -137,3 +138,50 @@ def test_user_dist_lock_with_a_runtime_from_elsewhere(user_dist, tmp_path):
     assert not (lock_only / "pyodide.asm.wasm").exists()
     assert sha256(lock_only / "pyodide-lock.json") == sha256(user_dist / "pyodide-lock.json")  # same inputs
     check_loaded(load_in_node(ROOT / "node_modules" / "pyodide", lock_only / "pyodide-lock.json"))
+
+
+# ---- the API reference (scripts/apidoc.py, pdoc)
+
+
+def load_apidoc():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import apidoc
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return apidoc
+
+
+def test_api_reference_builds(tmp_path):
+    out = tmp_path / "apidoc"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "apidoc.py"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "docstrings present" in run.stdout
+    for module in load_apidoc().PUBLIC_MODULES:
+        page = out / (module.replace(".", "/") + ".html")
+        assert page.is_file(), page
+    webtransport = (out / "socketiwa" / "h3" / "webtransport.html").read_text()
+    assert "accept_bidirectional_stream" in webtransport
+    assert "The next bidirectional stream the peer opened" in webtransport   # the docstring itself
+    assert (out / "search.js").is_file()
+
+
+def test_api_reference_refuses_a_public_name_without_docstring(tmp_path, monkeypatch):
+    apidoc = load_apidoc()
+    (tmp_path / "undocumented_mod.py").write_text(
+        '"""A module."""\n\n'
+        'def documented():\n    """Yes."""\n\n'
+        'def bare():\n    pass\n\n'
+        'def _private():\n    pass\n\n'
+        'class Thing:\n    """A thing."""\n\n'
+        '    def method(self):\n        pass\n\n'
+        '    def __repr__(self):\n        return "t"\n\n'
+        '    @property\n    def size(self):\n        """Its size."""\n        return 1\n\n'
+        'class Child(Thing):\n    """Overrides keep the base documentation."""\n\n'
+        '    @property\n    def size(self):\n        return 2\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(apidoc, "PUBLIC_MODULES", ("undocumented_mod",))
+    missing, skipped = apidoc.missing_docstrings()
+    assert sorted(missing) == ["undocumented_mod.Thing.method", "undocumented_mod.bare"]
+    assert skipped == 0
