@@ -2,10 +2,13 @@
 """socketiwa for your own Pyodide page: dist/pyodide/ (run by build-wasm.sh).
 
 Pyodide's own distribution has none of socketiwa, aioquic, pylsqpack, wsproto or our AWS-LC
-crypto provider. This folder holds them as wheels, the Pyodide runtime itself, and a
-``pyodide-lock.json`` that lists them next to every package of Pyodide's own lock, so a page
-serving this folder loads socketiwa with no network at all:
+crypto provider. This folder holds them as wheels, the Pyodide runtime itself, a
+``pyodide-lock.json`` that lists them next to every package of Pyodide's own lock, and
+socketiwa's JS adapter (``socketiwa-adapter.mjs``, what Python calls for Direct Sockets), so a
+page serving this folder loads socketiwa with no network at all:
 
+    import { createBridge } from "/pyodide/socketiwa-adapter.mjs";
+    globalThis.socketiwaBridge = createBridge();
     const pyodide = await loadPyodide({ indexURL: "/pyodide/" });   // this folder, served
     await pyodide.loadPackage("socketiwa");  // + aioquic, pylsqpack, socketiwa-crypto, wsproto, h11
 
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CDN = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
 # socketiwa's lock entry depends on these when they are built: what socketiwa.quic / .h3 import
 SOCKETIWA_DEPENDS = ("aioquic", "wsproto")
+ADAPTER = "socketiwa-adapter.mjs"    # bridge/adapter.mjs, under a name that says whose it is
 # Source-date for the socketiwa wheel's zip timestamps: the same checkout gives the same wheel.
 SOURCE_DATE_EPOCH = "315532800"
 
@@ -134,12 +138,13 @@ def assemble(out: Path, version: str = "314", runtime: bool = True) -> Path:
     if not (src / "pyodide-lock.json").exists():
         sys.exit(f"pyodide_user_dist: {src} is missing: run scripts/setup.sh (npm install) first")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("*.whl"), *(out / f for f in RUNTIME_FILES)]:
+    for stale in [*out.glob("*.whl"), *(out / f for f in RUNTIME_FILES), out / ADAPTER]:
         stale.unlink(missing_ok=True)   # nothing from an earlier build may linger next to the lock
     if runtime:
         for f in RUNTIME_FILES:
             if f != "pyodide-lock.json":
                 shutil.copy2(src / f, out / f)
+    shutil.copy2(ROOT / "bridge" / "adapter.mjs", out / ADAPTER)
     upstream = json.loads((src / "pyodide-lock.json").read_text())
     pyodide_version = json.loads((src / "package.json").read_text())["version"]
     lock = merged_lock(upstream, our_packages(out, version), CDN.format(version=pyodide_version))

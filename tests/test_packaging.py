@@ -23,14 +23,18 @@ BUILT_WHEELS = ROOT / "dist" / "wasm" / "wheels"
 OURS = {"socketiwa", "aioquic", "pylsqpack", "socketiwa-crypto", "wsproto", "h11"}
 
 # Loads Pyodide from RUNTIME (its indexURL), optionally with LOCK as lockFileURL, with fetch()
-# replaced by a refusal, so anything not on disk fails; then loadPackage("socketiwa") and the
-# Python in CODE. Prints one JSON line: what was loaded, what Python printed, refused fetches.
+# replaced by a refusal, so anything not on disk fails; sets up socketiwa's adapter from ADAPTER
+# as a page would; then loadPackage("socketiwa") and the Python in CODE (async). Prints one JSON
+# line: what was loaded, what Python printed, refused fetches. Direct Sockets themselves come
+# from the Node harness (bridge/node, node --import), standing in for Chromium's.
 LOADER = r"""
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 const refused = [];
 globalThis.fetch = async (url) => { refused.push(String(url)); throw new Error(`network disabled: ${url}`); };
-const { RUNTIME, LOCK, CODE } = process.env;
+const { RUNTIME, LOCK, CODE, ADAPTER } = process.env;
+const { createBridge } = await import(pathToFileURL(ADAPTER).href);
+globalThis.socketiwaBridge = createBridge(globalThis);
 const { loadPyodide } = await import(pathToFileURL(path.join(RUNTIME, "pyodide.mjs")).href);
 const options = { indexURL: RUNTIME + "/" };
 if (LOCK) options.lockFileURL = LOCK;
@@ -41,7 +45,7 @@ await pyodide.loadPackage("socketiwa", { messageCallback: keep, errorCallback: k
 let out = "";
 pyodide.setStdout({ batched: (s) => { out += s + "\n"; } });
 let error = null;
-try { pyodide.runPython(CODE); } catch (e) { error = String(e.message ?? e); }
+try { await pyodide.runPythonAsync(CODE); } catch (e) { error = String(e.message ?? e); }
 console.log(JSON.stringify({ loaded: pyodide.loadedPackages, out, error, refused, messages }));
 """
 
@@ -51,9 +55,15 @@ from importlib.metadata import version
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 aead = ChaCha20Poly1305(bytes(range(32)))
 sealed = aead.encrypt(b"n" * 12, b"over the user's own lock", b"ad")
+# a datagram over loopback, through the folder's adapter and the Direct Sockets backend
+server = await socketiwa.create_udp(local_address="127.0.0.1", local_port=0)
+client = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=server.local_port)
+await client.send(b"ping from the user's page")
+got = await server.receive(timeout=10)
+await client.close(); await server.close()
 print(json.dumps({"file": socketiwa.__file__, "version": version("socketiwa"),
                   "opened": aead.decrypt(b"n" * 12, sealed, b"ad").decode(),
-                  "sealed": len(sealed)}))
+                  "sealed": len(sealed), "backend": socketiwa.backend_name(), "udp": got.data.decode()}))
 """
 
 
@@ -74,10 +84,10 @@ def user_dist(tmp_path_factory) -> Path:
     return out
 
 
-def load_in_node(runtime: Path, lock: Path | None = None) -> dict:
-    env = dict(os.environ, RUNTIME=str(runtime), LOCK=str(lock or ""), CODE=CHECK)
-    run = subprocess.run(["node", "--input-type=module", "-e", LOADER], env=env, capture_output=True,
-                         text=True, timeout=240)
+def load_in_node(runtime: Path, adapter: Path, lock: Path | None = None) -> dict:
+    env = dict(os.environ, RUNTIME=str(runtime), LOCK=str(lock or ""), CODE=CHECK, ADAPTER=str(adapter))
+    run = subprocess.run(["node", f"--import={ROOT / 'bridge' / 'node' / 'register.mjs'}", "--input-type=module",
+                          "-e", LOADER], env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -89,6 +99,7 @@ def check_loaded(result: dict) -> None:
     printed = json.loads(result["out"].strip().splitlines()[-1])
     assert printed["file"].startswith("/lib/python3.14/site-packages/socketiwa/"), printed
     assert printed["opened"] == "over the user's own lock" and printed["sealed"] == 24 + 16
+    assert printed["backend"] == "directsockets" and printed["udp"] == "ping from the user's page"
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{printed["version"]}"' in pyproject
 
@@ -125,7 +136,7 @@ def test_user_dist_lock_lists_its_wheels_and_keeps_pyodides_packages(user_dist):
 
 def test_user_dist_loads_offline_as_one_folder(user_dist):
     """The folder alone: loadPyodide({indexURL: folder}) finds runtime, lock and wheels in it."""
-    check_loaded(load_in_node(user_dist))
+    check_loaded(load_in_node(user_dist, user_dist / "socketiwa-adapter.mjs"))
 
 
 def test_user_dist_lock_with_a_runtime_from_elsewhere(user_dist, tmp_path):
@@ -136,8 +147,10 @@ def test_user_dist_lock_with_a_runtime_from_elsewhere(user_dist, tmp_path):
                           str(lock_only), "--no-runtime"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert not (lock_only / "pyodide.asm.wasm").exists()
+    assert (lock_only / "socketiwa-adapter.mjs").read_bytes() == (ROOT / "bridge" / "adapter.mjs").read_bytes()
     assert sha256(lock_only / "pyodide-lock.json") == sha256(user_dist / "pyodide-lock.json")  # same inputs
-    check_loaded(load_in_node(ROOT / "node_modules" / "pyodide", lock_only / "pyodide-lock.json"))
+    check_loaded(load_in_node(ROOT / "node_modules" / "pyodide", lock_only / "socketiwa-adapter.mjs",
+                              lock_only / "pyodide-lock.json"))
 
 
 # ---- the API reference (scripts/apidoc.py, pdoc)
