@@ -84,6 +84,12 @@ def user_dist(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture
+def node_runtime(request):
+    if "node" not in request.config.getoption("--runtimes"):
+        pytest.skip("the node runtime is not selected (--runtimes)")
+
+
 def load_in_node(runtime: Path, adapter: Path, lock: Path | None = None) -> dict:
     env = dict(os.environ, RUNTIME=str(runtime), LOCK=str(lock or ""), CODE=CHECK, ADAPTER=str(adapter))
     run = subprocess.run(["node", f"--import={ROOT / 'bridge' / 'node' / 'register.mjs'}", "--input-type=module",
@@ -134,12 +140,12 @@ def test_user_dist_lock_lists_its_wheels_and_keeps_pyodides_packages(user_dist):
         assert all(re.sub(r"[-_.]+", "-", d).lower() in packages for d in entry["depends"]), (name, entry)
 
 
-def test_user_dist_loads_offline_as_one_folder(user_dist):
+def test_user_dist_loads_offline_as_one_folder(user_dist, node_runtime):
     """The folder alone: loadPyodide({indexURL: folder}) finds runtime, lock and wheels in it."""
     check_loaded(load_in_node(user_dist, user_dist / "socketiwa-adapter.mjs"))
 
 
-def test_user_dist_lock_with_a_runtime_from_elsewhere(user_dist, tmp_path):
+def test_user_dist_lock_with_a_runtime_from_elsewhere(user_dist, tmp_path, node_runtime):
     """The page brings its own Pyodide (npm's package here) and points lockFileURL at ours:
     the wheels resolve against the lock's folder. --no-runtime gives just wheels and lock."""
     lock_only = tmp_path / "lock-only"
