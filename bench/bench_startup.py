@@ -221,9 +221,10 @@ def main() -> None:
     load = statistics.median(loads)
     print(f"\nmedian ms of {args.runs} runs per variant (interleaved), load average {load:.1f}, "
           f"{cr.chromium_version(CHROMIUM)}")
-    print(f"{'phase':44}" + "".join(f"{n:>13}" for n in names))
+    width = {n: max(9, len(n)) + 2 for n in names}
+    print(f"{'phase':44}" + "".join(f"{n:>{width[n]}}" for n in names))
     for key, label in PHASES:
-        print(f"{label:44}" + "".join("            -" if med[n][key] is None else f"{med[n][key]:13.0f}"
+        print(f"{label:44}" + "".join(f"{'-' if med[n][key] is None else round(med[n][key]):>{width[n]}}"
                                       for n in names))
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (ROOT / "results").mkdir(exist_ok=True)
