@@ -324,28 +324,14 @@ def test_browser_page_webtransport_client(runtime, running, free_udp_port):
     server.wait_for(r"^session closed: code 4000, reason 'server-bye', by the server$", 10)
 
 
-WEBSOCKET_PROBE = r"""
-async (url) => {
-  const ws = new WebSocket(url);
-  const got = [];
-  const closed = new Promise((resolve) => ws.onclose = (e) => resolve({code: e.code, reason: e.reason}));
-  ws.onmessage = (e) => got.push(e.data);
-  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
-  ws.send("hello from chromium");
-  while (got.length < 1) await new Promise((r) => setTimeout(r, 10));
-  ws.send("close");
-  return {got, closed: await closed};
-}
-"""
-
-
 def test_chromium_websocket_over_h3_client(runtime, running, free_udp_port):
     server = running(runtime, "quic/websocket_h3", "serve", "--port", str(free_udp_port))
     server.wait_for(rf"WebSocket over HTTP/3 on wss://127.0.0.1:{free_udp_port}/ws")
     flags = server.wait_for(r"^chromium flags: (.*)$").group(1).split()
     h3_peers.wait_for_h3_server(free_udp_port)
     with chromium_clients.browser(flags) as b:
-        result = b.run(b.open(), WEBSOCKET_PROBE, f"wss://127.0.0.1:{free_udp_port}/ws", timeout=60)
-    assert result["got"] == ["HELLO FROM CHROMIUM"] and result["closed"] == {"code": 4001, "reason": "server-bye"}
+        page = b.open(f"https://127.0.0.1:{free_udp_port}/", timeout=60)   # the example's own page
+        result = b.run(page, "async () => await window.result", timeout=60)
+    assert result == {"got": ["HELLO FROM CHROMIUM"], "code": 4001, "reason": "server-bye"}, result
     # the server saw it arrive over HTTP/3 (Chromium's RFC 9220 form), not HTTP/1.1
     server.wait_for(r"^websocket open on /ws \(HTTP/3\)$", 10)

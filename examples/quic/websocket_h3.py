@@ -7,7 +7,8 @@
 The app answers text in upper case, echoes binary, and closes with 4001 "server-bye" when told
 ``close``. The same app serves Chromium's ``new WebSocket("wss://127.0.0.1:PORT/ws")`` when
 Chromium runs with ``--enable-features=EnableWebsocketsOverHttp3`` and the flags ``serve``
-prints (Chromium's form of the handshake has no ``sec-websocket-key``; both forms work).
+prints, from a page it loaded over HTTP/3 (``/`` serves one that says hello; Chromium's form of
+the handshake has no ``sec-websocket-key``; both forms work).
 """
 from __future__ import annotations
 
@@ -21,7 +22,25 @@ from socketiwa import h3
 from selfsigned import make_certificate
 
 
+PAGE = b"""<!doctype html><meta charset="utf-8"><title>WebSocket over HTTP/3</title><pre id="log"></pre>
+<script>
+const log = (line) => document.getElementById("log").textContent += line + "\\n";
+window.result = new Promise((resolve) => {
+  const ws = new WebSocket(`wss://${location.host}/ws`), got = [];
+  ws.onopen = () => { log("open"); ws.send("hello from chromium"); };
+  ws.onmessage = (e) => { log("got " + e.data); got.push(e.data); ws.send("close"); };
+  ws.onclose = (e) => { log(`closed ${e.code} ${e.reason}`); resolve({got, code: e.code, reason: e.reason}); };
+});
+</script>"""
+
+
 async def app(scope, receive, send):
+    if scope["type"] == "http":
+        # Chromium sends a WebSocket over an HTTP/3 connection it already has: this page opens
+        # one (navigate to https://127.0.0.1:PORT/ with the flags `serve` prints).
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": PAGE})
+        return
     if scope["type"] != "websocket":
         return
     await receive()                                   # websocket.connect
@@ -50,7 +69,8 @@ async def start(port: int):
 
 async def serve_forever(port: int) -> None:
     server, cert = await start(port)
-    print(f"WebSocket over HTTP/3 on wss://127.0.0.1:{server.port}/ws", flush=True)
+    print(f"WebSocket over HTTP/3 on wss://127.0.0.1:{server.port}/ws, a page using it at "
+          f"https://127.0.0.1:{server.port}/", flush=True)
     print(f"chromium flags: --enable-features=EnableWebsocketsOverHttp3 "
           f"--origin-to-force-quic-on=127.0.0.1:{server.port} "
           f"--ignore-certificate-errors-spki-list={cert.spki_sha256_b64}", flush=True)

@@ -39,6 +39,8 @@ async def on_session(session: h3.WebTransportSession) -> None:
     finally:
         for task in tasks:
             task.cancel()
+        # the loops end with SocketClosedError when the session closes: collect, don't log it
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def echo_datagrams(session) -> None:
