@@ -64,6 +64,7 @@ def run(runtime: str, example: str, *args: str, tmp_path: Path, timeout: float =
                          capture_output=True, text=True, timeout=timeout)
     print(out.stdout, out.stderr[-3000:])
     assert out.returncode == 0, (out.returncode, out.stdout, out.stderr[-3000:])
+    assert "Traceback" not in out.stdout + out.stderr      # no task died on the way
     return out.stdout
 
 
