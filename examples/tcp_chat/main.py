@@ -42,7 +42,7 @@ async def start_server(port: int, host: str = "127.0.0.1"):
         conn.on("say", say)
         conn.on("disconnect", lambda: print(f"{names.pop(conn, ('someone',))[0]} left", flush=True))
 
-    return server
+    return server, names
 
 
 async def run_clients(host: str, port: int) -> int:
@@ -77,12 +77,17 @@ async def main(argv) -> int:
     print(f"socketiwa backend: {socketiwa.backend_name()}")
     if args.mode == "clients":
         return await run_clients(args.host, args.port)
-    server = await start_server(0 if args.mode == "demo" else args.port, args.host)
+    server, members = await start_server(0 if args.mode == "demo" else args.port, args.host)
     print(f"chat server on {server.local_address}:{server.local_port}", flush=True)
     try:
         if args.mode == "server":
             await asyncio.Event().wait()          # until Ctrl-C
-        return await run_clients(args.host, server.local_port)
+        status = await run_clients(args.host, server.local_port)
+        for _ in range(100):                      # until the server saw everyone leave
+            if not members:
+                break
+            await asyncio.sleep(0.05)
+        return status
     finally:
         await server.close()
 
