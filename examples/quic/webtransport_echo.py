@@ -21,6 +21,7 @@ import sys
 import time
 
 from socketiwa import h3
+from socketiwa.errors import SocketClosedError
 
 from selfsigned import make_certificate
 
@@ -31,7 +32,7 @@ async def on_session(session: h3.WebTransportSession) -> None:
         return
     await session.accept()
     print(f"session from {session.origin or 'a non-browser client'} on {session.path}", flush=True)
-    tasks = [asyncio.ensure_future(job(session)) for job in (echo_datagrams, echo_bidi, answer_uni)]
+    tasks = [asyncio.ensure_future(until_closed(job, session)) for job in (echo_datagrams, echo_bidi, answer_uni)]
     try:
         code, reason = await session.wait_closed()
         print(f"session closed: code {code}, reason {reason!r}, by the "
@@ -39,8 +40,13 @@ async def on_session(session: h3.WebTransportSession) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        # the loops end with SocketClosedError when the session closes: collect, don't log it
-        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until_closed(job, session) -> None:
+    try:
+        await job(session)
+    except SocketClosedError:
+        pass        # the session closed: receiving ends here
 
 
 async def echo_datagrams(session) -> None:
