@@ -138,7 +138,7 @@ def main() -> None:
         lt.stop()
 
     base = results.get("aioquic", {})
-    width = 22
+    width = 26
     print("\n" + "".ljust(28) + "".join(rt.ljust(width) for rt in results))
     for c in COLUMNS:
         row = c.ljust(28)
