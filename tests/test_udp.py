@@ -137,7 +137,7 @@ async def test_udp_garbage_datagrams_are_reported_not_fatal(selenium):
     assert msg.data == b"SIW1 not an envelope"
     # hand-made broken envelopes: truncated header, unknown kind, bad JSON
     for garbage in (b"SIW1\x01", b"SIW1\x09\x00\x00\x00\x00\x00", b"SIW1\x01\x00\x00\x00\x00\x01\x02hi{oops"):
-        await tx._transport.send(garbage, "127.0.0.1", rx.local_port)
+        tx._transport.send(garbage, "127.0.0.1", rx.local_port)
     await tx.emit("greet", {"n": 1}, port=rx.local_port, address="127.0.0.1")
     for _ in range(100):
         if events and len(errors) == 3:
