@@ -143,6 +143,7 @@ class SocketBase(EventEmitter):
         self._iterating = False
         self._acks: dict[int, tuple[asyncio.Future, str, float | None]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
@@ -334,11 +335,13 @@ class SocketBase(EventEmitter):
         deadline = self._session.next_deadline()
         timer = self._timer
         if timer is not None:
-            if deadline is not None and timer.when() == deadline:
+            if deadline is not None and self._timer_when == deadline:
                 return
             timer.cancel()
             self._timer = None
         if deadline is not None:
+            # (Pyodide's WebLoop returns handles without when(): the deadline is kept here)
+            self._timer_when = deadline
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
