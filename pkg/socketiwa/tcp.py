@@ -179,6 +179,8 @@ class TCPSocket(SocketBase):
         ``close(timeout=0)`` and ``abort()`` do that at once. Sends after ``close()`` raise
         ``SocketClosedError``; acks still pending fail with it."""
         timeout = self.close_timeout if timeout is None else timeout
+        if code is not None:
+            wire.check_close(code, reason)  # ValueError/TypeError before any state changes
         if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
             if timeout <= 0 and self.ready_state is ReadyState.CLOSING:
                 self._abort_transport()  # hurry a graceful close already under way

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from . import wire
 from ._base import Datagram, ReadyState, RemoteInfo, SocketBase
 from .backends import get_backend
 from .backends.base import UdpOptions
@@ -218,6 +219,8 @@ class UDPSocket(SocketBase):
         rest are discarded. ``close`` handlers get ``CloseInfo(code, reason)`` (1000 and "" by
         default); UDP has no connection, so nothing is sent to any peer. ``timeout`` is accepted
         for symmetry with TCP and has nothing to wait for."""
+        if code is not None:
+            wire.check_close(code, reason)  # ValueError/TypeError before any state changes
         if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
             await self._closed_event.wait()
             return
