@@ -101,6 +101,8 @@ class _Pump:
         return asyncio.get_running_loop()
 
     def _call(self, name, *args):
+        if self._sink is None:  # not started yet: nothing to tell
+            return
         try:
             getattr(self._sink, name)(*args)
         except Exception as exc:  # base.py: to the loop's handler, and delivery goes on
