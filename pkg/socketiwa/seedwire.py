@@ -1,0 +1,621 @@
+"""``wire="socketiwa-js"``: the JSON envelopes of the JavaScript Socket.IWA library (the seed).
+
+The seed sends every event as the UTF-8 text of ``JSON.stringify`` of one object, with no framing
+on TCP and one text per datagram on UDP; plain data (``send``) travels as raw bytes:
+
+    event         {"__socketiwa":1,"t":"event","e":NAME,"args":[...]}
+    ack request   {"__socketiwa":1,"t":"ack_request","e":NAME,"args":[...],"id":ID}
+    ack response  {"__socketiwa":1,"t":"ack_response","id":ID,"args":[...]}
+
+Encoding reproduces ``JSON.stringify`` byte for byte for every value a JavaScript peer could hold:
+no spaces, keys in JavaScript's property order (integer-like keys first, ascending, then the
+others in insertion order), non-ASCII written as UTF-8, lone surrogates as lowercase ``\\udxxx``
+escapes (a Python string's surrogate *pair* is one character, as in JavaScript), numbers as
+``Number.prototype.toString`` writes them (``1`` for 1.0, ``1e+21``, ``1e-7``). What JavaScript
+would change silently is refused with TypeError instead: bytes (JSON.stringify turns a
+Uint8Array into an object), NaN and infinities (written as ``null``), integers a JavaScript number
+cannot hold exactly, non-string keys, nesting deeper than ``wire.MAX_JSON_DEPTH``.
+
+Decoding is strict: the text must be UTF-8 (the seed's TextDecoder would substitute U+FFFD) and
+JSON (RFC 8259). Anything that is not an object with ``"__socketiwa": 1`` is plain data, like in
+the seed; an envelope object that is malformed (unknown ``t``, ``e`` not a string, ``args`` not an
+array, no ``id``) or JSON we refuse to interpret (nested deeper than 256, a number beyond float
+range) is a FrameError with the bytes attached.
+
+On TCP the seed parses each received chunk whole, so writes the network splits or merges break
+it. ``StreamDecoder`` does not depend on chunking: a JSON object is self-delimiting, so it scans
+each ``{`` incrementally (a real JSON syntax check, so a ``}`` inside a string does not end it)
+and hands out whole envelopes however the stream was cut. Bytes before a ``{`` are plain data at
+once; a ``{`` that turns out not to start JSON (the first byte that breaks the syntax) is plain
+data up to that byte. A candidate longer than ``max_message`` is reported once as
+MessageTooLargeError and skipped to its end without being stored, so the buffer never holds more
+than ``max_message`` bytes.
+
+Known ambiguity, shared with the seed: plain data that is itself an envelope's text is read as an
+envelope; plain data that starts a JSON object waits until the object completes or breaks (it is
+delivered at end of stream if neither happens).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+from .errors import FrameError, MessageTooLargeError
+from .wire import DEFAULT_MAX_MESSAGE, MAX_JSON_DEPTH
+
+WIRE_NAME = "socketiwa-js"
+T_EVENT, T_ACK_REQUEST, T_ACK_RESPONSE = "event", "ack_request", "ack_response"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedEvent:
+    """An ``event`` (``ack_id is None``) or an ``ack_request`` (``ack_id`` is the peer's id,
+    to be echoed in the response exactly as received)."""
+    name: str
+    args: tuple
+    ack_id: Any = None
+
+    @property
+    def wants_ack(self) -> bool:
+        return self.ack_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SeedAck:
+    """An ``ack_response``: the peer answered our request ``ack_id`` with ``args``."""
+    ack_id: Any
+    args: tuple
+
+
+Item = Union[SeedEvent, SeedAck, bytes]   # bytes: plain data
+
+
+# ---------------------------------------------------------------- JSON.stringify, byte for byte
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_SAFE = 2**53
+
+
+def js_number(value: float) -> str:
+    """``String(value)`` in JavaScript (Number::toString) for a finite float.
+
+    Python's repr and JavaScript both give the shortest digit string that reads back as the same
+    double; only the layout differs (where JavaScript switches to exponent form, ``e+``, no
+    ``.0``), so the digits are taken from repr and laid out by ECMA-262's rules."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number (JSON.stringify would write null)")
+    if value == 0:
+        return "0"                                   # -0 too, as JavaScript writes it
+    text = repr(value)
+    sign = ""
+    if text[0] == "-":
+        sign, text = "-", text[1:]
+    mantissa, _, exp = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = whole + frac
+    point = len(whole) + (int(exp) if exp else 0)  # decimal point position after digits[:point]
+    stripped = digits.lstrip("0")
+    point -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0")
+    k, n = len(digits), point
+    if k <= n <= 21:
+        out = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        out = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        out = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        out = digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+    return sign + out
+
+
+def _js_int(value: int) -> str:
+    if -_MAX_SAFE <= value <= _MAX_SAFE:
+        return str(value)
+    # Beyond 2**53 JavaScript holds the nearest double; accept the integer only if what JavaScript
+    # would write reads back, in Python, as this same integer (so nothing changes silently).
+    try:
+        text = js_number(float(value))
+    except OverflowError:
+        text = ""
+    if text:
+        back = float(text) if ("e" in text or "." in text) else int(text)
+        if back == value:
+            return text
+    raise TypeError(f"integer {value} cannot be held exactly by a JavaScript number")
+
+
+def js_string(value: str) -> str:
+    """A JSON string literal as JSON.stringify writes it (well-formed JSON.stringify, ES2019)."""
+    if _SURROGATE.search(value) is None:
+        # Same escapes as JavaScript: \" \\ \b \f \n \r \t, other controls as lowercase \u00xx,
+        # everything else (DEL, U+2028/9, non-ASCII) as itself.
+        return json.dumps(value, ensure_ascii=False)
+    # A JavaScript string is UTF-16: adjacent high+low surrogates are one character there.
+    joined = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    text = json.dumps(joined, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _is_array_index(key: str) -> bool:
+    return (key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")
+            and int(key) < 2**32 - 1)
+
+
+def _stringify(value: Any, out: list, depth: int) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(js_string(value))
+    elif isinstance(value, int):
+        out.append(_js_int(value))
+    elif isinstance(value, float):
+        try:
+            out.append(js_number(value))
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+    elif isinstance(value, (list, tuple)):
+        if depth >= MAX_JSON_DEPTH:
+            raise TypeError(f"JSON nested deeper than {MAX_JSON_DEPTH}")
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _stringify(item, out, depth + 1)
+        out.append("]")
+    elif isinstance(value, dict):
+        if depth >= MAX_JSON_DEPTH:
+            raise TypeError(f"JSON nested deeper than {MAX_JSON_DEPTH}")
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"object keys must be str (JavaScript keys are strings), got {key!r}")
+        keys = list(value)
+        indices = sorted((k for k in keys if _is_array_index(k)), key=int)
+        if indices:   # JavaScript's own property order: array indices first, ascending
+            keys = indices + [k for k in keys if not _is_array_index(k)]
+        out.append("{")
+        for i, key in enumerate(keys):
+            if i:
+                out.append(",")
+            out.append(js_string(key))
+            out.append(":")
+            _stringify(value[key], out, depth + 1)
+        out.append("}")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError("the socketiwa-js wire carries JSON only: send bytes with send(), "
+                        "or encode them (base64, a list of ints) in the event")
+    else:
+        raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def stringify(value: Any, depth: int = 0) -> str:
+    """``JSON.stringify(value)`` for a Python JSON value; TypeError for what JavaScript could not
+    receive unchanged (see the module docstring)."""
+    out: list[str] = []
+    _stringify(value, out, depth)
+    return "".join(out)
+
+
+def _args_json(args: Sequence[Any]) -> str:
+    if isinstance(args, (str, bytes, dict)) or not isinstance(args, Sequence):
+        raise TypeError(f"args must be a list or tuple of arguments, not {type(args).__name__}")
+    return stringify(list(args), depth=1)        # inside the envelope object
+
+
+def _id_json(ack_id: Any) -> str:
+    if isinstance(ack_id, (list, tuple, dict)) or ack_id is None:
+        raise TypeError(f"ack id must be a number or string, not {ack_id!r}")
+    return stringify(ack_id, depth=1)
+
+
+def encode_event(name: str, args: Sequence[Any] = (), ack_id: Any = None) -> bytes:
+    """An ``event`` envelope, or an ``ack_request`` when ``ack_id`` is given."""
+    if not isinstance(name, str):
+        raise TypeError(f"event name must be str, not {type(name).__name__}")
+    if ack_id is None:
+        text = f'{{"__socketiwa":1,"t":"event","e":{js_string(name)},"args":{_args_json(args)}}}'
+    else:
+        text = (f'{{"__socketiwa":1,"t":"ack_request","e":{js_string(name)},'
+                f'"args":{_args_json(args)},"id":{_id_json(ack_id)}}}')
+    return text.encode()
+
+
+def encode_ack(ack_id: Any, args: Sequence[Any] = ()) -> bytes:
+    """An ``ack_response`` envelope answering the peer's request ``ack_id``."""
+    return f'{{"__socketiwa":1,"t":"ack_response","id":{_id_json(ack_id)},"args":{_args_json(args)}}}'.encode()
+
+
+def encode_data(data: bytes) -> bytes:
+    """Plain data travels as itself, as the seed sends it."""
+    return bytes(data)
+
+
+# ---------------------------------------------------------------- decoding one text
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]} out of range")
+    return value
+
+
+class _NotJson(Exception):
+    """Internal: the bytes are not JSON text, so they are plain data."""
+
+
+def _envelope(raw: bytes) -> Item:
+    """Interpret ``raw``, one whole JSON-or-not text. Plain data comes back as bytes; raises
+    FrameError for a malformed envelope or JSON we refuse to interpret."""
+    try:
+        text = raw.decode("utf-8")              # strict: invalid UTF-8 is not JSON text
+    except UnicodeDecodeError:
+        return raw
+    if text[:1] == "\ufeff":                    # JSON.parse refuses a BOM too
+        return raw
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        return raw
+    except (ValueError, RecursionError) as exc:  # 1e400, a 5000-digit integer: JSON we refuse
+        raise FrameError(f"JSON value refused: {exc}", raw) from None
+    if not isinstance(value, dict):
+        return raw
+    tag = value.get("__socketiwa")
+    if tag is None or isinstance(tag, bool) or not isinstance(tag, (int, float)) or tag != 1:
+        return raw                               # the seed's test: parsed.__socketiwa === 1
+    kind = value.get("t")
+    if kind not in (T_EVENT, T_ACK_REQUEST, T_ACK_RESPONSE):
+        raise FrameError(f"socketiwa-js envelope of unknown type {kind!r}", raw)
+    args = value.get("args")
+    if isinstance(args, list):
+        args = tuple(args)
+    elif not isinstance(args, dict) and not args:   # the seed reads `envelope.args || []`
+        args = ()
+    else:
+        raise FrameError("socketiwa-js envelope whose args is not an array", raw)
+    if kind == T_ACK_RESPONSE or kind == T_ACK_REQUEST:
+        ack_id = value.get("id")
+        if ack_id is None or isinstance(ack_id, (list, dict)):
+            raise FrameError(f"socketiwa-js {kind} without a usable id", raw)
+        if kind == T_ACK_RESPONSE:
+            return SeedAck(ack_id, args)
+    else:
+        ack_id = None
+    name = value.get("e")
+    if not isinstance(name, str):
+        raise FrameError(f"socketiwa-js {kind} whose event name is not a string", raw)
+    return SeedEvent(name, args, ack_id)
+
+
+def decode_datagram(data: bytes) -> Item:
+    """One UDP datagram (the seed parses it whole): a SeedEvent, a SeedAck or plain ``bytes``;
+    FrameError for a malformed envelope. The same rules as the stream: one JSON object (JSON
+    whitespace around it allowed, as JSON.parse does) checked by the same scanner."""
+    data = bytes(data)
+    i = _WS.match(data).end()
+    if data[i:i + 1] != b"{":
+        return data                              # no JSON object starts here: plain data
+    status, k = _Scanner().run(data, i + 1, len(data))
+    if status == DEEP:                           # before json.loads recurses (Pyodide's stack)
+        raise FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}", data)
+    if status != END or _WS.match(data, k).end() != len(data):
+        return data
+    return _envelope(data)
+
+
+# ---------------------------------------------------------------- the TCP stream
+_WS = re.compile(rb"[ \t\n\r]*")
+_STR_RUN = re.compile(rb'[^"\\\x00-\x1f]*')
+_DIGITS = re.compile(rb"[0-9]*")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_SIMPLE_ESCAPES = frozenset(b'"\\/bfnrt')
+_LITERALS = {ord("t"): b"rue", ord("f"): b"alse", ord("n"): b"ull"}
+
+# scanner states: what comes next
+(_OBJ_FIRST, _OBJ_KEY, _COLON, _VALUE, _ARR_FIRST, _AFTER, _STRING, _ESCAPE, _UNICODE, _NUMBER,
+ _LITERAL) = range(11)
+# number sub-states (RFC 8259 number grammar); _NUM_ENDS are the ones a number may end in
+_N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(8)
+_NUM_ENDS = frozenset((_N_ZERO, _N_INT, _N_FRAC, _N_EXP))
+MORE, END, BAD, DEEP = range(4)
+
+
+class _Scanner:
+    """Incremental JSON syntax check of one value that starts with ``{`` (already consumed).
+
+    ``run`` can stop anywhere, even inside a token, and continue with the next bytes, so the
+    bytes already scanned need not be kept (the oversize skip relies on that)."""
+
+    __slots__ = ("stack", "state", "key", "num", "rest")
+
+    def __init__(self) -> None:
+        self.stack = bytearray(b"}")    # closers expected, innermost last
+        self.state = _OBJ_FIRST
+        self.key = False                # the string being scanned is an object key
+        self.num = 0
+        self.rest = b""                 # literal bytes still expected / \\u hex digits left (len)
+
+    def run(self, buf, i: int, end: int) -> tuple[int, int]:
+        """Scan ``buf[i:end]``: (MORE, end), (END, index after the value), (BAD, index of the
+        first byte that is not JSON), (DEEP, index of the opener past MAX_JSON_DEPTH)."""
+        stack = self.stack
+        while True:
+            state = self.state
+            if state == _STRING:
+                i = _STR_RUN.match(buf, i, end).end()
+                if i == end:
+                    return MORE, i
+                c = buf[i]
+                if c == 0x22:                             # closing quote
+                    i += 1
+                    if self.key:
+                        self.state = _COLON
+                        continue
+                    self.state = _AFTER
+                    continue
+                if c == 0x5C:
+                    self.state = _ESCAPE
+                    i += 1
+                    continue
+                return BAD, i                             # raw control character
+            if state == _ESCAPE:
+                if i == end:
+                    return MORE, i
+                c = buf[i]
+                if c in _SIMPLE_ESCAPES:
+                    self.state = _STRING
+                elif c == 0x75:                           # \u: four hex digits follow
+                    self.state, self.num = _UNICODE, 4
+                else:
+                    return BAD, i
+                i += 1
+                continue
+            if state == _UNICODE:
+                while self.num:
+                    if i == end:
+                        return MORE, i
+                    if buf[i] not in _HEX:
+                        return BAD, i
+                    i += 1
+                    self.num -= 1
+                self.state = _STRING
+                continue
+            if state == _NUMBER:
+                status = self._number(buf, i, end)
+                if status[0] != END:
+                    return status
+                i = status[1]
+                self.state = _AFTER
+                continue
+            if state == _LITERAL:
+                rest = self.rest
+                n = min(len(rest), end - i)
+                if buf[i:i + n] != rest[:n]:
+                    for j in range(n):                    # the first byte that differs
+                        if buf[i + j] != rest[j]:
+                            return BAD, i + j
+                i += n
+                self.rest = rest[n:]
+                if self.rest:
+                    return MORE, i
+                self.state = _AFTER
+                continue
+            # structural states: skip whitespace, then one token
+            i = _WS.match(buf, i, end).end()
+            if i == end:
+                return MORE, i
+            c = buf[i]
+            if state == _AFTER:
+                if c == 0x2C:                             # ,
+                    self.state = _OBJ_KEY if stack[-1] == 0x7D else _VALUE
+                elif c == stack[-1]:                      # the matching } or ]
+                    stack.pop()
+                    if not stack:
+                        return END, i + 1
+                else:
+                    return BAD, i
+                i += 1
+                continue
+            if state == _COLON:
+                if c != 0x3A:
+                    return BAD, i
+                self.state = _VALUE
+                i += 1
+                continue
+            if state == _OBJ_FIRST or state == _OBJ_KEY:
+                if c == 0x22:
+                    self.state, self.key = _STRING, True
+                elif c == 0x7D and state == _OBJ_FIRST:   # {}
+                    stack.pop()
+                    if not stack:
+                        return END, i + 1
+                    self.state = _AFTER
+                else:
+                    return BAD, i
+                i += 1
+                continue
+            if state == _ARR_FIRST and c == 0x5D:         # []
+                stack.pop()
+                self.state = _AFTER
+                i += 1
+                continue
+            # _VALUE or the first value of an array
+            if c == 0x22:
+                self.state, self.key = _STRING, False
+            elif c == 0x7B or c == 0x5B:                  # { or [
+                if len(stack) >= MAX_JSON_DEPTH:
+                    return DEEP, i
+                stack.append(c + 2)                       # { -> }, [ -> ]
+                self.state = _OBJ_FIRST if c == 0x7B else _ARR_FIRST
+            elif c == 0x2D or 0x30 <= c <= 0x39:
+                self.state = _NUMBER
+                self.num = _N_MINUS if c == 0x2D else (_N_ZERO if c == 0x30 else _N_INT)
+            elif c in _LITERALS:
+                self.state, self.rest = _LITERAL, _LITERALS[c]
+            else:
+                return BAD, i
+            i += 1
+
+    def _number(self, buf, i: int, end: int) -> tuple[int, int]:
+        num = self.num
+        while i < end:
+            c = buf[i]
+            digit = 0x30 <= c <= 0x39
+            if num == _N_INT or num == _N_FRAC or num == _N_EXP:
+                if digit:
+                    i = _DIGITS.match(buf, i, end).end()
+                    continue
+                if num != _N_EXP and (c == 0x2E or c | 0x20 == 0x65):
+                    if c == 0x2E and num == _N_FRAC:
+                        return BAD, i
+                    num = _N_DOT if c == 0x2E else _N_E
+                    i += 1
+                    continue
+                self.num = num
+                return END, i
+            if num == _N_ZERO:
+                if c == 0x2E:
+                    num = _N_DOT
+                elif c | 0x20 == 0x65:
+                    num = _N_E
+                elif digit:
+                    return BAD, i                         # no leading zeros
+                else:
+                    self.num = num
+                    return END, i
+                i += 1
+                continue
+            if num == _N_MINUS:
+                if not digit:
+                    return BAD, i
+                num = _N_ZERO if c == 0x30 else _N_INT
+            elif num == _N_DOT:
+                if not digit:
+                    return BAD, i
+                num = _N_FRAC
+            elif num == _N_E:
+                if c == 0x2B or c == 0x2D:
+                    num = _N_ESIGN
+                elif digit:
+                    num = _N_EXP
+                else:
+                    return BAD, i
+            elif num == _N_ESIGN:
+                if not digit:
+                    return BAD, i
+                num = _N_EXP
+            i += 1
+        self.num = num
+        return MORE, i
+
+
+class StreamDecoder:
+    """Turns a TCP byte stream in the seed's format into items, however it was split or merged.
+
+    ``feed(chunk)`` returns, in stream order, SeedEvent / SeedAck / ``bytes`` (plain data; the
+    plain bytes of one chunk come as one piece) and FrameError / MessageTooLargeError instances
+    (the stream stays usable after each). ``eof()`` returns what the end of the stream
+    completes. At most ``max_message`` bytes are ever buffered."""
+
+    __slots__ = ("max_message", "_buf", "_scanner", "_skipping")
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE):
+        self.max_message = max_message
+        self._buf = bytearray()       # the candidate object scanned so far (starts with "{")
+        self._scanner: _Scanner | None = None
+        self._skipping = False        # inside an oversize candidate: scanned, not stored
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, chunk: bytes) -> list[Item | FrameError]:
+        out: list[Item | FrameError] = []
+        if not chunk:
+            return out
+        buf = self._buf
+        start = 0                     # where the current candidate starts in buf
+        i = len(buf)                  # scanning resumes at the first new byte
+        buf += chunk
+        while i < len(buf):
+            scanner = self._scanner
+            if scanner is None:
+                j = buf.find(b"{", i)
+                if j < 0:
+                    _plain(out, buf[i:])
+                    i = len(buf)
+                    break
+                if j > i:
+                    _plain(out, buf[i:j])
+                start, i = j, j + 1
+                self._scanner = _Scanner()
+                continue
+            status, k = scanner.run(buf, i, len(buf))
+            if status == MORE:
+                i = k
+                if not self._skipping and len(buf) - start > self.max_message:
+                    out.append(MessageTooLargeError(
+                        f"JSON value longer than max_message_size {self.max_message} (skipped)",
+                        bytes(buf[start:start + 64])))
+                    self._skipping = True
+                break
+            if status == END:
+                if not self._skipping and k - start > self.max_message:
+                    out.append(MessageTooLargeError(
+                        f"JSON value of {k - start} bytes exceeds max_message_size {self.max_message}",
+                        bytes(buf[start:start + 64])))
+                elif not self._skipping:
+                    try:
+                        item = _envelope(bytes(buf[start:k]))
+                    except FrameError as exc:
+                        out.append(exc)
+                    else:
+                        if isinstance(item, bytes):
+                            _plain(out, item)
+                        else:
+                            out.append(item)
+            elif status == BAD:
+                if not self._skipping:
+                    _plain(out, buf[start:k])             # not JSON after all: plain data
+            elif not self._skipping:                      # DEEP
+                out.append(FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}",
+                                      bytes(buf[start:k])))
+            # END: go on after the value; BAD/DEEP: the offending byte is looked at afresh
+            self._scanner, self._skipping = None, False
+            i = start = k
+        if self._scanner is None or self._skipping:
+            buf.clear()
+        elif start:
+            del buf[:start]
+        return out
+
+    def eof(self) -> list[Item | FrameError]:
+        """The stream ended: an unfinished candidate that was stored is plain data."""
+        out: list[Item | FrameError] = []
+        if self._scanner is not None and not self._skipping and self._buf:
+            out.append(bytes(self._buf))
+        self._buf.clear()
+        self._scanner, self._skipping = None, False
+        return out
+
+
+def _plain(out: list, data) -> None:
+    # Adjacent plain pieces of one feed() are one message: the stream has no boundaries there.
+    if out and isinstance(out[-1], bytes):
+        out[-1] += bytes(data)
+    else:
+        out.append(bytes(data))
+
+
+__all__ = ["WIRE_NAME", "SeedEvent", "SeedAck", "StreamDecoder", "decode_datagram",
+           "encode_event", "encode_ack", "encode_data", "stringify", "js_number", "js_string"]
