@@ -40,37 +40,22 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
-from .errors import FrameError, MessageTooLargeError
-from .wire import DEFAULT_MAX_MESSAGE, MAX_JSON_DEPTH
+from .errors import FrameError, InvalidOptionError, MessageTooLargeError
+from .wire import DEFAULT_MAX_MESSAGE, KIND_ACK, KIND_DATA, KIND_EVENT, MAX_JSON_DEPTH, Envelope
 
 WIRE_NAME = "socketiwa-js"
 T_EVENT, T_ACK_REQUEST, T_ACK_RESPONSE = "event", "ack_request", "ack_response"
 
 
-@dataclass(frozen=True, slots=True)
-class SeedEvent:
-    """An ``event`` (``ack_id is None``) or an ``ack_request`` (``ack_id`` is the peer's id,
-    to be echoed in the response exactly as received)."""
-    name: str
-    args: tuple
-    ack_id: Any = None
-
-    @property
-    def wants_ack(self) -> bool:
-        return self.ack_id is not None
+def _data(raw: bytes) -> Envelope:
+    return Envelope(KIND_DATA, payload=raw, args=(raw,))
 
 
-@dataclass(frozen=True, slots=True)
-class SeedAck:
-    """An ``ack_response``: the peer answered our request ``ack_id`` with ``args``."""
-    ack_id: Any
-    args: tuple
-
-
-Item = Union[SeedEvent, SeedAck, bytes]   # bytes: plain data
+def _args_payload(args: tuple) -> Any:
+    # Envelope.payload as socketiwa's own codec fills it: None, the one argument, or the tuple.
+    return None if not args else args[0] if len(args) == 1 else args
 
 
 # ---------------------------------------------------------------- JSON.stringify, byte for byte
@@ -209,17 +194,20 @@ def _args_json(args: Sequence[Any]) -> str:
     return stringify(list(args), depth=1)        # inside the envelope object
 
 
-def _id_json(ack_id: Any) -> str:
-    if isinstance(ack_id, (list, tuple, dict)) or ack_id is None:
-        raise TypeError(f"ack id must be a number or string, not {ack_id!r}")
-    return stringify(ack_id, depth=1)
+def _id_json(ack_id: int) -> str:
+    # The seed numbers its requests 1, 2, ... (``this._ackSeq++``); socketiwa's session uses
+    # 1..2**32-1, and 0 means "no ack wanted".
+    if isinstance(ack_id, bool) or not isinstance(ack_id, int) or not 0 < ack_id <= _MAX_SAFE:
+        raise ValueError(f"ack id must be an integer in 1..2**53, got {ack_id!r}")
+    return str(ack_id)
 
 
-def encode_event(name: str, args: Sequence[Any] = (), ack_id: Any = None) -> bytes:
-    """An ``event`` envelope, or an ``ack_request`` when ``ack_id`` is given."""
+def encode_event(name: str, args: Sequence[Any] = (), ack_id: int = 0) -> bytes:
+    """An ``event`` envelope, or an ``ack_request`` when ``ack_id`` is not 0. The seed itself
+    sends one argument with a request (``emitWithAck(name, payload)``) but reads any number."""
     if not isinstance(name, str):
         raise TypeError(f"event name must be str, not {type(name).__name__}")
-    if ack_id is None:
+    if not ack_id:
         text = f'{{"__socketiwa":1,"t":"event","e":{js_string(name)},"args":{_args_json(args)}}}'
     else:
         text = (f'{{"__socketiwa":1,"t":"ack_request","e":{js_string(name)},'
@@ -227,14 +215,10 @@ def encode_event(name: str, args: Sequence[Any] = (), ack_id: Any = None) -> byt
     return text.encode()
 
 
-def encode_ack(ack_id: Any, args: Sequence[Any] = ()) -> bytes:
-    """An ``ack_response`` envelope answering the peer's request ``ack_id``."""
+def encode_ack(ack_id: int, args: Sequence[Any] = ()) -> bytes:
+    """An ``ack_response`` answering the peer's request ``ack_id``. The seed resolves its
+    ``emitWithAck`` with the first argument only."""
     return f'{{"__socketiwa":1,"t":"ack_response","id":{_id_json(ack_id)},"args":{_args_json(args)}}}'.encode()
-
-
-def encode_data(data: bytes) -> bytes:
-    """Plain data travels as itself, as the seed sends it."""
-    return bytes(data)
 
 
 # ---------------------------------------------------------------- decoding one text
@@ -249,30 +233,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
-class _NotJson(Exception):
-    """Internal: the bytes are not JSON text, so they are plain data."""
-
-
-def _envelope(raw: bytes) -> Item:
-    """Interpret ``raw``, one whole JSON-or-not text. Plain data comes back as bytes; raises
-    FrameError for a malformed envelope or JSON we refuse to interpret."""
+def _envelope(raw: bytes) -> Envelope | None:
+    """Interpret ``raw``, one whole text that the scanner found to be a JSON object. None: not
+    an envelope (plain data); FrameError for a malformed envelope or JSON we refuse."""
     try:
         text = raw.decode("utf-8")              # strict: invalid UTF-8 is not JSON text
     except UnicodeDecodeError:
-        return raw
-    if text[:1] == "\ufeff":                    # JSON.parse refuses a BOM too
-        return raw
+        return None
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError:
-        return raw
+        return None
     except (ValueError, RecursionError) as exc:  # 1e400, a 5000-digit integer: JSON we refuse
         raise FrameError(f"JSON value refused: {exc}", raw) from None
     if not isinstance(value, dict):
-        return raw
+        return None
     tag = value.get("__socketiwa")
     if tag is None or isinstance(tag, bool) or not isinstance(tag, (int, float)) or tag != 1:
-        return raw                               # the seed's test: parsed.__socketiwa === 1
+        return None                              # the seed's test: parsed.__socketiwa === 1
     kind = value.get("t")
     if kind not in (T_EVENT, T_ACK_REQUEST, T_ACK_RESPONSE):
         raise FrameError(f"socketiwa-js envelope of unknown type {kind!r}", raw)
@@ -283,34 +261,36 @@ def _envelope(raw: bytes) -> Item:
         args = ()
     else:
         raise FrameError("socketiwa-js envelope whose args is not an array", raw)
-    if kind == T_ACK_RESPONSE or kind == T_ACK_REQUEST:
+    ack_id = 0
+    if kind != T_EVENT:
         ack_id = value.get("id")
-        if ack_id is None or isinstance(ack_id, (list, dict)):
-            raise FrameError(f"socketiwa-js {kind} without a usable id", raw)
+        # The seed's ids are 1, 2, ...; anything else could not be told from "no ack" (0) or
+        # matched to a request of ours.
+        if isinstance(ack_id, bool) or not isinstance(ack_id, int) or not 0 < ack_id <= _MAX_SAFE:
+            raise FrameError(f"socketiwa-js {kind} whose id is not an integer 1..2**53", raw)
         if kind == T_ACK_RESPONSE:
-            return SeedAck(ack_id, args)
-    else:
-        ack_id = None
+            return Envelope(KIND_ACK, ack_id, "", _args_payload(args), args)
     name = value.get("e")
     if not isinstance(name, str):
         raise FrameError(f"socketiwa-js {kind} whose event name is not a string", raw)
-    return SeedEvent(name, args, ack_id)
+    return Envelope(KIND_EVENT, ack_id, name, _args_payload(args), args)
 
 
-def decode_datagram(data: bytes) -> Item:
-    """One UDP datagram (the seed parses it whole): a SeedEvent, a SeedAck or plain ``bytes``;
-    FrameError for a malformed envelope. The same rules as the stream: one JSON object (JSON
+def decode_datagram(data: bytes) -> Envelope:
+    """One UDP datagram (the seed parses it whole): an EVENT or ACK envelope, or plain data as a
+    DATA envelope; FrameError for a malformed envelope. The same rules as the stream: one JSON object (JSON
     whitespace around it allowed, as JSON.parse does) checked by the same scanner."""
     data = bytes(data)
     i = _WS.match(data).end()
     if data[i:i + 1] != b"{":
-        return data                              # no JSON object starts here: plain data
+        return _data(data)                       # no JSON object starts here: plain data
     status, k = _Scanner().run(data, i + 1, len(data))
     if status == DEEP:                           # before json.loads recurses (Pyodide's stack)
         raise FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}", data)
     if status != END or _WS.match(data, k).end() != len(data):
-        return data
-    return _envelope(data)
+        return _data(data)
+    env = _envelope(data)
+    return _data(data) if env is None else env
 
 
 # ---------------------------------------------------------------- the TCP stream
@@ -520,12 +500,13 @@ class _Scanner:
 
 
 class StreamDecoder:
-    """Turns a TCP byte stream in the seed's format into items, however it was split or merged.
+    """Turns a TCP byte stream in the seed's format into envelopes, however it was split or
+    merged (the session's ``StreamDecoder`` interface).
 
-    ``feed(chunk)`` returns, in stream order, SeedEvent / SeedAck / ``bytes`` (plain data; the
-    plain bytes of one chunk come as one piece) and FrameError / MessageTooLargeError instances
-    (the stream stays usable after each). ``eof()`` returns what the end of the stream
-    completes. At most ``max_message`` bytes are ever buffered."""
+    ``feed(chunk)`` returns, in stream order, EVENT / ACK envelopes, DATA envelopes (plain data;
+    the plain bytes of one chunk come as one message) and FrameError / MessageTooLargeError
+    instances (the stream stays usable after each). At most ``max_message`` bytes (plus the
+    chunk being scanned) are ever held."""
 
     __slots__ = ("max_message", "_buf", "_scanner", "_skipping")
 
@@ -539,10 +520,18 @@ class StreamDecoder:
     def buffered(self) -> int:
         return len(self._buf)
 
-    def feed(self, chunk: bytes) -> list[Item | FrameError]:
-        out: list[Item | FrameError] = []
+    def feed(self, chunk: bytes) -> list[Envelope | FrameError]:
+        out: list[Envelope | FrameError] = []
         if not chunk:
             return out
+        plain = bytearray()           # plain bytes not yet handed out (merged into one message)
+
+        def emit(item: Envelope | FrameError) -> None:
+            if plain:
+                out.append(_data(bytes(plain)))
+                plain.clear()
+            out.append(item)
+
         buf = self._buf
         start = 0                     # where the current candidate starts in buf
         i = len(buf)                  # scanning resumes at the first new byte
@@ -552,11 +541,10 @@ class StreamDecoder:
             if scanner is None:
                 j = buf.find(b"{", i)
                 if j < 0:
-                    _plain(out, buf[i:])
+                    plain += buf[i:]
                     i = len(buf)
                     break
-                if j > i:
-                    _plain(out, buf[i:j])
+                plain += buf[i:j]
                 start, i = j, j + 1
                 self._scanner = _Scanner()
                 continue
@@ -564,58 +552,101 @@ class StreamDecoder:
             if status == MORE:
                 i = k
                 if not self._skipping and len(buf) - start > self.max_message:
-                    out.append(MessageTooLargeError(
+                    emit(MessageTooLargeError(
                         f"JSON value longer than max_message_size {self.max_message} (skipped)",
                         bytes(buf[start:start + 64])))
                     self._skipping = True
                 break
-            if status == END:
-                if not self._skipping and k - start > self.max_message:
-                    out.append(MessageTooLargeError(
-                        f"JSON value of {k - start} bytes exceeds max_message_size {self.max_message}",
-                        bytes(buf[start:start + 64])))
-                elif not self._skipping:
-                    try:
-                        item = _envelope(bytes(buf[start:k]))
-                    except FrameError as exc:
-                        out.append(exc)
+            if self._skipping:
+                pass                                      # its error was reported already
+            elif k - start > self.max_message:
+                # Whatever it turned out to be: the same verdict as when it arrives in pieces
+                # (then the buffer overflows before the end is seen).
+                emit(MessageTooLargeError(
+                    f"JSON value longer than max_message_size {self.max_message} (skipped)",
+                    bytes(buf[start:start + 64])))
+            elif status == END:
+                raw = bytes(buf[start:k])
+                try:
+                    env = _envelope(raw)
+                except FrameError as exc:
+                    emit(exc)
+                else:
+                    if env is None:
+                        plain += raw                      # JSON, but not an envelope
                     else:
-                        if isinstance(item, bytes):
-                            _plain(out, item)
-                        else:
-                            out.append(item)
+                        emit(env)
             elif status == BAD:
-                if not self._skipping:
-                    _plain(out, buf[start:k])             # not JSON after all: plain data
-            elif not self._skipping:                      # DEEP
-                out.append(FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}",
-                                      bytes(buf[start:k])))
+                plain += buf[start:k]                     # not JSON after all: plain data
+            else:                                         # DEEP
+                emit(FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}", bytes(buf[start:k])))
             # END: go on after the value; BAD/DEEP: the offending byte is looked at afresh
             self._scanner, self._skipping = None, False
             i = start = k
+        if plain:
+            out.append(_data(bytes(plain)))
         if self._scanner is None or self._skipping:
             buf.clear()
         elif start:
             del buf[:start]
         return out
 
-    def eof(self) -> list[Item | FrameError]:
-        """The stream ended: an unfinished candidate that was stored is plain data."""
-        out: list[Item | FrameError] = []
-        if self._scanner is not None and not self._skipping and self._buf:
-            out.append(bytes(self._buf))
+    def end(self) -> FrameError | None:
+        """The stream ended. An unfinished JSON object that was held comes back as a FrameError
+        carrying its bytes (``exc.data``): a cut envelope, or plain data that began like one."""
+        held = bytes(self._buf)
+        skipping = self._skipping
         self._buf.clear()
         self._scanner, self._skipping = None, False
-        return out
+        if held:
+            return FrameError(f"stream ended inside a JSON object ({len(held)} bytes attached)", held)
+        if skipping:
+            return FrameError("stream ended inside an oversize JSON value")
+        return None
 
 
-def _plain(out: list, data) -> None:
-    # Adjacent plain pieces of one feed() are one message: the stream has no boundaries there.
-    if out and isinstance(out[-1], bytes):
-        out[-1] += bytes(data)
-    else:
-        out.append(bytes(data))
+class SeedCodec:
+    """The session codec for ``wire="socketiwa-js"`` (see ``session.Codec``)."""
+
+    name = WIRE_NAME
+
+    def encode_event(self, name: str, args: tuple, ack_id: int) -> bytes:
+        return encode_event(name, args, ack_id)
+
+    def encode_ack(self, ack_id: int, args: tuple) -> bytes:
+        return encode_ack(ack_id, args)
+
+    def encode_close(self, code: int, reason: str) -> None:
+        return None                   # the seed has no close envelope: close() ends the stream
+
+    def encode_message(self, data: bytes, stream: bool) -> bytes:
+        return bytes(data)            # plain data travels as itself, as the seed sends it
+
+    def decode_datagram(self, data: bytes) -> Envelope:
+        return decode_datagram(data)
+
+    def frame(self, envelope: bytes, max_message: int) -> bytes:
+        # No framing: the seed writes each JSON text on its own and relies on it being read whole.
+        if len(envelope) > max_message:
+            raise MessageTooLargeError(
+                f"message of {len(envelope)} bytes exceeds max_message_size {max_message}")
+        return envelope
+
+    def stream_decoder(self, max_message: int) -> StreamDecoder:
+        return StreamDecoder(max_message)
 
 
-__all__ = ["WIRE_NAME", "SeedEvent", "SeedAck", "StreamDecoder", "decode_datagram",
-           "encode_event", "encode_ack", "encode_data", "stringify", "js_number", "js_string"]
+SEED_CODEC = SeedCodec()
+WIRES = {"socketiwa": None, WIRE_NAME: SEED_CODEC}   # wire= option -> codec (None: the default)
+
+
+def codec_for(wire: str):
+    """The codec for a ``wire=`` option; InvalidOptionError for an unknown name."""
+    try:
+        return WIRES[wire]
+    except (KeyError, TypeError):
+        raise InvalidOptionError(f"wire must be one of {sorted(WIRES)}, got {wire!r}") from None
+
+
+__all__ = ["WIRE_NAME", "SeedCodec", "SEED_CODEC", "StreamDecoder", "codec_for",
+           "decode_datagram", "encode_event", "encode_ack", "stringify", "js_number", "js_string"]
