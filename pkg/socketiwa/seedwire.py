@@ -100,17 +100,22 @@ def js_number(value: float) -> str:
 def _js_int(value: int) -> str:
     if -_MAX_SAFE <= value <= _MAX_SAFE:
         return str(value)
-    # Beyond 2**53 JavaScript holds the nearest double; accept the integer only if what JavaScript
-    # would write reads back, in Python, as this same integer (so nothing changes silently).
+    # Beyond 2**53 a JavaScript number holds only doubles: accept the integer if it is one (then
+    # JavaScript holds, and writes, exactly this value), never round it silently.
     try:
-        text = js_number(float(value))
+        exact = float(value) == value
     except OverflowError:
-        text = ""
-    if text:
-        back = float(text) if ("e" in text or "." in text) else int(text)
-        if back == value:
-            return text
-    raise TypeError(f"integer {value} cannot be held exactly by a JavaScript number")
+        exact = False
+    if not exact:
+        raise TypeError(f"integer {value} cannot be held exactly by a JavaScript number")
+    return js_number(float(value))
+
+
+def _js_int_literal(text: str) -> int | float:
+    # JSON.parse gives a double; past 2**53 an integer literal is a rounded double there, so it
+    # is read as the same double here (71759745924943350 is 71759745924943352.0).
+    value = int(text)
+    return value if -_MAX_SAFE <= value <= _MAX_SAFE else float(value)
 
 
 def js_string(value: str) -> str:
@@ -241,10 +246,11 @@ def _envelope(raw: bytes) -> Envelope | None:
     except UnicodeDecodeError:
         return None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                           parse_int=_js_int_literal)
     except json.JSONDecodeError:
         return None
-    except (ValueError, RecursionError) as exc:  # 1e400, a 5000-digit integer: JSON we refuse
+    except (ValueError, RecursionError, OverflowError) as exc:  # 1e400, a 5000-digit integer: JSON we refuse
         raise FrameError(f"JSON value refused: {exc}", raw) from None
     if not isinstance(value, dict):
         return None
