@@ -115,7 +115,7 @@ async def test_udp_odd_envelopes_reported_socket_survives(selenium):
            b"SIW1\x01\x00\x00\x00\x00\x01\x02ev" + '"x"'.encode("utf-16"),
            b"SIW1\x01\x00\x00\x00\x00\x01\x02ev" + b"[" * 50000]
     for raw in odd:
-        await tx._transport.send(raw, "127.0.0.1", rx.local_port)
+        tx._transport.send(raw, "127.0.0.1", rx.local_port)
     await tx.emit("ev", "after", port=rx.local_port, address="127.0.0.1")
     for _ in range(250):
         if events and len(errors) >= len(odd):

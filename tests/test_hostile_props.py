@@ -546,7 +546,7 @@ async def test_seeded_fuzz_receive_paths(selenium, fuzz_seed):
     rx.on("echo", lambda payload, rinfo, ack: ack and echoes.append(1))
     observed = 0
     for i, d in enumerate(datagrams):
-        await tx._transport.send(d, "127.0.0.1", rx.local_port)
+        tx._transport.send(d, "127.0.0.1", rx.local_port)
         observed += expected[i][0] in ("ack", "message", "error")
         if i % 16 == 15:                      # loopback UDP is lossless while buffers have room
             for _ in range(1000):

@@ -3,6 +3,9 @@
 The page sets ``globalThis.socketiwaBridge = createBridge()``. Each call here crosses the FFI
 once and moves whole batches: received datagrams arrive packed in one Uint8Array (copied once by
 ``to_bytes``), and datagrams sent in the same event-loop turn leave in one packed call.
+
+This is the *transitional* push adapter for base.py's interface over the JS handles' pull API
+(a pump task per socket); the push-native version (JS calls the sinks) replaces it.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOp
 
 name = "directsockets"
 _UDP_HEAD = struct.Struct("!IHB")
-_SEND_HIGH_WATER = 256 * 1024  # queued outgoing bytes before send() waits for the batch in flight
+_SEND_HIGH_WATER = 2 << 20  # what the JS handle holds before its write() asks to wait
 
 # DOMException names Chromium's Direct Sockets raise, mapped to socketiwa's errors.
 _ERRORS = {
@@ -78,38 +81,117 @@ def _options_json(opts, names) -> str:
     return json.dumps({k: getattr(opts, k) for k in names if getattr(opts, k) is not None})
 
 
-class DirectUdp:
+class _Pump:
+    """Transitional push adapter (until bridge/adapter.mjs pushes itself): one task per socket
+    awaits the JS handle's batched receive promise and calls the sink; pause/resume gate it.
+    Writes go to the handle without awaiting; its backpressure promise drives pause_writing."""
+
+    def __init__(self):
+        self._sink = None
+        self._task: asyncio.Task | None = None
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._lost = False
+        self._waits = 0              # backpressure promises not yet settled
+        self._paused_bytes = 0       # written while the handle said wait
+        self._write_error: BaseException | None = None
+        self._closed = False
+
+    def _loop(self):
+        return asyncio.get_running_loop()
+
+    def _call(self, name, *args):
+        try:
+            getattr(self._sink, name)(*args)
+        except Exception as exc:  # base.py: to the loop's handler, and delivery goes on
+            self._loop().call_exception_handler({
+                "message": f"Exception in socketiwa sink {name}()", "exception": exc})
+
+    def _start(self, sink, pump) -> None:
+        if self._sink is not None:
+            raise RuntimeError("start() may be called once")
+        self._sink = sink
+        self._task = asyncio.ensure_future(pump())
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
+    def _lose(self, exc) -> None:
+        if not self._lost and self._sink is not None:
+            self._lost = True
+            self._reading.set()
+            self._call("connection_lost", exc)
+
+    def _lose_soon(self, exc) -> None:
+        # Never re-entrant from a transport method (base.py)
+        asyncio.get_running_loop().call_soon(self._lose, exc)
+
+    def _backpressure(self, ready, nbytes: int) -> None:
+        if ready is None:
+            return
+        if self._waits == 0:
+            self._call("pause_writing")
+        self._waits += 1
+        self._paused_bytes += nbytes
+        fut = asyncio.ensure_future(ready)
+        fut.add_done_callback(self._settled)
+
+    def _settled(self, fut) -> None:
+        self._waits -= 1
+        if not fut.cancelled() and fut.exception() is not None and self._write_error is None:
+            self._write_error = SocketClosedError(f"write failed: {fut.exception()}")
+        if self._waits == 0:
+            self._paused_bytes = 0
+            if self._sink is not None and not self._lost:
+                self._call("resume_writing")
+
+    def get_write_buffer_size(self) -> int:
+        return _SEND_HIGH_WATER + self._paused_bytes if self._waits else 0
+
+
+class DirectUdp(_Pump):
     def __init__(self, handle, opts: UdpOptions):
+        super().__init__()
         self._h = handle
         self.endpoints = _endpoints(handle)
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._flush_scheduled = False
-        self._inflight: asyncio.Future | None = None
-        self._send_error: BaseException | None = None
-        self._closed = False
         self._groups: list[tuple[str, str | None, str | None]] = []
 
-    async def recv(self):
-        try:
-            packed = await self._h.recv()
-        except JsException as e:
-            raise _error(e, "UDP receive failed") from None
-        if packed is None:
-            raise SocketClosedError("UDP socket closed")
-        return _unpack_udp(packed.to_bytes())
+    def start(self, sink) -> None:
+        self._start(sink, self._pump)
 
-    async def send(self, data, address, port):
-        self.send_nowait(data, address, port)
-        if self._out_bytes > _SEND_HIGH_WATER and self._inflight is not None:
-            await self._inflight
+    async def _pump(self):
+        exc = None
+        while not self._closed:
+            if not self._reading.is_set():
+                await self._reading.wait()
+                continue
+            try:
+                packed = await self._h.recv()
+            except JsException as e:
+                err = _error(e, "UDP receive failed")
+                if isinstance(err, ConnectError):  # ICMP-like: the socket goes on
+                    self._call("error_received", err)
+                    continue
+                exc = err
+                break
+            if packed is None:
+                break
+            for data, address, port in _unpack_udp(packed.to_bytes()):
+                self._call("datagram_received", data, address, port)
+        self._lose(None if self._closed else exc)
 
-    def send_nowait(self, data, address, port):
+    def send(self, data, address, port):
         """Queue one datagram; everything queued in one event-loop turn leaves in one FFI call."""
-        if self._closed:
+        if self._closed or self._lost:
             raise SocketClosedError("UDP socket closed")
-        if self._send_error is not None:
-            err, self._send_error = self._send_error, None
+        if self._write_error is not None:
+            err, self._write_error = self._write_error, None
             raise err
         if len(data) > MAX_UDP_PAYLOAD:
             raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
@@ -125,14 +207,18 @@ class DirectUdp:
         if not self._out or self._closed:
             return
         batch = b"".join(self._out)
+        nbytes = self._out_bytes
         self._out.clear()
         self._out_bytes = 0
         try:
             ready = self._h.send(to_js(batch))
         except JsException as e:
-            self._send_error = _error(e, "UDP send failed")
+            self._write_error = _error(e, "UDP send failed")
             return
-        self._inflight = asyncio.ensure_future(ready) if ready is not None else None
+        self._backpressure(ready, nbytes)
+
+    def get_write_buffer_size(self) -> int:
+        return self._out_bytes + super().get_write_buffer_size()
 
     async def close(self):
         if self._closed:
@@ -143,6 +229,11 @@ class DirectUdp:
             await self._h.close()
         except JsException as e:
             raise _error(e, "UDP close failed") from None
+        finally:
+            if self._task is None:
+                self._lost = True
+            else:
+                self._lose_soon(None)
 
     async def join_group(self, group, interface=None, source=None):
         # MulticastController is joinGroup(ipAddress) only: the OS picks the interface, and there
@@ -193,44 +284,63 @@ async def open_udp(opts: UdpOptions) -> DirectUdp:
     return DirectUdp(handle, opts)
 
 
-class DirectStream:
+class DirectStream(_Pump):
     def __init__(self, handle):
+        super().__init__()
         self._h = handle
         self.endpoints = _endpoints(handle)
-        self._closed = False
+        self._aborted = False
 
-    async def read(self):
-        try:
-            chunk = await self._h.read()
-        except JsException as e:
-            raise _error(e, "connection lost") from None
-        return b"" if chunk is None else chunk.to_bytes()
+    def start(self, sink) -> None:
+        self._start(sink, self._pump)
 
-    async def write(self, data):
-        if self._closed:
+    async def _pump(self):
+        while not self._closed:
+            if not self._reading.is_set():
+                await self._reading.wait()
+                continue
+            try:
+                chunk = await self._h.read()
+            except JsException as e:
+                if not self._closed:
+                    self._lose(_error(e, "connection lost"))
+                return
+            if chunk is None:
+                if not self._closed:
+                    self._call("eof_received")
+                return  # connection_lost follows from close()/abort()
+            self._call("data_received", chunk.to_bytes())
+
+    def write(self, data) -> None:
+        if self._closed or self._lost:
             raise SocketClosedError("TCP connection closed")
+        if self._write_error is not None:
+            raise self._write_error
         try:
             ready = self._h.write(to_js(data))
-            if ready is not None:
-                await ready
         except JsException as e:
             raise SocketClosedError(f"TCP write failed: {getattr(e, 'name', '')}: {e}") from None
+        self._backpressure(ready, len(data))
 
     async def close(self):
         """Flush (every queued byte is written, checked against Chromium's write loss), then
         close; see TcpHandle.close in bridge/adapter.mjs."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._h.close()
-        except JsException:
-            pass  # the peer may already have reset the connection; it is closed either way
+        if not self._closed:
+            self._closed = True
+            try:
+                await self._h.close()
+            except JsException:
+                pass  # the peer may already have reset the connection; it is closed either way
+        self._lose(None if not self._aborted else SocketClosedError("connection aborted"))
 
     def abort(self):
-        """Close now: queued bytes are discarded and a write() waiting for room fails."""
+        """Close now: queued bytes are discarded and a write waiting for room fails."""
+        if self._aborted:
+            return
+        self._aborted = True
         self._closed = True
         self._h.abort()
+        self._lose_soon(None)
 
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
@@ -243,22 +353,33 @@ async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
     return DirectStream(handle)
 
 
-class DirectServer:
+class DirectServer(_Pump):
     def __init__(self, handle):
+        super().__init__()
         self._h = handle
         self.endpoints = _endpoints(handle)
-        self._closed = False
 
-    async def accept(self):
-        if self._closed:
-            return None
-        try:
-            handle = await self._h.accept()
-        except JsException as e:
+    def start(self, sink) -> None:
+        self._start(sink, self._pump)
+
+    async def _pump(self):
+        while not self._closed:
+            if not self._reading.is_set():
+                await self._reading.wait()
+                continue
+            try:
+                handle = await self._h.accept()
+            except JsException as e:
+                self._lose(None if self._closed else _error(e, "accept failed"))
+                return
+            if handle is None:
+                break
+            stream = DirectStream(handle)
             if self._closed:
-                return None
-            raise _error(e, "accept failed") from None
-        return None if handle is None else DirectStream(handle)
+                stream.abort()
+                break
+            self._call("connection_made", stream)
+        self._lose(None)
 
     async def close(self):
         if self._closed:
@@ -268,6 +389,7 @@ class DirectServer:
             await self._h.close()
         except JsException:
             pass
+        self._lose_soon(None)
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> DirectServer:
