@@ -63,6 +63,7 @@ class SeedConnection {
     }
     if (!envelope) {
       this.messages.push(text);
+      this.localEmit('message', text);
       return;
     }
     if (envelope.t === 'event') {
@@ -85,6 +86,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The app: what a JavaScript developer writes with the seed's on()/emit()/emitWithAck().
 function app(conn) {
+  conn.on('message', (text) => { conn.emitEvent('got-plain', text); });
   conn.on('echo', (...args) => { const respond = args.pop(); respond(...args); });
   conn.on('note', (...args) => { conn.emitEvent('noted', ...args); });
   conn.on('ask', async (payload, respond) => {
@@ -116,12 +118,17 @@ function app(conn) {
     }
     respond('burst sent');
   });
+  // Connect to a server the test opened (socketiwa's create_tcp_server) and be the seed app there.
+  conn.on('dial', (port, respond) => {
+    const socket = net.connect(port, '127.0.0.1', () => respond('dialed'));
+    serve(socket);
+  });
   conn.on('report', (respond) => {
     respond({ messages: conn.messages.splice(0), unparsed: conn.unparsed });
   });
 }
 
-const server = net.createServer((socket) => {
+function serve(socket) {
   socket.setNoDelay(true);
   const conn = new SeedConnection((bytes) => new Promise((resolve, reject) => {
     socket.write(bytes, (err) => (err ? reject(err) : resolve()));
@@ -129,7 +136,9 @@ const server = net.createServer((socket) => {
   app(conn);
   socket.on('data', (chunk) => conn.receive(new Uint8Array(chunk)));
   socket.on('error', () => {});
-});
+}
+
+const server = net.createServer(serve);
 
 const udp = dgram.createSocket('udp4');
 let lastSender = null;

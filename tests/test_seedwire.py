@@ -493,3 +493,132 @@ def test_seed_stream_decoder_properties(request):
         assert d.end() is None
         assert got == expected
     check()
+
+
+# ---------------------------------------------------------------- interop with a seed app
+PEER = HERE / "seedwire_peer.mjs"
+
+
+@pytest.fixture
+def seed_peer():
+    """tests/seedwire_peer.mjs: the seed's wire behaviour on Node net/dgram. (host, tcp, udp)."""
+    proc = subprocess.Popen(["node", str(PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        ports = json.loads(proc.stdout.readline())
+        yield ("127.0.0.1", ports["tcp"], ports["udp"])
+    finally:
+        proc.stdin.close()                    # the peer exits when its stdin closes
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@everywhere(timeout=120)
+async def test_seed_peer_udp_and_tcp_events_and_acks(selenium, seed_peer):
+    """A socketiwa UDP socket and TCP socket with wire="socketiwa-js" against a Node program
+    that behaves on the wire like an app built on the JavaScript Socket.IWA library: acks both
+    ways with several arguments, events, plain data, the seed's merged and split TCP writes, a
+    faked lifecycle event."""
+    import asyncio
+    import socketiwa
+    host, tcp_port, udp_port = seed_peer
+
+    async def talk(conn, extra):
+        # extra: arguments our handlers get after the event's own (UDP: rinfo, ack; TCP: ack)
+        inbox = {n: asyncio.Queue() for n in ("noted", "got-plain", "after", "message")}
+        ticks, errors, closes = [], [], []
+        conn.on("noted", lambda *a: inbox["noted"].put_nowait(a[:-extra]))
+        conn.on("got-plain", lambda *a: inbox["got-plain"].put_nowait(a[0]))
+        conn.on("after", lambda *a: inbox["after"].put_nowait(a[0]))
+        conn.on("tick", lambda *a: ticks.append(a[:-extra]))
+        conn.on("message", lambda data, *rinfo: inbox["message"].put_nowait(data))
+        conn.on("error", errors.append)
+        conn.on("close", closes.append)
+        # an ack with two arguments: the seed's emitWithAck resolves with the first
+        conn.on("question", lambda *a: a[-1]({"answer_to": a[0], "from": "python"}, "dropped by the seed"))
+
+        async def next_of(name):
+            return await asyncio.wait_for(inbox[name].get(), 10)
+
+        # acks both ways, several arguments, non-ASCII, lone surrogates, numbers JS holds
+        assert await conn.emit_with_ack("echo", "ü€😀", 2, [True, None], {"k": 1.5}, timeout=10) == \
+            ("ü€😀", 2, [True, None], {"k": 1.5})
+        assert await conn.emit_with_ack("echo", "\ud800x", 2**60, 1e21, -0.0, timeout=10) == \
+            ("\ud800x", 2.0**60, 1e21, 0)
+        assert await conn.emit_with_ack("echo", timeout=10) is None       # respond() with nothing
+        assert await conn.emit_with_ack("ask", {"q": 42}, timeout=10) == \
+            {"asked": {"q": 42}, "answer": {"answer_to": {"q": 42}, "from": "python"}}
+        # events without ack, several arguments, both ways
+        await conn.emit("note", "one", 2, {"three": [3]})
+        assert await next_of("noted") == ("one", 2, {"three": [3]})
+        await conn.emit("note")
+        assert await next_of("noted") == (None,)   # no arguments: handlers get None, as before
+        # plain data both ways, next to envelopes
+        await conn.send(b"plain from python \xe2\x9c\x93")
+        assert await next_of("got-plain") == "plain from python ✓"
+        assert await conn.emit_with_ack("plain", "plain from the seed ✓", timeout=10) == "sent"
+        assert await next_of("message") == "plain from the seed ✓".encode()
+        # many envelopes at once, and (TCP) merged in one write and one cut into three writes
+        assert await conn.emit_with_ack("burst", 50, timeout=10) == "burst sent"
+        assert ticks == [(i, "é" * (i % 7)) for i in range(50)] + [(50, "split ✓")]
+        # a seed peer cannot fire our lifecycle events: 'close' from it is a FrameError
+        assert await conn.emit_with_ack("fake-lifecycle", timeout=10) == "done"
+        assert await next_of("after") == "fake sent"
+        assert conn.ready_state is socketiwa.ReadyState.OPEN and closes == []
+        assert len(errors) == 1 and isinstance(errors[0], socketiwa.FrameError), errors
+        # the seed parses each chunk whole: each envelope of ours arrived in a chunk of its own
+        report = await conn.emit_with_ack("report", timeout=10)
+        assert report == {"messages": ["plain from python ✓"], "unparsed": 0}, report
+        await conn.close()
+        assert len(closes) == 1
+
+    udp = await socketiwa.create_udp(remote_address=host, remote_port=udp_port, wire="socketiwa-js")
+    await talk(udp, 2)
+    tcp = await socketiwa.create_tcp(host, tcp_port, wire="socketiwa-js", no_delay=True)
+    await talk(tcp, 1)
+
+
+@everywhere(timeout=90)
+async def test_seed_peer_connects_to_socketiwa_server(selenium, seed_peer):
+    """create_tcp_server(wire="socketiwa-js"): a seed app connects; acks to it, room broadcast."""
+    import asyncio
+    import socketiwa
+    host, tcp_port, _ = seed_peer
+    server = await socketiwa.create_tcp_server("127.0.0.1", 0, wire="socketiwa-js")
+    accepted = asyncio.Queue()
+
+    def on_connection(conn):
+        conn.join("seeds")
+        accepted.put_nowait(conn)
+    server.on("connection", on_connection)
+    control = await socketiwa.create_tcp(host, tcp_port, wire="socketiwa-js")
+    assert await control.emit_with_ack("dial", server.local_port, timeout=10) == "dialed"
+    conn = await asyncio.wait_for(accepted.get(), 10)
+    assert await conn.emit_with_ack("echo", "via the server", [1, 2], timeout=10) == ("via the server", [1, 2])
+    noted = asyncio.Queue()
+    conn.on("noted", lambda *a: noted.put_nowait(a[:-1]))
+    assert await server.to("seeds").emit("note", "to the room", {"n": 1}) == 1
+    assert await asyncio.wait_for(noted.get(), 10) == ("to the room", {"n": 1})
+    await control.close()
+    await server.close()
+
+
+@everywhere
+async def test_seed_wire_option_is_checked(selenium):
+    import socketiwa
+    from socketiwa import seedwire
+    for make in (lambda **kw: socketiwa.UDPSocket(local_address="127.0.0.1", **kw),
+                 lambda **kw: socketiwa.TCPSocket("127.0.0.1", 9, **kw),
+                 lambda **kw: socketiwa.TCPServer("127.0.0.1", 0, **kw)):
+        for bad in ({"wire": "socketio"}, {"wire": None},
+                    {"wire": "socketiwa-js", "codec": object()}):
+            try:
+                make(**bad)
+            except socketiwa.InvalidOptionError:
+                pass
+            else:
+                raise AssertionError(f"accepted {bad}")
+        assert make(wire="socketiwa-js", codec=seedwire.SEED_CODEC)

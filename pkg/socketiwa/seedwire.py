@@ -646,12 +646,16 @@ SEED_CODEC = SeedCodec()
 WIRES = {"socketiwa": None, WIRE_NAME: SEED_CODEC}   # wire= option -> codec (None: the default)
 
 
-def codec_for(wire: str):
-    """The codec for a ``wire=`` option; InvalidOptionError for an unknown name."""
-    try:
-        return WIRES[wire]
-    except (KeyError, TypeError):
-        raise InvalidOptionError(f"wire must be one of {sorted(WIRES)}, got {wire!r}") from None
+def codec_for(wire: str, codec: Any = None) -> Any:
+    """The session codec for the sockets' ``wire=`` option (None: socketiwa's own, the default).
+    ``codec=`` (any object with the session's Codec interface) may be given instead."""
+    if wire not in WIRES:
+        raise InvalidOptionError(f"wire must be one of {sorted(WIRES)}, got {wire!r}")
+    if codec is not None:
+        if wire != "socketiwa" and codec is not WIRES[wire]:
+            raise InvalidOptionError("give wire= or codec=, not both")
+        return codec
+    return WIRES[wire]
 
 
 __all__ = ["WIRE_NAME", "SeedCodec", "SEED_CODEC", "StreamDecoder", "codec_for",
