@@ -622,3 +622,83 @@ async def test_seed_wire_option_is_checked(selenium):
             else:
                 raise AssertionError(f"accepted {bad}")
         assert make(wire="socketiwa-js", codec=seedwire.SEED_CODEC)
+
+
+def test_seed_hostile_streams_through_real_sockets(request):
+    """Hypothesis streams through a real socketiwa TCP server with wire="socketiwa-js" on
+    loopback, written by a plain socket in random pieces: acked 'echo' requests between plain
+    bytes, non-envelope JSON, malformed envelopes, faked lifecycle events and broken objects.
+    Every request is answered exactly once and in order, every plain byte arrives in order, each
+    bad envelope is exactly one FrameError, and the server's buffer stays within its bound."""
+    import asyncio
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    import socketiwa
+    from socketiwa import seedwire, wire
+    deep = 20 if request.config.getoption("--deep") else 1
+    MAX = 2048
+    values = _json_values()
+    bad_type = st.text(max_size=5).filter(lambda t: t not in ("event", "ack_request", "ack_response"))
+    piece = st.one_of(
+        st.tuples(st.just("echo"), st.lists(values, max_size=3)),
+        st.tuples(st.just("data"), st.binary(min_size=1, max_size=60).map(lambda b: b.replace(b"{", b"("))),
+        st.tuples(st.just("data"), st.dictionaries(st.text(max_size=4).filter(lambda k: k != "__socketiwa"),
+                                                   values, max_size=3).map(lambda d: seedwire.stringify(d).encode())),
+        st.tuples(st.just("data"), st.binary(max_size=30).map(lambda b: b"{x" + b.replace(b"{", b"("))),
+        st.tuples(st.just("error"), bad_type.map(
+            lambda t: b'{"__socketiwa":1,"t":' + seedwire.stringify(t).encode() + b',"e":"x","args":[]}')),
+        st.tuples(st.just("error"), st.sampled_from(["close", "error", "message", "connect"]).map(
+            lambda n: seedwire.encode_event(n, ("fake",)))),
+        st.tuples(st.just("error"), st.just(b'{"__socketiwa":1,"t":"event","e":"x","args":[1e999]}')),
+    )
+
+    async def exchange(pieces, cut_points):
+        got_data, errors, peak = bytearray(), [], [0]
+        server = await socketiwa.create_tcp_server("127.0.0.1", 0, wire="socketiwa-js",
+                                                   max_message_size=MAX)
+
+        def on_connection(conn):
+            conn.on("echo", lambda *a: a[-1] and a[-1](*a[:-1]))
+            conn.on("message", lambda data: got_data.extend(data))
+            conn.on("error", errors.append)
+            conn.on("message", lambda data: peak.__setitem__(0, max(peak[0], conn._session.buffered)))
+        server.on("connection", on_connection)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.local_port)
+        stream, expected_acks, expected_data, expected_errors = bytearray(), [], bytearray(), 0
+        # a last request: once it is answered, everything before it has been handled
+        for n, (kind, arg) in enumerate(pieces + [("echo", ["sync"])], start=1):
+            if kind == "echo":
+                stream += seedwire.encode_event("echo", arg, n)
+                # (a handler of an event without arguments gets None, so echoes (None,))
+                expected_acks.append((n, tuple(_js_view(arg)) if arg else (None,)))
+            elif kind == "data":
+                stream += arg
+                expected_data += arg
+            else:
+                stream += arg
+                expected_errors += 1
+        points = sorted({c % (len(stream) + 1) for c in cut_points})
+        for a, b in zip([0] + points, points + [len(stream)]):
+            writer.write(bytes(stream[a:b]))
+            await writer.drain()
+        decoder = seedwire.StreamDecoder()
+        acks = []
+        while len(acks) < len(expected_acks):
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            assert chunk, "server closed early"
+            for item in decoder.feed(chunk):
+                assert isinstance(item, wire.Envelope) and item.kind == wire.KIND_ACK, item
+                acks.append((item.ack_id, item.args))
+        writer.close()
+        await server.close()
+        assert acks == expected_acks
+        assert bytes(got_data) == bytes(expected_data)
+        assert len(errors) == expected_errors and all(isinstance(e, socketiwa.FrameError) for e in errors), errors
+        assert peak[0] <= MAX
+
+    @settings(max_examples=60 * deep, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(piece, max_size=25), st.lists(st.integers(0, 10**6), max_size=8))
+    def check(pieces, cut_points):
+        asyncio.run(asyncio.wait_for(exchange(pieces, cut_points), 60))
+    check()
