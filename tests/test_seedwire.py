@@ -702,3 +702,50 @@ def test_seed_hostile_streams_through_real_sockets(request):
     def check(pieces, cut_points):
         asyncio.run(asyncio.wait_for(exchange(pieces, cut_points), 60))
     check()
+
+
+@everywhere(timeout=90)
+async def test_seed_udp_hostile_datagrams(selenium):
+    """Seeded hostile datagrams into a socketiwa UDP socket with wire="socketiwa-js" (sent raw
+    by a second socketiwa socket): each valid request is answered exactly once, each bad
+    envelope is one FrameError, everything else is a plain message, and the socket stays open."""
+    import asyncio
+    import random
+    import socketiwa
+    from socketiwa import seedwire, wire
+    rng = random.Random(9)
+    receiver = await socketiwa.create_udp(local_address="127.0.0.1", wire="socketiwa-js")
+    sender = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=receiver.local_port)
+    errors, plain, answers = [], [], asyncio.Queue()
+    receiver.on("echo", lambda *a: a[-1] and a[-1](*a[:-2]))          # (args..., rinfo, ack)
+    receiver.on("error", errors.append)
+    receiver.on("message", lambda data, rinfo: plain.append(data))
+    sender.on("message", lambda data, rinfo: answers.put_nowait(seedwire.decode_datagram(data)))
+    want_errors, want_plain = 0, []
+    alphabet = b'{}[]":,\\ ae1-.\xff'
+    for n in range(1, 302):
+        r = rng.random() if n < 301 else 0.0     # the last one: a request, to sync on
+        if r < 0.4:
+            # each request waits for its answer: a burst of datagrams larger than the
+            # kernel's receive buffer would be dropped, as UDP does
+            args = (n, "é" * (n % 5), {"k": [n]})
+            await sender.send(seedwire.encode_event("echo", args, n))
+            env = await asyncio.wait_for(answers.get(), 10)
+            assert (env.kind, env.ack_id, env.args) == (wire.KIND_ACK, n, args)
+            continue
+        if r < 0.55:
+            raw = b'{"__socketiwa":1,"t":"event","e":"x","args":' + rng.choice([b"{}", b'"s"', b"[1e999]"]) + b"}"
+            want_errors += 1
+        elif r < 0.65:
+            raw = seedwire.encode_event(rng.choice(["close", "error", "open"]), (1,))
+            want_errors += 1
+        else:
+            raw = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 60)))
+            want_plain.append(raw)
+        await sender.send(raw)
+    await asyncio.sleep(0.2)                      # nothing else may come back
+    assert answers.empty() and len(errors) == want_errors and plain == want_plain
+    assert all(isinstance(e, socketiwa.FrameError) for e in errors)
+    assert receiver.ready_state is socketiwa.ReadyState.OPEN
+    await sender.close()
+    await receiver.close()
