@@ -186,9 +186,8 @@ class Receiver:
         s = self.sock
         self.peak_tasks = max(self.peak_tasks, len(s._tasks))
         self.peak_queue = max(self.peak_queue, s._queue.qsize())
-        deframer = getattr(s, "_deframer", None)
-        if deframer is not None:
-            self.peak_buffer = max(self.peak_buffer, deframer.buffered)
+        # the session's reassembly buffer (0 for datagrams)
+        self.peak_buffer = max(self.peak_buffer, s._session.buffered)
 
     def on_error(self, exc):
         self.sample()

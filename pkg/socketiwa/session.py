@@ -155,9 +155,13 @@ class StreamDecoder(Protocol):
 
 
 class Codec(Protocol):
-    """An envelope format. Envelopes are :class:`wire.Envelope` values (kind DATA, EVENT, ACK or
-    CLOSE; ``args`` the tuple of arguments). Encoders raise TypeError/ValueError for what the
-    format cannot carry; decoders raise (or yield) :class:`FrameError` with the raw bytes."""
+    """An envelope format. Decoders return :class:`wire.Envelope` values that the session reads
+    as: DATA -> ``payload`` (bytes, the message); EVENT -> ``name``, ``args`` (tuple),
+    ``ack_id`` (0: no ack wanted); ACK -> ``ack_id``, ``args``; CLOSE -> ``payload`` =
+    ``[code, reason]``. Encoders raise TypeError/ValueError for what the format cannot carry;
+    decoders raise (datagrams) or yield in order (streams) a :class:`FrameError` carrying the
+    raw bytes for each malformed input, and go on with the next. The session itself checks
+    reserved event names, ack bookkeeping and sizes, so a codec only translates."""
 
     name: str
 

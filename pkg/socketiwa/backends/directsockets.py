@@ -183,6 +183,10 @@ class DirectUdp(_Pump):
             if packed is None:
                 break
             for data, address, port in _unpack_udp(packed.to_bytes()):
+                if not self._reading.is_set():  # paused meanwhile: hold the rest until resumed
+                    await self._reading.wait()
+                if self._closed:
+                    break
                 self._call("datagram_received", data, address, port)
         self._lose(None if self._closed else exc)
 
@@ -309,7 +313,10 @@ class DirectStream(_Pump):
                 if not self._closed:
                     self._call("eof_received")
                 return  # connection_lost follows from close()/abort()
-            self._call("data_received", chunk.to_bytes())
+            if not self._reading.is_set():  # paused while the read was pending
+                await self._reading.wait()
+            if not self._closed:
+                self._call("data_received", chunk.to_bytes())
 
     def write(self, data) -> None:
         if self._closed or self._lost:
