@@ -185,6 +185,8 @@ async def test_seed_datagram_rules(selenium):
         (b'{"__socketiwa":1,"t":"event","e":"a","args":[01]}', "data"),
         (b'{"__socketiwa":1,"t":"event","e":"a","args":[1.]}', "data"),
         (b'{"__socketiwa":1,"t":"event","e":"a","args":[tru]}', "data"),
+        (b'{"__socketiwa":1,"t":"event","e":"a","args":[1e400 x]}', "data"),   # not JSON first
+        (b'{"__socketiwa":1,"t":"event","e":"a","args":[NaN]}   ', "data"),
 
         # envelopes we cannot act on: reported, with the bytes
         (b'{"__socketiwa":1,"t":"evnt","e":"a","args":[]}', "FrameError"),
@@ -307,8 +309,10 @@ async def test_seed_stream_decoder_hostile(selenium):
                 e = bytearray(rng.choice(valid))       # mutated envelope
                 e[rng.randrange(len(e))] = rng.choice(alphabet)
                 parts.append(bytes(e[:rng.randrange(1, len(e) + 1)]))
-            elif r < 0.85:
+            elif r < 0.8:
                 parts.append(b'{"__socketiwa":1,"t":"event","e":"x","args":["' + b"y" * rng.randrange(MAX) + b'"]}')
+            elif r < 0.85:   # refused numbers, in valid and in broken objects
+                parts.append(b'{"__socketiwa":1,"t":"event","e":"x","args":[1e400' + rng.choice([b"]}", b" x]}", b"]"]))
             else:
                 parts.append(b"[" * rng.randrange(300) + b'{"a":' * rng.randrange(300))
         stream = b"".join(parts)

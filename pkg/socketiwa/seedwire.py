@@ -29,7 +29,9 @@ and hands out whole envelopes however the stream was cut. Bytes before a ``{`` a
 once; a ``{`` that turns out not to start JSON (the first byte that breaks the syntax) is plain
 data up to that byte. A candidate longer than ``max_message`` is reported once as
 MessageTooLargeError and skipped to its end without being stored, so the buffer never holds more
-than ``max_message`` bytes.
+than ``max_message`` bytes. Whole objects already in the buffer take a fast path (brackets matched
+by regex outside strings, then json.loads) that gives the same verdicts; the tests hold the two
+paths to each other by cutting the same streams in different places.
 
 Known ambiguity, shared with the seed: plain data that is itself an envelope's text is read as an
 envelope; plain data that starts a JSON object waits until the object completes or breaks (it is
@@ -115,7 +117,7 @@ def _js_int_literal(text: str) -> int | float:
     # JSON.parse gives a double; past 2**53 an integer literal is a rounded double there, so it
     # is read as the same double here (71759745924943350 is 71759745924943352.0).
     value = int(text)
-    return value if -_MAX_SAFE <= value <= _MAX_SAFE else float(value)
+    return value if len(text) < 16 or -_MAX_SAFE <= value <= _MAX_SAFE else float(value)
 
 
 def js_string(value: str) -> str:
@@ -228,7 +230,8 @@ def encode_ack(ack_id: int, args: Sequence[Any] = ()) -> bytes:
 
 # ---------------------------------------------------------------- decoding one text
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
+    # A syntax error (as JSON.parse says), not a refused value: NaN is not JSON text at all.
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
 def _finite_float(text: str) -> float:
@@ -238,20 +241,33 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _envelope(raw: bytes) -> Envelope | None:
-    """Interpret ``raw``, one whole text that the scanner found to be a JSON object. None: not
-    an envelope (plain data); FrameError for a malformed envelope or JSON we refuse."""
+_NOT_JSON = object()
+
+
+def _parse(raw: bytes) -> Any:
+    """The JSON value of ``raw`` (nested at most MAX_JSON_DEPTH: callers check first), or
+    _NOT_JSON; FrameError for JSON we refuse to interpret."""
     try:
         text = raw.decode("utf-8")              # strict: invalid UTF-8 is not JSON text
     except UnicodeDecodeError:
-        return None
+        return _NOT_JSON
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
-                           parse_int=_js_int_literal)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_js_int_literal)
     except json.JSONDecodeError:
-        return None
+        return _NOT_JSON
     except (ValueError, RecursionError, OverflowError) as exc:  # 1e400, a 5000-digit integer: JSON we refuse
         raise FrameError(f"JSON value refused: {exc}", raw) from None
+
+
+def _envelope(raw: bytes) -> Envelope | None:
+    """Interpret ``raw``, one whole text that the scanner found to be a JSON object. None: not
+    an envelope (plain data); FrameError for a malformed envelope or JSON we refuse."""
+    value = _parse(raw)
+    return None if value is _NOT_JSON else _interpret(value, raw)
+
+
+def _interpret(value: Any, raw: bytes) -> Envelope | None:
     if not isinstance(value, dict):
         return None
     tag = value.get("__socketiwa")
@@ -290,6 +306,15 @@ def decode_datagram(data: bytes) -> Envelope:
     i = _WS.match(data).end()
     if data[i:i + 1] != b"{":
         return _data(data)                       # no JSON object starts here: plain data
+    k = _balanced_end(data, i, len(data))        # fast path: one whole JSON object
+    if k > 0 and _WS.match(data, k).end() == len(data):
+        try:
+            value = _parse(data)
+        except FrameError:              # refused mid-parse: the scanner checks the syntax first
+            value = _NOT_JSON
+        if value is not _NOT_JSON:
+            env = _interpret(value, data)
+            return _data(data) if env is None else env
     status, k = _Scanner().run(data, i + 1, len(data))
     if status == DEEP:                           # before json.loads recurses (Pyodide's stack)
         raise FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}", data)
@@ -314,6 +339,33 @@ _LITERALS = {ord("t"): b"rue", ord("f"): b"alse", ord("n"): b"ull"}
 _N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(8)
 _NUM_ENDS = frozenset((_N_ZERO, _N_INT, _N_FRAC, _N_EXP))
 MORE, END, BAD, DEEP = range(4)
+# Everything up to the next bracket outside a string: other bytes and whole strings (possessive,
+# so an unterminated string costs one linear pass, never backtracking).
+_TO_BRACKET = re.compile(rb'(?:[^"{}\[\]]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
+
+
+def _balanced_end(buf, i: int, end: int) -> int:
+    """Fast path: where the object starting at ``buf[i]`` ("{") would end if it is JSON, found
+    by matching brackets outside strings (C-speed regex jumps, no per-token work), or -1 when it
+    does not close within ``buf[:end]`` or nests deeper than MAX_JSON_DEPTH. The caller parses
+    the slice to know whether it is JSON; the incremental scanner decides everything else."""
+    depth = 0
+    while True:
+        i = _TO_BRACKET.match(buf, i, end).end()
+        if i >= end:
+            return -1
+        c = buf[i]
+        if c == 0x22:                           # a string that does not end in the buffer
+            return -1
+        if c == 0x7B or c == 0x5B:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return -1
+        else:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
 
 
 class _Scanner:
@@ -542,6 +594,10 @@ class StreamDecoder:
         start = 0                     # where the current candidate starts in buf
         i = len(buf)                  # scanning resumes at the first new byte
         buf += chunk
+        # Whole objects in the buffer take the fast path (bracket matching + json.loads); the
+        # first one that does not (cut, or not JSON) hands the rest of this chunk to the
+        # incremental scanner, so garbage never costs more than one extra pass.
+        fast = True
         while i < len(buf):
             scanner = self._scanner
             if scanner is None:
@@ -551,7 +607,37 @@ class StreamDecoder:
                     i = len(buf)
                     break
                 plain += buf[i:j]
+                p = _WS.match(buf, j + 1).end()
+                if p < len(buf) and buf[p] != 0x22 and buf[p] != 0x7D:
+                    # "{" not followed by a key or "}": not JSON, decided without a scanner
+                    # (what the scanner says too), so "{x{x{x..." costs one regex per brace
+                    plain += buf[j:p]
+                    i = p
+                    continue
                 start, i = j, j + 1
+                k = _balanced_end(buf, j, len(buf)) if fast else -1
+                if 0 < k and k - j <= self.max_message:   # longer: the scanner decides
+                    raw = bytes(buf[j:k])
+                    try:
+                        value = _parse(raw)
+                    except FrameError:
+                        # json.loads refuses a value (1e400) before it has seen the rest:
+                        # the scanner checks the syntax first, as for any other object
+                        value = _NOT_JSON
+                    if value is not _NOT_JSON:
+                        try:
+                            env = _interpret(value, raw)
+                        except FrameError as exc:
+                            emit(exc)
+                            i = start = k
+                            continue
+                        if env is None:
+                            plain += raw                  # JSON, but not an envelope
+                        else:
+                            emit(env)
+                        i = start = k
+                        continue
+                fast = False
                 self._scanner = _Scanner()
                 continue
             status, k = scanner.run(buf, i, len(buf))
