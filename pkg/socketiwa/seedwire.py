@@ -42,11 +42,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence, Union
 
 from .errors import FrameError, InvalidOptionError, MessageTooLargeError
 from .wire import DEFAULT_MAX_MESSAGE, KIND_ACK, KIND_DATA, KIND_EVENT, MAX_JSON_DEPTH, Envelope
 
+Buffer = Union[bytes, bytearray]
 WIRE_NAME = "socketiwa-js"
 T_EVENT, T_ACK_REQUEST, T_ACK_RESPONSE = "event", "ack_request", "ack_response"
 
@@ -55,7 +56,7 @@ def _data(raw: bytes) -> Envelope:
     return Envelope(KIND_DATA, payload=raw, args=(raw,))
 
 
-def _args_payload(args: tuple) -> Any:
+def _args_payload(args: tuple[Any, ...]) -> Any:
     # Envelope.payload as socketiwa's own codec fills it: None, the one argument, or the tuple.
     return None if not args else args[0] if len(args) == 1 else args
 
@@ -137,7 +138,7 @@ def _is_array_index(key: str) -> bool:
             and int(key) < 2**32 - 1)
 
 
-def _stringify(value: Any, out: list, depth: int) -> None:
+def _stringify(value: Any, out: list[str], depth: int) -> None:
     if value is None:
         out.append("null")
     elif value is True:
@@ -229,7 +230,7 @@ def encode_ack(ack_id: int, args: Sequence[Any] = ()) -> bytes:
 
 
 # ---------------------------------------------------------------- decoding one text
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     # A syntax error (as JSON.parse says), not a refused value: NaN is not JSON text at all.
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
@@ -283,7 +284,7 @@ def _interpret(value: Any, raw: bytes) -> Envelope | None:
         args = ()
     else:
         raise FrameError("socketiwa-js envelope whose args is not an array", raw)
-    ack_id = 0
+    ack_id: Any = 0
     if kind != T_EVENT:
         ack_id = value.get("id")
         # The seed's ids are 1, 2, ...; anything else could not be told from "no ack" (0) or
@@ -303,11 +304,11 @@ def decode_datagram(data: bytes) -> Envelope:
     DATA envelope; FrameError for a malformed envelope. The same rules as the stream: one JSON object (JSON
     whitespace around it allowed, as JSON.parse does) checked by the same scanner."""
     data = bytes(data)
-    i = _WS.match(data).end()
+    i = _WS.match(data).end()  # type: ignore[union-attr]
     if data[i:i + 1] != b"{":
         return _data(data)                       # no JSON object starts here: plain data
     k = _balanced_end(data, i, len(data))        # fast path: one whole JSON object
-    if k > 0 and _WS.match(data, k).end() == len(data):
+    if k > 0 and _WS.match(data, k).end() == len(data):  # type: ignore[union-attr]
         try:
             value = _parse(data)
         except FrameError:              # refused mid-parse: the scanner checks the syntax first
@@ -318,13 +319,15 @@ def decode_datagram(data: bytes) -> Envelope:
     status, k = _Scanner().run(data, i + 1, len(data))
     if status == DEEP:                           # before json.loads recurses (Pyodide's stack)
         raise FrameError(f"JSON nested deeper than {MAX_JSON_DEPTH}", data)
-    if status != END or _WS.match(data, k).end() != len(data):
+    if status != END or _WS.match(data, k).end() != len(data):  # type: ignore[union-attr]
         return _data(data)
     env = _envelope(data)
     return _data(data) if env is None else env
 
 
 # ---------------------------------------------------------------- the TCP stream
+# These patterns match the empty string, so match() never returns None (the type: ignore
+# comments on their .end() calls say so to mypy).
 _WS = re.compile(rb"[ \t\n\r]*")
 _STR_RUN = re.compile(rb'[^"\\\x00-\x1f]*')
 _DIGITS = re.compile(rb"[0-9]*")
@@ -344,14 +347,14 @@ MORE, END, BAD, DEEP = range(4)
 _TO_BRACKET = re.compile(rb'(?:[^"{}\[\]]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
 
 
-def _balanced_end(buf, i: int, end: int) -> int:
+def _balanced_end(buf: Buffer, i: int, end: int) -> int:
     """Fast path: where the object starting at ``buf[i]`` ("{") would end if it is JSON, found
     by matching brackets outside strings (C-speed regex jumps, no per-token work), or -1 when it
     does not close within ``buf[:end]`` or nests deeper than MAX_JSON_DEPTH. The caller parses
     the slice to know whether it is JSON; the incremental scanner decides everything else."""
     depth = 0
     while True:
-        i = _TO_BRACKET.match(buf, i, end).end()
+        i = _TO_BRACKET.match(buf, i, end).end()  # type: ignore[union-attr]
         if i >= end:
             return -1
         c = buf[i]
@@ -383,14 +386,14 @@ class _Scanner:
         self.num = 0
         self.rest = b""                 # literal bytes still expected / \\u hex digits left (len)
 
-    def run(self, buf, i: int, end: int) -> tuple[int, int]:
+    def run(self, buf: Buffer, i: int, end: int) -> tuple[int, int]:
         """Scan ``buf[i:end]``: (MORE, end), (END, index after the value), (BAD, index of the
         first byte that is not JSON), (DEEP, index of the opener past MAX_JSON_DEPTH)."""
         stack = self.stack
         while True:
             state = self.state
             if state == _STRING:
-                i = _STR_RUN.match(buf, i, end).end()
+                i = _STR_RUN.match(buf, i, end).end()  # type: ignore[union-attr]
                 if i == end:
                     return MORE, i
                 c = buf[i]
@@ -449,7 +452,7 @@ class _Scanner:
                 self.state = _AFTER
                 continue
             # structural states: skip whitespace, then one token
-            i = _WS.match(buf, i, end).end()
+            i = _WS.match(buf, i, end).end()  # type: ignore[union-attr]
             if i == end:
                 return MORE, i
             c = buf[i]
@@ -504,14 +507,14 @@ class _Scanner:
                 return BAD, i
             i += 1
 
-    def _number(self, buf, i: int, end: int) -> tuple[int, int]:
+    def _number(self, buf: Buffer, i: int, end: int) -> tuple[int, int]:
         num = self.num
         while i < end:
             c = buf[i]
             digit = 0x30 <= c <= 0x39
             if num == _N_INT or num == _N_FRAC or num == _N_EXP:
                 if digit:
-                    i = _DIGITS.match(buf, i, end).end()
+                    i = _DIGITS.match(buf, i, end).end()  # type: ignore[union-attr]
                     continue
                 if num != _N_EXP and (c == 0x2E or c | 0x20 == 0x65):
                     if c == 0x2E and num == _N_FRAC:
@@ -607,7 +610,7 @@ class StreamDecoder:
                     i = len(buf)
                     break
                 plain += buf[i:j]
-                p = _WS.match(buf, j + 1).end()
+                p = _WS.match(buf, j + 1).end()  # type: ignore[union-attr]
                 if p < len(buf) and buf[p] != 0x22 and buf[p] != 0x7D:
                     # "{" not followed by a key or "}": not JSON, decided without a scanner
                     # (what the scanner says too), so "{x{x{x..." costs one regex per brace
@@ -702,10 +705,10 @@ class SeedCodec:
 
     name = WIRE_NAME
 
-    def encode_event(self, name: str, args: tuple, ack_id: int) -> bytes:
+    def encode_event(self, name: str, args: tuple[Any, ...], ack_id: int) -> bytes:
         return encode_event(name, args, ack_id)
 
-    def encode_ack(self, ack_id: int, args: tuple) -> bytes:
+    def encode_ack(self, ack_id: int, args: tuple[Any, ...]) -> bytes:
         return encode_ack(ack_id, args)
 
     def encode_close(self, code: int, reason: str) -> None:
