@@ -134,6 +134,8 @@ function serve(socket) {
     socket.write(bytes, (err) => (err ? reject(err) : resolve()));
   }), 'tcp');
   app(conn);
+  // The seed's close(): the socket ends, {code, reason} stays local (no envelope is sent).
+  conn.on('hangup', async (respond) => { await respond('bye'); socket.end(); });
   socket.on('data', (chunk) => conn.receive(new Uint8Array(chunk)));
   socket.on('error', () => {});
 }

@@ -606,6 +606,16 @@ async def test_seed_peer_connects_to_socketiwa_server(selenium, seed_peer):
     conn.on("noted", lambda *a: noted.put_nowait(a[:-1]))
     assert await server.to("seeds").emit("note", "to the room", {"n": 1}) == 1
     assert await asyncio.wait_for(noted.get(), 10) == ("to the room", {"n": 1})
+    # the seed app closes: a plain end of stream (it sends no close envelope), so our handlers
+    # get code 1005 (no status), as for any peer that ends without saying why
+    infos = asyncio.Queue()
+    conn.on("disconnect", infos.put_nowait)
+    conn.on("close", infos.put_nowait)
+    assert await conn.emit_with_ack("hangup", timeout=10) == "bye"
+    disconnect = await asyncio.wait_for(infos.get(), 10)
+    close = await asyncio.wait_for(infos.get(), 10)
+    assert (disconnect.code, close.code) == (1005, 1005)
+    assert conn.ready_state is socketiwa.ReadyState.CLOSED and server.connections == []
     await control.close()
     await server.close()
 
