@@ -10,6 +10,7 @@ from ._base import RESERVED_EVENTS, ReadyState
 from .backends import get_backend
 from .errors import InvalidOptionError, SocketClosedError
 from .events import EventEmitter
+from .seedwire import codec_for
 from .session import DEFAULT_CODEC
 from .tcp import FRAMINGS, TCPSocket
 from .udp import _as_bytes, _check_port
@@ -63,8 +64,9 @@ class TCPServer(EventEmitter):
     def __init__(self, host: str, local_port: int = 0, backlog: int | None = None, *,
                  ipv6_only: bool | None = None, framing: str = "frames",
                  max_message_size: int = wire.DEFAULT_MAX_MESSAGE, max_connections: int = 1024,
-                 codec: Any = None, **connection_options: Any):
+                 codec: Any = None, wire: str = "socketiwa", **connection_options: Any):
         super().__init__()
+        codec = codec_for(wire, codec)  # wire="socketiwa-js": the JS library's envelopes
         _check_port(local_port, "local_port", allow_zero=True)
         if backlog is not None and (not isinstance(backlog, int) or backlog < 1):
             raise InvalidOptionError("backlog must be a positive integer")

@@ -15,6 +15,7 @@ from ._base import ReadyState, SocketBase
 from .backends import get_backend
 from .backends.base import TcpOptions
 from .errors import InvalidOptionError, NotSupportedError, SocketClosedError
+from .seedwire import codec_for
 from .session import Session
 from .udp import _as_bytes, _check_port
 
@@ -33,7 +34,9 @@ class TCPSocket(SocketBase):
                  receive_buffer_size: int | None = None, dns_query_type: str | None = None,
                  framing: str = "frames", max_message_size: int = wire.DEFAULT_MAX_MESSAGE,
                  max_queue: int = 1024, ack_timeout: float = 5.0,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, codec: Any = None):
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, codec: Any = None,
+                 wire: str = "socketiwa"):
+        codec = codec_for(wire, codec)  # wire="socketiwa-js": the JS library's envelopes
         if framing not in FRAMINGS:
             raise InvalidOptionError(f"framing must be one of {FRAMINGS}, got {framing!r}")
         super().__init__(Session("stream", codec=codec, framing=framing,
@@ -227,5 +230,6 @@ class TCPSocket(SocketBase):
 async def create_tcp(host: str, port: int, **options: Any) -> TCPSocket:
     """Connect a TCP socket. Options: ``no_delay``, ``keep_alive_delay`` (ms),
     ``send_buffer_size``, ``receive_buffer_size``, ``dns_query_type``, ``framing`` ('frames' or
-    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``, ``close_timeout``, ``codec``."""
+    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``, ``close_timeout``, ``codec``,
+    ``wire`` ('socketiwa', or 'socketiwa-js' for the JS Socket.IWA library's JSON envelopes)."""
     return await TCPSocket(host, port, **options).open()

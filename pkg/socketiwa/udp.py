@@ -9,6 +9,7 @@ from ._base import Datagram, ReadyState, RemoteInfo, SocketBase
 from .backends import get_backend
 from .backends.base import UdpOptions
 from .errors import InvalidOptionError, SocketClosedError, SocketIwaError
+from .seedwire import codec_for
 from .session import Session
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
@@ -56,7 +57,9 @@ class UDPSocket(SocketBase):
                  dns_query_type: str | None = None, ipv6_only: bool | None = None,
                  multicast_time_to_live: int | None = None, multicast_loopback: bool | None = None,
                  multicast_allow_address_sharing: bool | None = None,
-                 max_queue: int = 1024, ack_timeout: float = 5.0, codec: Any = None):
+                 max_queue: int = 1024, ack_timeout: float = 5.0, codec: Any = None,
+                 wire: str = "socketiwa"):
+        codec = codec_for(wire, codec)  # wire="socketiwa-js": the JS library's envelopes
         super().__init__(Session("datagram", codec=codec, ack_timeout=ack_timeout),
                          max_queue=max_queue)
         if (remote_address is None) != (remote_port is None):
