@@ -1,17 +1,24 @@
-"""Pyodide backend: Chrome's Direct Sockets through the JS adapter (bridge/adapter.mjs).
+"""Pyodide backend: Chrome's Direct Sockets through the JS adapter (bridge/adapter.mjs), push model.
 
-The page sets ``globalThis.socketiwaBridge = createBridge()``. Each call here crosses the FFI
-once and moves whole batches: received datagrams arrive packed in one Uint8Array (copied once by
-``to_bytes``), and datagrams sent in the same event-loop turn leave in one packed call.
+The page sets ``globalThis.socketiwaBridge = createBridge()``. JS owns every socket's receive
+loop and calls one long-lived Python function per socket (``_Endpoint._on_event``, made a proxy
+once in ``start`` and destroyed when the socket ends) with plain ints: no JS promise is awaited
+per packet. Received bytes arrive in a Python-owned buffer in wasm memory (UDP: every datagram
+already queued, in one call); sends are copied into a Python-owned region that JS copies out and
+writes without Python awaiting. The call protocol is described at the top of bridge/adapter.mjs.
+
+Sink methods (base.py's push interface) run inside those calls; an exception in one goes to the
+loop's exception handler and delivery goes on.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import struct
 
 import js  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
 from .._webloop import adapt_webloop
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
@@ -19,8 +26,13 @@ from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, No
 from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOptions
 
 name = "directsockets"
-_UDP_HEAD = struct.Struct("!IHB")
-_SEND_HIGH_WATER = 256 * 1024  # queued outgoing bytes before send() waits for the batch in flight
+
+# The JS -> Python events (bridge/adapter.mjs EV_*).
+EV_DATA, EV_EOF, EV_ERROR, EV_RESUME_WRITING, EV_WRITE_ERROR, EV_ACCEPT = range(6)
+
+_UDP_HEAD = struct.Struct("<IHB")   # length, port, address length (then address, data)
+_RECV_BYTES = 256 * 1024            # one delivery: a batch of datagrams, or a piece of a stream
+_SEND_BYTES = 64 * 1024             # >= MAX_UDP_PAYLOAD; larger TCP writes go as one JS array
 
 # DOMException names Chromium's Direct Sockets raise, mapped to socketiwa's errors.
 _ERRORS = {
@@ -36,23 +48,48 @@ _ERRORS = {
 }
 
 
-def _error(exc: BaseException, what: str) -> SocketIwaError:
-    js_name = getattr(exc, "name", "") or type(exc).__name__
-    message = getattr(exc, "message", "") or str(exc)
+def _make_error(js_name: str, message: str, what: str) -> SocketIwaError:
     cls = _ERRORS.get(js_name, ConnectError)
     err = cls(f"{what}: {js_name}: {message}")
     err.js_name = js_name
     return err
 
 
+def _error(exc: BaseException, what: str) -> SocketIwaError:
+    js_name = getattr(exc, "name", "") or type(exc).__name__
+    message = getattr(exc, "message", "") or str(exc)
+    return _make_error(js_name, message, what)
+
+
+class _Memory:
+    """The receive buffer and send region in wasm memory, shared by every socket (a delivery is
+    copied out before the sink call returns; a send is copied out by JS before sendFrom returns)."""
+
+    def __init__(self, bridge):
+        self.recv = bytearray(_RECV_BYTES)
+        self.send = bytearray(_SEND_BYTES)
+        # Exported views pin both bytearrays (they can never be resized or moved).
+        self.recv_view = memoryview(self.recv)
+        self.send_view = memoryview(self.send)
+        self._proxies = [create_proxy(self.recv), create_proxy(self.send)]
+        bridge.attachMemory(*self._proxies)
+
+
+_memory: _Memory | None = None
+live_proxies = 0  # sink proxies alive now (tests check that closed sockets release theirs)
+
+
 def _bridge():
+    global _memory
     bridge = getattr(js, "socketiwaBridge", None)
-    if bridge is None:
+    if bridge is None or not hasattr(bridge, "attachMemory"):
         raise NotSupportedError(
-            "socketiwa's JS adapter is not loaded: the page must import bridge/adapter.mjs and set "
-            "globalThis.socketiwaBridge = createBridge()")
-    # Every socket wakes the loop per message; batch those wake-ups (see _webloop.py).
-    adapt_webloop()
+            "socketiwa's JS adapter is not loaded: the page must import bridge/adapter.mjs "
+            "(version 2) and set globalThis.socketiwaBridge = createBridge()")
+    if _memory is None:
+        # Every socket event wakes asyncio callbacks: schedule them cheaply (see _webloop.py).
+        adapt_webloop()
+        _memory = _Memory(bridge)
     return bridge
 
 
@@ -60,89 +97,232 @@ def _endpoints(handle) -> Endpoints:
     return Endpoints(**json.loads(handle.infoJson))
 
 
-def _unpack_udp(buf: bytes) -> list[tuple[bytes, str, int]]:
-    out = []
-    pos, end = 0, len(buf)
-    head = _UDP_HEAD.unpack_from
-    while pos < end:
-        length, port, alen = head(buf, pos)
-        pos += 7
-        address = buf[pos:pos + alen].decode("ascii")
-        pos += alen
-        out.append((buf[pos:pos + length], address, port))
-        pos += length
-    return out
-
-
 def _options_json(opts, names) -> str:
     return json.dumps({k: getattr(opts, k) for k in names if getattr(opts, k) is not None})
 
 
-class DirectUdp:
-    def __init__(self, handle, opts: UdpOptions):
+class _Drain:
+    """What send()/write() return: ignorable, or awaited to wait while writing is paused.
+
+    Transitional: the consumers on main still ``await transport.send(...)``; core's push
+    consumers ignore it. Never allocated per call (one per transport)."""
+
+    __slots__ = ("_endpoint",)
+
+    def __init__(self, endpoint):
+        self._endpoint = endpoint
+
+    def __await__(self):
+        ep = self._endpoint
+        while ep._writing_paused and not ep._lost:
+            if ep._drain_waiter is None or ep._drain_waiter.done():
+                ep._drain_waiter = ep._loop.create_future()
+            yield from asyncio.shield(ep._drain_waiter).__await__()
+        if ep._send_error is not None:
+            err, ep._send_error = ep._send_error, None
+            raise err
+
+
+class _Endpoint:
+    """What UDP, TCP and server transports share: the sink proxy, pause/resume, the end."""
+
+    _what = "socket"
+
+    def __init__(self, handle):
+        global live_proxies
         self._h = handle
+        self._loop = asyncio.get_running_loop()
         self.endpoints = _endpoints(handle)
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        self._flush_scheduled = False
-        self._inflight: asyncio.Future | None = None
+        self._sink = None
+        self._started = False
+        self._lost = False
+        self._closed = False            # close()/abort() called
+        self._writing_paused = False    # JS said the send queue is full
+        self._pause_delivered = False   # ... and the sink was told
+        self._drain_waiter: asyncio.Future | None = None
         self._send_error: BaseException | None = None
-        self._closed = False
-        self._groups: list[tuple[str, str | None, str | None]] = []
+        self._drain = _Drain(self)
+        # The one JS -> Python entry for this socket, for its whole life (destroyed in _finish).
+        self._proxy = create_proxy(self._on_event)
+        live_proxies += 1
+        handle.attach(self._proxy)
 
-    async def recv(self):
+    # ---- receiving
+    def start(self, sink) -> None:
+        if self._started:
+            raise RuntimeError("start() may be called once")
+        if self._lost or self._closed:
+            raise SocketClosedError(f"{self._what} closed")
+        self._started = True
+        self._sink = sink
+        self._h.start()
+
+    def pause_reading(self) -> None:
+        self._h.pause()
+
+    def resume_reading(self) -> None:
+        self._h.resume()
+
+    def _on_event(self, kind: int, a, b: int) -> None:
+        loop = self._loop
+        if asyncio._get_running_loop() is not loop:  # a JS callback may find no running loop
+            asyncio._set_running_loop(loop)
+        if self._lost:
+            return
         try:
-            packed = await self._h.recv()
-        except JsException as e:
-            raise _error(e, "UDP receive failed") from None
-        if packed is None:
-            raise SocketClosedError("UDP socket closed")
-        return _unpack_udp(packed.to_bytes())
+            self._event(kind, a, b)
+        except Exception as exc:  # a bug here must not stop the JS pump
+            self._report("socketiwa: socket event failed", exc)
 
-    async def send(self, data, address, port):
-        self.send_nowait(data, address, port)
-        if self._out_bytes > _SEND_HIGH_WATER and self._inflight is not None:
-            await self._inflight
+    def _event(self, kind: int, a, b: int) -> None:  # pragma: no cover - per kind
+        raise NotImplementedError
 
-    def send_nowait(self, data, address, port):
-        """Queue one datagram; everything queued in one event-loop turn leaves in one FFI call."""
-        if self._closed:
+    def _report(self, message: str, exc: BaseException) -> None:
+        self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self})
+
+    def _call_sink(self, method: str, *args) -> None:
+        if self._sink is None:
+            return
+        try:
+            getattr(self._sink, method)(*args)
+        except Exception as exc:
+            self._report(f"socketiwa: exception in {type(self._sink).__name__}.{method}", exc)
+
+    def _handle_error(self, what: str) -> SocketIwaError:
+        return _make_error(str(self._h.errorName), str(self._h.errorMessage), what)
+
+    # ---- writing
+    def _request_pause(self) -> None:
+        # Never call the sink from inside send()/write(): tell it on the next loop turn.
+        self._writing_paused = True
+        self._loop.call_soon(self._deliver_pause)
+
+    def _deliver_pause(self) -> None:
+        if self._writing_paused and not self._pause_delivered and not self._lost and self._sink:
+            self._pause_delivered = True
+            self._call_sink("pause_writing")
+
+    def _resumed(self) -> None:
+        self._writing_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+        if self._pause_delivered:
+            self._pause_delivered = False
+            self._call_sink("resume_writing")
+
+    # ---- the end
+    def _finish(self, exc: BaseException | None) -> None:
+        """connection_lost(exc) exactly once, last; release the JS side and the proxy."""
+        global live_proxies
+        if self._lost:
+            return
+        self._lost = True
+        self._h.detach()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+        sink, self._sink = self._sink, None
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            live_proxies -= 1
+            # Not inside its own call (this may run in _on_event): destroy on the next turn.
+            self._loop.call_soon(proxy.destroy)
+        if sink is not None:
+            try:
+                sink.connection_lost(exc)
+            except Exception as e:
+                self._report(f"socketiwa: exception in {type(sink).__name__}.connection_lost", e)
+
+
+class DirectUdp(_Endpoint):
+    _what = "UDP socket"
+
+    def __init__(self, handle, opts: UdpOptions):
+        super().__init__(handle)
+        self._connected = handle.connected
+        self._remote = self.endpoints.remote_address or ""
+        self._remote_port = self.endpoints.remote_port or 0
+        self._addresses: dict[bytes, str] = {}
+        self._groups: list[tuple[str, str | None, str | None]] = []
+        self._max_queue = opts.max_queue
+        self._pull: _UdpPull | None = None
+
+    def _event(self, kind, a, b):
+        if kind == EV_DATA:
+            view = _memory.recv_view
+            head = _UDP_HEAD.unpack_from
+            sink = self._sink
+            pos = 0
+            for _ in range(a):
+                length, port, alen = head(view, pos)
+                pos += 7
+                if alen:
+                    raw = view[pos:pos + alen].tobytes()
+                    address = self._addresses.get(raw)
+                    if address is None:
+                        address = raw.decode("ascii")
+                        if len(self._addresses) < 1024:
+                            self._addresses[raw] = address
+                    pos += alen
+                else:
+                    address, port = self._remote, self._remote_port
+                data = view[pos:pos + length].tobytes()
+                pos += length
+                try:
+                    sink.datagram_received(data, address, port)
+                except Exception as exc:
+                    self._report(f"socketiwa: exception in {type(sink).__name__}.datagram_received", exc)
+                if self._lost:
+                    return
+        elif kind == EV_RESUME_WRITING:
+            self._resumed()
+        elif kind == EV_WRITE_ERROR:
+            err = self._handle_error("UDP send failed")
+            self._send_error = err
+            self._call_sink("error_received", err)
+        elif kind == EV_EOF:
+            self._finish(None)
+        elif kind == EV_ERROR:
+            self._finish(self._handle_error("UDP receive failed"))
+
+    def send(self, data, address=None, port=None):
+        """Queue one datagram (returns at once; see _Drain for the return value)."""
+        if self._closed or self._lost:
             raise SocketClosedError("UDP socket closed")
         if self._send_error is not None:
             err, self._send_error = self._send_error, None
             raise err
-        if len(data) > MAX_UDP_PAYLOAD:
-            raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
-        addr = (address or "").encode("ascii")
-        self._out.append(_UDP_HEAD.pack(len(data), port or 0, len(addr)) + addr + data)
-        self._out_bytes += len(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if not self._out or self._closed:
-            return
-        batch = b"".join(self._out)
-        self._out.clear()
-        self._out_bytes = 0
+        n = len(data)
+        if n > MAX_UDP_PAYLOAD:
+            raise MessageTooLargeError(f"datagram of {n} bytes exceeds {MAX_UDP_PAYLOAD}")
+        if n == 0:
+            raise NotSupportedError("empty datagrams are refused by Chromium's UDPSocket")
+        _memory.send_view[:n] = data
         try:
-            ready = self._h.send(to_js(batch))
+            if address is None or self._connected:
+                full = self._h.sendFrom(n)
+            else:
+                full = self._h.sendTo(n, address, port)
         except JsException as e:
-            self._send_error = _error(e, "UDP send failed")
-            return
-        self._inflight = asyncio.ensure_future(ready) if ready is not None else None
+            raise _error(e, "UDP send failed") from None
+        if full and not self._writing_paused:
+            self._request_pause()
+        return self._drain
+
+    send_nowait = send  # transitional name used by the consumers on main
+
+    def get_write_buffer_size(self) -> int:
+        return int(self._h.pendingBytes)
 
     async def close(self):
         if self._closed:
             return
-        self._flush()
         self._closed = True
         try:
             await self._h.close()
         except JsException as e:
+            self._finish(None)
             raise _error(e, "UDP close failed") from None
+        self._finish(None)
 
     async def join_group(self, group, interface=None, source=None):
         # MulticastController is joinGroup(ipAddress) only: the OS picks the interface, and there
@@ -181,40 +361,68 @@ class DirectUdp:
             "Direct Sockets fixes multicast loopback when the socket opens: pass "
             "multicast_loopback= to create_multicast_socket")
 
+    # ---- transitional pull API (the consumers on main); goes when core's consumers land
+    async def recv(self):
+        if self._pull is None:
+            self._pull = _UdpPull(self, self._max_queue)
+            if not self._started and not self._closed:
+                self.start(self._pull)
+        return await self._pull.get()
+
 
 async def open_udp(opts: UdpOptions) -> DirectUdp:
     fields = ("local_address", "local_port", "remote_address", "remote_port", "send_buffer_size",
               "receive_buffer_size", "dns_query_type", "ipv6_only", "multicast_time_to_live",
               "multicast_loopback", "multicast_allow_address_sharing")
     try:
-        handle = await _bridge().openUdp(_options_json(opts, fields), opts.max_queue)
+        handle = await _bridge().openUdp(_options_json(opts, fields))
     except JsException as e:
         raise _error(e, "cannot open UDP socket") from None
     return DirectUdp(handle, opts)
 
 
-class DirectStream:
+class DirectStream(_Endpoint):
+    _what = "TCP connection"
+
     def __init__(self, handle):
-        self._h = handle
-        self.endpoints = _endpoints(handle)
-        self._closed = False
+        super().__init__(handle)
+        self._pull: _StreamPull | None = None
 
-    async def read(self):
-        try:
-            chunk = await self._h.read()
-        except JsException as e:
-            raise _error(e, "connection lost") from None
-        return b"" if chunk is None else chunk.to_bytes()
+    def _event(self, kind, a, b):
+        if kind == EV_DATA:
+            data = _memory.recv_view[:a].tobytes()
+            self._call_sink("data_received", data)
+        elif kind == EV_RESUME_WRITING:
+            self._resumed()
+        elif kind == EV_EOF:
+            self._call_sink("eof_received")
+        elif kind in (EV_ERROR, EV_WRITE_ERROR):
+            err = self._handle_error("connection lost")
+            self._closed = True
+            self._h.abort()
+            self._finish(err)
 
-    async def write(self, data):
-        if self._closed:
+    def write(self, data):
+        """Queue ``data`` (returns at once; see _Drain for the return value)."""
+        if self._closed or self._lost:
             raise SocketClosedError("TCP connection closed")
+        n = len(data)
+        if n == 0:
+            return self._drain
         try:
-            ready = self._h.write(to_js(data))
-            if ready is not None:
-                await ready
+            if n <= _SEND_BYTES:
+                _memory.send_view[:n] = data
+                full = self._h.writeFrom(n)
+            else:
+                full = self._h.writeArray(to_js(data if isinstance(data, bytes) else bytes(data)))
         except JsException as e:
             raise SocketClosedError(f"TCP write failed: {getattr(e, 'name', '')}: {e}") from None
+        if full and not self._writing_paused:
+            self._request_pause()
+        return self._drain
+
+    def get_write_buffer_size(self) -> int:
+        return int(self._h.queuedBytes())
 
     async def close(self):
         """Flush (every queued byte is written, checked against Chromium's write loss), then
@@ -226,11 +434,23 @@ class DirectStream:
             await self._h.close()
         except JsException:
             pass  # the peer may already have reset the connection; it is closed either way
+        self._finish(None)
 
     def abort(self):
-        """Close now: queued bytes are discarded and a write() waiting for room fails."""
+        """Close now: queued bytes are discarded; connection_lost follows on the next turn."""
+        if self._closed:
+            return
         self._closed = True
         self._h.abort()
+        self._loop.call_soon(self._finish, None)
+
+    # ---- transitional pull API (the consumers on main); goes when core's consumers land
+    async def read(self):
+        if self._pull is None:
+            self._pull = _StreamPull(self)
+            if not self._started and not self._closed:
+                self.start(self._pull)
+        return await self._pull.get()
 
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
@@ -243,22 +463,25 @@ async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
     return DirectStream(handle)
 
 
-class DirectServer:
-    def __init__(self, handle):
-        self._h = handle
-        self.endpoints = _endpoints(handle)
-        self._closed = False
+class DirectServer(_Endpoint):
+    _what = "TCP server"
 
-    async def accept(self):
-        if self._closed:
-            return None
-        try:
-            handle = await self._h.accept()
-        except JsException as e:
-            if self._closed:
-                return None
-            raise _error(e, "accept failed") from None
-        return None if handle is None else DirectStream(handle)
+    def __init__(self, handle):
+        super().__init__(handle)
+        self._pull: _AcceptPull | None = None
+
+    def _event(self, kind, a, b):
+        if kind == EV_ACCEPT:
+            stream = DirectStream(a)
+            try:
+                self._sink.connection_made(stream)
+            except Exception as exc:
+                self._report(f"socketiwa: exception in {type(self._sink).__name__}.connection_made", exc)
+                stream.abort()
+        elif kind == EV_EOF:
+            self._finish(None)
+        elif kind == EV_ERROR:
+            self._finish(self._handle_error("accept failed"))
 
     async def close(self):
         if self._closed:
@@ -268,6 +491,15 @@ class DirectServer:
             await self._h.close()
         except JsException:
             pass
+        self._finish(None)
+
+    # ---- transitional pull API (the consumers on main); goes when core's consumers land
+    async def accept(self):
+        if self._pull is None:
+            self._pull = _AcceptPull()
+            if not self._started and not self._closed:
+                self.start(self._pull)
+        return await self._pull.get()
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> DirectServer:
@@ -284,3 +516,125 @@ async def permissions() -> PermissionState:
     return PermissionState(bool(raw.get("directSockets")), bool(raw.get("directSocketsMulticast")),
                            str(raw.get("localNetwork", "unsupported")),
                            str(raw.get("loopbackNetwork", "unsupported")), raw)
+
+
+# ---- Transitional: the pull API the consumers on main use (recv/read/accept), as sinks that
+# buffer (bounded: reading pauses at the bound). Removed once core's push consumers land.
+class _Pull:
+    def __init__(self):
+        self.items: collections.deque = collections.deque()
+        self.ended = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future | None = None
+
+    def _wake(self):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def connection_lost(self, exc):
+        self.ended = True
+        self.error = exc
+        self._wake()
+
+    def pause_writing(self):
+        pass
+
+    def resume_writing(self):
+        pass
+
+    async def _wait(self):
+        while not self.items and not self.ended:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+
+    def _end(self, closed_message):
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+        raise SocketClosedError(closed_message)
+
+
+class _UdpPull(_Pull):
+    def __init__(self, transport, max_queue):
+        super().__init__()
+        self.transport = transport
+        self.max_queue = max_queue
+        self.paused = False
+
+    def datagram_received(self, data, address, port):
+        self.items.append((data, address, port))
+        if len(self.items) >= self.max_queue and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def error_received(self, exc):
+        pass  # raised by the next send
+
+    async def get(self):
+        await self._wait()
+        if self.items:
+            batch = list(self.items)
+            self.items.clear()
+            if self.paused:
+                self.paused = False
+                self.transport.resume_reading()
+            return batch
+        self._end("UDP socket closed")
+
+
+class _StreamPull(_Pull):
+    _HIGH_WATER = 1 << 20
+    _MAX_READ = 4 << 20
+
+    def __init__(self, transport):
+        super().__init__()
+        self.transport = transport
+        self.size = 0
+        self.paused = False
+        self.eof = False
+
+    def data_received(self, data):
+        self.items.append(data)
+        self.size += len(data)
+        if self.size >= self._HIGH_WATER and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self):
+        self.eof = True
+        self.ended = True
+        self._wake()
+
+    async def get(self):
+        await self._wait()
+        if self.items:
+            out = []
+            n = 0
+            while self.items and n < self._MAX_READ:
+                chunk = self.items.popleft()
+                out.append(chunk)
+                n += len(chunk)
+            self.size -= n
+            if self.paused and self.size < self._HIGH_WATER:
+                self.paused = False
+                self.transport.resume_reading()
+            return out[0] if len(out) == 1 else b"".join(out)
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+        return b""
+
+
+class _AcceptPull(_Pull):
+    def connection_made(self, stream):
+        self.items.append(stream)
+        self._wake()
+
+    async def get(self):
+        await self._wait()
+        if self.items:
+            return self.items.popleft()
+        self.error = None
+        return None
