@@ -194,6 +194,7 @@ class UdpHandle extends Pumped {
         if (!this.sink) return;
         let [r, waited] = await this.next(pending);
         if (r.done) break;
+        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
         if (!this.sink) return;
         const recv = this.mem.recv;
         let u8 = recv.bytes();
@@ -552,6 +553,7 @@ class TcpHandle extends Pumped {
         if (!this.sink) return;
         let [r, waited] = await this.next(pending);
         if (r.done) break;
+        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
         if (!this.sink) return;
         const recv = this.mem.recv;
         let u8 = recv.bytes();
