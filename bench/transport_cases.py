@@ -37,6 +37,49 @@ async def udp_echo_rate(host, port, window=32, seconds=2.0, size=64):
             "seconds": round(elapsed, 3), "round_trips_per_s": round(received / elapsed) if elapsed else 0}
 
 
+async def udp_echo_rate_protocol(host, port, window=32, seconds=2.0, size=64):
+    """The same echo loop written as an asyncio DatagramProtocol (what aioquic and most asyncio
+    code use): each datagram_received sends the next datagram, no await per packet. In Pyodide
+    through socketiwa.aio (loop.create_datagram_endpoint on Direct Sockets)."""
+    import sys
+    loop = asyncio.get_running_loop()
+    if sys.platform == "emscripten":
+        from socketiwa import aio
+        aio.install(loop)
+    payload = b"x" * size
+    done = loop.create_future()
+    state = {"sent": 0, "received": 0, "start": 0.0, "last": 0.0}
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            state["received"] += 1
+            now = state["last"] = time.perf_counter()
+            if now < state["start"] + seconds:
+                self.transport.sendto(payload)
+                state["sent"] += 1
+            elif state["received"] >= state["sent"] and not done.done():
+                done.set_result(None)
+
+    transport, proto = await loop.create_datagram_endpoint(Echo, remote_addr=(host, port))
+    state["start"] = state["last"] = time.perf_counter()
+    for _ in range(window):
+        transport.sendto(payload)
+        state["sent"] += 1
+    while not done.done():      # a lost datagram: stop 0.5 s after the last one arrived
+        await asyncio.sleep(0.1)
+        if time.perf_counter() - state["last"] > 0.5:
+            break
+    transport.close()
+    elapsed = state["last"] - state["start"]
+    received = state["received"]
+    return {"window": window, "sent": state["sent"], "received": received,
+            "lost": state["sent"] - received, "seconds": round(elapsed, 3),
+            "round_trips_per_s": round(received / elapsed) if elapsed else 0}
+
+
 async def udp_constant_rate(host, port, rate=2000, seconds=2.0, size=64):
     """Send at a fixed rate; report how many echoes came back and the median round trip."""
     import socketiwa

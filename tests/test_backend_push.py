@@ -312,3 +312,47 @@ async def test_webloop_microtask_drain_keeps_asyncio_order_and_one_timer(seleniu
     assert not early.cancelled() and late is not None
     assert len(batcher.timers) < 100          # cancelled re-arms do not pile up
     await t.close()
+
+
+@everywhere(only=("node", "iwa"))
+async def test_configure_webloop_switches_modes_keeping_order(selenium, helpers, udp_echo):
+    """configure_webloop() applies at once; every mode keeps FIFO order and runs timers, and a
+    switch hands queued callbacks and timers over."""
+    exec(helpers, globals())
+    import socketiwa
+    from socketiwa import _webloop
+    from socketiwa.backends import directsockets
+    from socketiwa.backends.base import UdpOptions
+    host, port = udp_echo
+    loop = asyncio.get_running_loop()
+    try:
+        for mode in ("task", "off", "microtask"):
+            pending = []
+            loop.call_later(0.05, pending.append, "timer-from-before")
+            assert socketiwa.configure_webloop(mode) == mode
+            assert _webloop.webloop_mode(loop) == mode
+            t = await directsockets.open_udp(UdpOptions(remote_address=host, remote_port=port))
+            order = []
+
+            class Ordering(Recorder):
+                def datagram_received(self, data, address, port):
+                    super().datagram_received(data, address, port)
+                    for i in range(3):
+                        loop.call_soon(order.append, (data, i))
+            sink = Ordering()
+            t.start(sink)
+            for p in (b"x", b"y"):
+                t.send(p, None, None)
+            await sink.until(lambda: len(sink.data) == 2)
+            await asyncio.sleep(0.1)
+            assert order == [(b"x", 0), (b"x", 1), (b"x", 2), (b"y", 0), (b"y", 1), (b"y", 2)], mode
+            assert pending == ["timer-from-before"], mode
+            await t.close()
+    finally:
+        socketiwa.configure_webloop(_webloop.DEFAULT_MODE)
+    try:
+        socketiwa.configure_webloop("fast")
+    except ValueError as e:
+        assert "fast" in str(e)
+    else:
+        raise AssertionError("unknown mode accepted")

@@ -35,6 +35,7 @@ import collections
 import heapq
 import itertools
 import math
+import sys
 import time
 
 _BUDGET_S = 0.004
@@ -54,6 +55,8 @@ def configure_webloop(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {MODES}")
     _configured = mode
+    if sys.platform != "emscripten":
+        return mode
     try:
         loop = asyncio.get_event_loop()
     except RuntimeError:
@@ -97,11 +100,6 @@ class _Batcher:
         self.js_timer = bridge.timer(self._proxies[2])
         self.armed_at: float | None = None
         self.timer_arms = 0  # JS timer (re)arms: tests check per-packet re-arms do not cost one
-
-    def release(self) -> None:
-        self.js_timer.cancel()
-        for p in self._proxies:
-            p.destroy()
 
     # ---- call_soon
     def call_soon(self, callback, *args, context=None):
@@ -228,7 +226,9 @@ def _restore(loop) -> None:
         pending = list(batcher.ready)
         timers = [t for t in batcher.timers if not t[2]._cancelled]
         batcher.ready.clear()
-        batcher.release()
+        batcher.timers = []
+        # Its proxies stay alive: a drain or check it already queued (this switch may run inside
+        # its own drain) must find an empty queue, not a destroyed function. Three per switch.
         loop._socketiwa_handover = (pending, timers)
 
 
