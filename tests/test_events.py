@@ -175,3 +175,104 @@ async def test_on_and_once_with_the_same_function(selenium):
     em.off("ev", f)
     em._dispatch("ev", 8)
     assert calls[-1] == 6
+
+
+@everywhere(timeout=90)
+async def test_events_and_acks_with_several_arguments(selenium):
+    """emit(event, *args) and ack(*args) carry any number of arguments (bytes and JSON mixed)
+    over TCP and UDP; one argument keeps the single-payload form, none arrives as None."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0)
+    seen = []
+
+    def on_connection(conn):
+        conn.on("sum", lambda a, b, c, ack: ack(a + b + c, "done"))
+        conn.on("echo", lambda *args: args[-1](*args[:-1]))
+        conn.on("nothing", lambda payload, ack: ack())
+        conn.on("note", lambda *args: seen.append(args))
+    srv.on("connection", on_connection)
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    assert await client.emit_with_ack("sum", 1, 2, 3, timeout=5) == (6, "done")
+    assert await client.emit_with_ack("echo", b"\x00bin", {"k": [1]}, None, timeout=5) == \
+        (b"\x00bin", {"k": [1]}, None)
+    assert await client.emit_with_ack("echo", [1, 2], timeout=5) == [1, 2]   # one argument
+    assert await client.emit_with_ack("nothing", timeout=5) is None
+    await client.emit("note", "a", 2)
+    await client.emit("note")
+    for _ in range(250):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert seen == [("a", 2, None), (None, None)]          # (*args, ack): no ack wanted
+    await client.close()
+    await srv.close()
+
+    rx = await socketiwa.create_udp(local_address="127.0.0.1")
+    tx = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=rx.local_port)
+    rx.on("pair", lambda a, b, rinfo, ack: ack(b, a, rinfo.port))
+    assert await tx.emit_with_ack("pair", "x", b"y", timeout=5) == (b"y", "x", tx.local_port)
+    await rx.close()
+    await tx.close()
+
+
+@everywhere(timeout=60)
+async def test_close_code_and_reason_reach_both_sides(selenium):
+    """close(code, reason) on a framed TCP connection: our close handlers and the peer's
+    disconnect and close handlers (and its server's disconnect) get CloseInfo(code, reason).
+    A plain close() sends nothing new: 1000 here, 1005 (no status) at the peer. UDP: local."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0)
+    server_side, server_level = [], []
+    conns = []
+
+    def on_connection(conn):
+        conns.append(conn)
+        conn.on("disconnect", lambda info: server_side.append(("disconnect", info.code, info.reason)))
+        conn.on("close", lambda info: server_side.append(("close", info["code"], info["reason"])))
+    srv.on("connection", on_connection)
+    srv.on("disconnect", lambda conn, info: server_level.append((conn in conns, info.code)))
+
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    mine = []
+    client.on("close", lambda info: mine.append(info))
+    client.on("disconnect", lambda info: mine.append(("disconnect?", info)))
+    while not conns:
+        await asyncio.sleep(0.01)
+    await client.close(4000, "bye now")
+    assert mine == [socketiwa.CloseInfo(4000, "bye now")] and client.close_info.code == 4000
+    await asyncio.wait_for(conns[0].wait_closed(), 10)
+    assert server_side == [("disconnect", 4000, "bye now"), ("close", 4000, "bye now")]
+    assert server_level == [(True, 4000)]
+
+    server_side.clear()
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    while len(conns) < 2:
+        await asyncio.sleep(0.01)
+    await client.close()
+    assert client.close_info == socketiwa.CloseInfo(1000, "")
+    await asyncio.wait_for(conns[1].wait_closed(), 10)
+    assert server_side == [("disconnect", 1005, ""), ("close", 1005, "")]
+    # the server closes its side with a code: the client's disconnect says so
+    client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    got = []
+    client.on("disconnect", lambda info: got.append(info))
+    while len(conns) < 3:
+        await asyncio.sleep(0.01)
+    await conns[2].close(4100, "server says go")
+    await asyncio.wait_for(client.wait_closed(), 10)
+    assert got == [socketiwa.CloseInfo(4100, "server says go")]
+    try:
+        await socketiwa.TCPSocket("127.0.0.1", srv.local_port).close(70000)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("close code out of range accepted")
+    await srv.close()
+
+    udp = await socketiwa.create_udp(local_address="127.0.0.1")
+    closes = []
+    udp.on("close", closes.append)
+    await udp.close(4001, "done")
+    assert closes == [socketiwa.CloseInfo(4001, "done")]

@@ -62,6 +62,24 @@ async def test_wire_kind_codec_table(selenium):
         (env(E, J, b"[" * 256 + b"]" * 256), (E, 0, "ev", nested(256))),
         (env(E, J, b'["[[[["]' * 300), "FrameError"),  # two values: brackets in strings do not count
         (env(E, J, b'[' + b'"[[[[",' * 300 + b'1]'), (E, 0, "ev", ["[[[["] * 300 + [1])),
+        # ARGS (codec 3): two or more parts of codec + u32 length + body
+        (env(E, 3, b"\x01\x00\x00\x00\x01" + b"1" + b"\x00\x00\x00\x00\x01" + b"x"),
+         (E, 0, "ev", (1, b"x"))),
+        (env(A, 3, b"\x01\x00\x00\x00\x01" + b"1" + b"\x01\x00\x00\x00\x01" + b"2", ack_id=4),
+         (A, 4, "", (1, 2))),
+        (env(E, 3, b"\x01\x00\x00\x00\x01" + b"1"), "FrameError"),           # one part
+        (env(E, 3, b"\x01\x00\x00\x00\x01" + b"1" + b"\x02\x00\x00\x00\x00"), "FrameError"),
+        (env(E, 3, b"\x01\x00\x00\x00\x05" + b"1" + b"\x01\x00\x00\x00\x01" + b"2"), "FrameError"),
+        (env(D, 3, b""), "FrameError"),
+        (env(E, 4, b"x"), "FrameError"),              # unknown codec
+        # CLOSE (kind 3): JSON [code, reason] only
+        (env(3, J, b'[4000,"bye"]'), (3, 0, "", [4000, "bye"])),
+        (env(3, J, b'[4000,"bye"]', ack_id=1), "FrameError"),
+        (env(3, J, b'[70000,"x"]'), "FrameError"),
+        (env(3, J, b'[true,"x"]'), "FrameError"),
+        (env(3, J, b'[1000]'), "FrameError"),
+        (env(3, N), "FrameError"),
+        (env(4, B, b"x"), "FrameError"),              # unknown kind
     ]
     for raw, expected in table:
         assert verdict(raw) == expected, (raw[:16], expected)
@@ -97,7 +115,7 @@ async def test_udp_odd_envelopes_reported_socket_survives(selenium):
            b"SIW1\x01\x00\x00\x00\x00\x01\x02ev" + '"x"'.encode("utf-16"),
            b"SIW1\x01\x00\x00\x00\x00\x01\x02ev" + b"[" * 50000]
     for raw in odd:
-        await tx._transport.send(raw, "127.0.0.1", rx.local_port)
+        tx._transport.send(raw, "127.0.0.1", rx.local_port)
     await tx.emit("ev", "after", port=rx.local_port, address="127.0.0.1")
     for _ in range(250):
         if events and len(errors) >= len(odd):

@@ -186,9 +186,8 @@ class Receiver:
         s = self.sock
         self.peak_tasks = max(self.peak_tasks, len(s._tasks))
         self.peak_queue = max(self.peak_queue, s._queue.qsize())
-        deframer = getattr(s, "_deframer", None)
-        if deframer is not None:
-            self.peak_buffer = max(self.peak_buffer, deframer.buffered)
+        # the session's reassembly buffer (0 for datagrams)
+        self.peak_buffer = max(self.peak_buffer, s._session.buffered)
 
     def on_error(self, exc):
         self.sample()
@@ -546,7 +545,7 @@ async def test_seeded_fuzz_receive_paths(selenium, fuzz_seed):
     rx.on("echo", lambda payload, rinfo, ack: ack and echoes.append(1))
     observed = 0
     for i, d in enumerate(datagrams):
-        await tx._transport.send(d, "127.0.0.1", rx.local_port)
+        tx._transport.send(d, "127.0.0.1", rx.local_port)
         observed += expected[i][0] in ("ack", "message", "error")
         if i % 16 == 15:                      # loopback UDP is lossless while buffers have room
             for _ in range(1000):

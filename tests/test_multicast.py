@@ -140,3 +140,110 @@ async def test_source_specific_membership(selenium, multicast_group, free_udp_po
     for s in (good, other, rx):
         await s.close()
     assert not [m async for m in rx if m.data == b"from-other-source"]
+
+
+# ---------------------------------------------------------------- IPv6 (CPython backend)
+def _in_netns():
+    import os
+    if os.environ.get("SOCKETIWA_IN_NETNS") != "1":
+        pytest.skip("IPv6 multicast tests run only inside scripts/netns.sh (loopback only)")
+
+
+def _igmp6_groups(ifname="lo"):
+    """The kernel's IPv6 multicast memberships on ``ifname`` (/proc/net/igmp6), as addresses."""
+    import ipaddress
+    out = set()
+    with open("/proc/net/igmp6") as f:
+        for line in f:
+            parts = line.split()
+            if parts[1] == ifname:
+                out.add(str(ipaddress.IPv6Address(bytes.fromhex(parts[2]))))
+    return out
+
+
+def test_ipv6_multicast_membership_is_real():
+    """add/drop_membership on an IPv6 socket change the kernel's membership (read back from
+    /proc/net/igmp6), for link-local (ff02::) and transient (ff12::) groups; TTL and loopback
+    setters reach IPV6_MULTICAST_HOPS/LOOP; bad interfaces and groups are typed errors."""
+    import asyncio
+    import socketiwa
+    _in_netns()
+
+    async def main():
+        m = await socketiwa.create_multicast_socket("::", 0, multicast_time_to_live=3,
+                                                    multicast_loopback=False)
+        raw = m._transport._sock
+        assert raw.family == socket.AF_INET6
+        assert raw.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS) == 3
+        assert raw.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP) == 0
+        before = _igmp6_groups()
+        assert "ff02::1:3" not in before and "ff12::5:6" not in before
+        await m.add_membership("ff02::1:3", "lo")
+        await m.add_membership("ff12::5:6", str(socket.if_nametoindex("lo")))
+        assert {"ff02::1:3", "ff12::5:6"} <= _igmp6_groups()
+        assert m.joined_groups == ["ff02::1:3", "ff12::5:6"]
+        await m.drop_membership("ff02::1:3", "lo")
+        assert "ff02::1:3" not in _igmp6_groups() and "ff12::5:6" in _igmp6_groups()
+        m.set_multicast_ttl(7)
+        m.set_multicast_loopback(True)
+        assert raw.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS) == 7
+        assert raw.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP) == 1
+        for group, iface in (("ff02::1:4", "no-such-if0"), ("ff02::1:4", "::%no-such-if0"),
+                             ("239.1.2.3", None), ("fe80::1", "lo")):
+            try:
+                await m.add_membership(group, iface)
+            except socketiwa.InvalidOptionError:
+                pass
+            else:
+                raise AssertionError(f"joined {group} on {iface}")
+        await m.close()
+        assert "ff12::5:6" not in _igmp6_groups()   # closing leaves every group
+    asyncio.run(main())
+
+
+def test_ipv6_multicast_delivery_on_loopback():
+    """A datagram sent to an IPv6 group on lo reaches a socketiwa member, when this kernel
+    delivers IPv6 multicast on loopback at all (checked first with plain sockets)."""
+    import asyncio
+    import struct
+    import socketiwa
+    _in_netns()
+    group, lo = "ff12::7:8", socket.if_nametoindex("lo")
+
+    def control() -> str | None:
+        rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            rx.bind(("::", 0))
+            rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                          socket.inet_pton(socket.AF_INET6, group) + struct.pack("=I", lo))
+            tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+            try:
+                tx.sendto(b"probe", (group, rx.getsockname()[1], 0, lo))
+            except OSError as e:
+                return f"the kernel will not send to {group} on lo here: {e}"
+            rx.settimeout(1)
+            try:
+                rx.recvfrom(100)
+            except TimeoutError:
+                return (f"the kernel sent to {group} on lo but delivered nothing to a member "
+                        "(plain sockets, 1 s): no IPv6 multicast over loopback in this netns")
+            return None
+        finally:
+            rx.close()
+            tx.close()
+    why = control()
+    if why is not None:
+        pytest.skip(why)
+
+    async def main():
+        m = await socketiwa.create_multicast_socket("::", 0, multicast_loopback=True)
+        await m.add_membership(group, "lo")
+        tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+        tx.sendto(b"v6 hello", (group, m.local_port, 0, lo))
+        msg = await m.receive(timeout=5)
+        assert msg.data == b"v6 hello" and msg.rinfo.family == "IPv6"
+        tx.close()
+        await m.close()
+    asyncio.run(main())

@@ -182,3 +182,35 @@ async def test_server_close_with_clients_connected(selenium):
         pass
     else:
         raise AssertionError("the server still listens after close()")
+
+
+@everywhere
+async def test_server_connect_and_disconnect_events(selenium):
+    """Server-level events: connect(conn) with each new connection (after connection), and
+    disconnect(conn, info) when it ends, whichever side closed it."""
+    import asyncio
+    import socketiwa
+    srv = await socketiwa.create_tcp_server("127.0.0.1", 0)
+    log = []
+    srv.on("connection", lambda conn: log.append(("connection", conn.remote_port)))
+    srv.on("connect", lambda conn: log.append(("connect", conn.remote_port)))
+    srv.on("disconnect", lambda conn, info: log.append(("disconnect", conn.remote_port, info.code)))
+    a = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    b = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
+    for _ in range(250):
+        if len(log) == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(log) == sorted([("connection", a.local_port), ("connect", a.local_port),
+                                  ("connection", b.local_port), ("connect", b.local_port)])
+    assert log.index(("connection", a.local_port)) < log.index(("connect", a.local_port))
+    await a.close(4002, "a leaves")
+    for _ in range(250):
+        if len(log) == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert log[4] == ("disconnect", a.local_port, 4002)
+    await srv.close()                      # the server closes b's connection itself
+    assert log[5:] == [("disconnect", b.local_port, 1000)]
+    assert srv.connections == []
+    await asyncio.wait_for(b.wait_closed(), 10)

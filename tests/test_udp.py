@@ -137,7 +137,7 @@ async def test_udp_garbage_datagrams_are_reported_not_fatal(selenium):
     assert msg.data == b"SIW1 not an envelope"
     # hand-made broken envelopes: truncated header, unknown kind, bad JSON
     for garbage in (b"SIW1\x01", b"SIW1\x09\x00\x00\x00\x00\x00", b"SIW1\x01\x00\x00\x00\x00\x01\x02hi{oops"):
-        await tx._transport.send(garbage, "127.0.0.1", rx.local_port)
+        tx._transport.send(garbage, "127.0.0.1", rx.local_port)
     await tx.emit("greet", {"n": 1}, port=rx.local_port, address="127.0.0.1")
     for _ in range(100):
         if events and len(errors) == 3:
@@ -206,3 +206,35 @@ async def test_udp_empty_datagrams(selenium, empty_replier):
         raise AssertionError("an empty datagram was accepted")
     await sock.close()
     await bound.close()
+
+
+@everywhere
+async def test_connected_udp_send_with_offset_and_length(selenium):
+    """Connected sockets take send(data, offset, length) (Node dgram's form); the
+    five-argument form naming the connected peer works too; bad ranges are typed errors."""
+    import socketiwa
+    rx = await socketiwa.create_udp(local_address="127.0.0.1")
+    tx = await socketiwa.create_udp(remote_address="127.0.0.1", remote_port=rx.local_port)
+    await tx.send(b"xxhelloxx", 2, 5)
+    assert (await rx.receive(timeout=5)).data == b"hello"
+    await tx.send("..str..", 2, 3)
+    assert (await rx.receive(timeout=5)).data == b"str"
+    await tx.send(b"abcdef", 1, 2, rx.local_port, "127.0.0.1")
+    assert (await rx.receive(timeout=5)).data == b"bc"
+    await tx.send(b"whole", rx.local_port, "127.0.0.1")       # (port, address) still works
+    assert (await rx.receive(timeout=5)).data == b"whole"
+    for offset, length in ((4, 5), (-1, 2), (0, 10), (True, 1)):
+        try:
+            await tx.send(b"short", offset, length)
+        except socketiwa.InvalidOptionError:
+            pass
+        else:
+            raise AssertionError(f"send(data, {offset}, {length}) accepted")
+    try:
+        await tx.send(b"xx", 0, 2, rx.local_port + 1, "127.0.0.1")
+    except socketiwa.InvalidOptionError:
+        pass
+    else:
+        raise AssertionError("a connected socket sent elsewhere")
+    await rx.close()
+    await tx.close()

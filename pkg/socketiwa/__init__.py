@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import permissions
 from ._webloop import configure_webloop
 from ._base import Ack, Datagram, ReadyState, RemoteInfo
+from .session import CloseInfo
 from .backends import get_backend
 from .errors import (AckTimeoutError, BackpressureError, ConnectError, FrameError,
                      InvalidOptionError, MessageTooLargeError, NotSupportedError,
@@ -26,7 +27,7 @@ def backend_name() -> str:
 __all__ = [
     "create_udp", "create_tcp", "create_tcp_server", "create_multicast_socket", "permissions",
     "assert_permissions", "backend_name", "configure_webloop", "UDPSocket", "TCPSocket", "TCPServer", "MulticastSocket",
-    "ReadyState", "RemoteInfo", "Datagram", "Ack", "SocketIwaError", "PermissionDeniedError",
+    "ReadyState", "RemoteInfo", "Datagram", "Ack", "CloseInfo", "SocketIwaError", "PermissionDeniedError",
     "ConnectError", "SocketClosedError", "InvalidOptionError", "NotSupportedError", "FrameError",
     "MessageTooLargeError", "AckTimeoutError", "BackpressureError",
 ]

@@ -1,25 +1,25 @@
-"""What UDP and TCP connection objects share: ready state, events, acks, the receive queue."""
+"""What UDP and TCP connection objects share: the session, the sinks' receive path, acks, the
+bounded buffer and the receive queue.
+
+Receiving is pushed: the backend calls the socket's sink once per arrival; the socket feeds the
+bytes to its sans-I/O :class:`~socketiwa.session.Session` and acts on the events right there
+(handlers run, messages are queued). When there is no room (async handler tasks at their bound,
+or the receive queue full) events wait in one bounded buffer, ``_backlog``, and the backend is
+paused; it resumes once the backlog drains. TCP then pushes back on the sender; UDP drops.
+"""
 from __future__ import annotations
 
 import asyncio
-import enum
-import itertools
+import collections
+import types
 from typing import Any, NamedTuple
 
-from . import wire
-from .errors import AckTimeoutError, BackpressureError, FrameError, SocketClosedError
+from .errors import AckTimeoutError, SocketClosedError
 from .events import EventEmitter
-
-RESERVED_EVENTS = frozenset({"open", "message", "error", "close", "connect", "disconnect",
-                             "connection"})
-_CLOSED = object()  # queue sentinel
-
-
-class ReadyState(str, enum.Enum):
-    CONNECTING = "connecting"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
+from .session import (AckFailed, AckReceived, AckTimedOut, CloseInfo, CloseReceived,
+                      EventReceived, MessageReceived, PeerClosed, ProtocolError,
+                      RESERVED_EVENTS, ReadyState, Session, ack_value)
+_CLOSED = object()  # what a reader gets once the queue has ended and is empty
 
 
 class RemoteInfo(NamedTuple):
@@ -36,48 +36,133 @@ class Datagram(NamedTuple):
     rinfo: RemoteInfo
 
 
+class _Inbox:
+    """The receive queue: bounded, several readers, an end that leaves queued items readable."""
+
+    __slots__ = ("_items", "maxsize", "_waiters", "ended")
+
+    def __init__(self, maxsize: int):
+        self._items: collections.deque = collections.deque()
+        self.maxsize = maxsize
+        self._waiters: list[asyncio.Future] = []
+        self.ended = False
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def _wake(self, everyone: bool) -> None:
+        while self._waiters:
+            fut = self._waiters.pop(0)
+            if not fut.done():
+                fut.set_result(None)
+                if not everyone:
+                    return
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        self._wake(False)
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake(True)
+
+    async def get(self, timeout: float | None) -> Any:
+        loop = None
+        deadline = None
+        while not self._items:
+            if self.ended:
+                return _CLOSED
+            loop = loop or asyncio.get_running_loop()
+            if timeout is not None and deadline is None:
+                deadline = loop.time() + timeout
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                if deadline is None:
+                    await fut
+                else:
+                    await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+        item = self._items.popleft()
+        if self._items and self._waiters:
+            self._wake(False)  # a reader woken for one item that another took: pass it on
+        return item
+
+
 class Ack:
-    """The callback an event handler gets when the sender asked for an acknowledgement."""
+    """The callback an event handler gets when the sender asked for an acknowledgement:
+    ``ack(*args)`` answers with any number of arguments (the sender's ``emit_with_ack`` returns
+    the one argument, or a tuple of several). Returns a Future, done once the answer is handed
+    to the backend (a TCP connection whose peer does not read holds it: it counts against the
+    socket's handler bound)."""
 
-    __slots__ = ("_send_soon", "_track", "ack_id", "used")
+    __slots__ = ("_sock", "_dest", "ack_id", "used")
 
-    def __init__(self, send_soon, ack_id: int, track=None):
-        self._send_soon = send_soon  # bytes -> Future: the send is admitted (ordered) right now
-        self._track = track
+    def __init__(self, sock: "SocketBase", ack_id: int, dest: tuple = (None, None)):
+        self._sock = sock
+        self._dest = dest
         self.ack_id = ack_id
         self.used = False
 
-    def __call__(self, response: Any = None) -> asyncio.Future:
+    def __call__(self, *args: Any) -> asyncio.Future:
         if self.used:
             raise RuntimeError("ack() may be called only once")
         self.used = True
-        fut = self._send_soon(wire.encode_ack(self.ack_id, response))
-        if self._track is not None:  # counts against the socket's handler-task bound
-            self._track(fut, "ack")
+        sock = self._sock
+        try:
+            fut = sock._write_now(sock._session.ack(self.ack_id, args), self._dest)
+        except Exception as exc:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(exc)
+        sock._track(fut, "ack")  # counts against the socket's handler-task bound
         return fut
 
 
 class SocketBase(EventEmitter):
-    """Common machinery. Subclasses provide ``_send_envelope`` and the receive loop."""
+    """Common machinery. Subclasses provide ``_message_item``/``_message_args``,
+    ``_event_extra``, ``_write_now`` and the close path."""
 
-    def __init__(self, *, max_queue: int = 1024, max_pending_acks: int = 4096,
-                 ack_timeout: float = 5.0):
+    def __init__(self, session: Session, *, max_queue: int = 1024):
         super().__init__()
-        self.ready_state = ReadyState.CONNECTING
-        self._queue: asyncio.Queue = asyncio.Queue(maxsize=max_queue)
-        self._queue_ended = False
+        self._session = session
+        self._transport = None
+        self._queue = _Inbox(max_queue)
+        self._backlog: collections.deque = collections.deque()
+        self.max_queue = max_queue
         # Async handlers (and ack sends) in flight are bounded like the queue: at the bound the
-        # receive loop waits, so TCP pushes back on the sender and UDP drops as UDP does.
+        # socket stops reading, so TCP pushes back on the sender and UDP drops as UDP does.
         self.max_handler_tasks = max_queue
         self._iterating = False
-        self._pending: dict[int, asyncio.Future] = {}
-        self._ack_ids = itertools.cycle(range(1, 2**32))
-        self._max_pending = max_pending_acks
-        self.ack_timeout = ack_timeout
-        self._reader_task: asyncio.Task | None = None
+        self._acks: dict[int, tuple[asyncio.Future, str, float | None]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future] = []
         self._closed_event = asyncio.Event()
+        self.dropped = 0  # datagrams dropped because the backlog was full (UDP only)
 
-    # ---- state
+    # ---- state (the session owns it)
+    @property
+    def ready_state(self) -> ReadyState:
+        return self._session.ready_state
+
+    @property
+    def ack_timeout(self) -> float | None:
+        return self._session.ack_timeout
+
+    @ack_timeout.setter
+    def ack_timeout(self, value: float | None) -> None:
+        self._session.ack_timeout = value
+
     def _require_open(self) -> None:
         if self.ready_state is not ReadyState.OPEN:
             raise SocketClosedError(f"socket is {self.ready_state.value}")
@@ -86,39 +171,119 @@ class SocketBase(EventEmitter):
     def closed(self) -> bool:
         return self.ready_state is ReadyState.CLOSED
 
+    @property
+    def close_info(self) -> CloseInfo | None:
+        """Why the socket closed (code, reason), once it is closing or closed."""
+        return self._session.close_info
+
     async def wait_closed(self) -> None:
         await self._closed_event.wait()
 
-    # ---- incoming messages: handlers and/or the bounded queue
-    async def _handler_room(self) -> None:
-        """Called by receive loops before each message or event is dispatched."""
+    def _sink_namespace(self, **methods) -> types.SimpleNamespace:
+        # The backend's sink: bound methods as attributes (no extra call per arrival), kept off
+        # the public object so users do not see asyncio-protocol names on their sockets.
+        return types.SimpleNamespace(pause_writing=self._pause_writing,
+                                     resume_writing=self._resume_writing, **methods)
+
+    # ---- receive path: events from the session, handled now or held in the backlog
+    def _feed(self, events: list, ctx: Any = None) -> None:
+        backlog = self._backlog
+        for ev in events:
+            if backlog or not self._has_room(ev):
+                backlog.append((ev, ctx))
+            else:
+                self._process(ev, ctx)
+        if backlog and not self._reading_paused:
+            self._set_reading(False)
+
+    def _has_room(self, ev: Any) -> bool:
         if len(self._tasks) >= self.max_handler_tasks:
-            await self._wait_task_room(self.max_handler_tasks)
+            return False
+        if type(ev) is MessageReceived and self._queue.full() and (
+                self._iterating or "message" not in self._handlers):
+            return False
+        return True
+
+    def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog and self._has_room(backlog[0][0]):
+            ev, ctx = backlog.popleft()
+            self._process(ev, ctx)
+        if not backlog and self._reading_paused and self.ready_state is ReadyState.OPEN:
+            self._set_reading(True)
+
+    def _on_task_room(self) -> None:
+        if self._backlog:
+            self._drain_backlog()
+
+    def _set_reading(self, on: bool) -> None:
+        self._reading_paused = not on
+        transport = self._transport
+        if transport is not None:
+            (transport.resume_reading if on else transport.pause_reading)()
+
+    def _process(self, ev: Any, ctx: Any) -> None:
+        kind = type(ev)
+        try:
+            if kind is MessageReceived:
+                has_handlers = self._dispatch("message", *self._message_args(ev, ctx))
+                if self._iterating or not has_handlers:
+                    self._queue.put_nowait(self._message_item(ev, ctx))
+            elif kind is EventReceived:
+                ack = Ack(self, ev.ack_id, self._reply_to(ev)) if ev.ack_id else None
+                self._dispatch(ev.name, *(ev.args or (None,)), *self._event_extra(ev, ctx), ack)
+            elif kind is AckReceived:
+                self._resolve_ack(ev.ack_id, ev.value)
+            elif kind is ProtocolError:
+                self._report(self._annotate_error(ev, ctx))
+            elif kind is PeerClosed:
+                self._peer_closed(ev)
+            elif kind is CloseReceived:
+                pass  # the session keeps (code, reason) for the disconnect that follows
+        except Exception as exc:  # one input must never stop the socket
+            self._report(exc)
+
+    def _message_args(self, ev: MessageReceived, ctx: Any) -> tuple:
+        return (ev.data,)
+
+    def _message_item(self, ev: MessageReceived, ctx: Any) -> Any:
+        return ev.data
+
+    def _event_extra(self, ev: EventReceived, ctx: Any) -> tuple:
+        return ()
+
+    def _reply_to(self, ev: EventReceived) -> tuple:
+        return (None, None)
+
+    def _annotate_error(self, ev: ProtocolError, ctx: Any) -> Exception:
+        return ev.error
+
+    def _peer_closed(self, ev: PeerClosed) -> None:
+        pass
 
     def _report(self, exc: BaseException) -> None:
-        """An ``error`` event for one bad input or failed step; the receive loop goes on."""
+        """An ``error`` event for one bad input or failed step; receiving goes on."""
         self._dispatch("error", exc)
 
-    async def _deliver(self, item: Any, *handler_args: Any) -> None:
-        has_handlers = self._dispatch("message", *handler_args)
-        if self._iterating or not has_handlers:
-            # Bounded: when full, this await stops the receive loop, which stops reading the
-            # socket (real backpressure) instead of dropping or growing without limit.
-            await self._queue.put(item)
+    def _stop_receiving(self) -> None:
+        """close()/abort(): receiving stops at once; what was not processed is discarded."""
+        self._backlog.clear()
+        if self._transport is not None and not self._reading_paused:
+            self._set_reading(False)
 
+    # ---- the receive queue
     def __aiter__(self):
         self._iterating = True
         return self
 
     async def _next_item(self, timeout: float | None):
-        try:
-            item = self._queue.get_nowait()      # fast path: no timer, no task
-        except asyncio.QueueEmpty:
-            if self._queue_ended:
-                return _CLOSED
-            item = await asyncio.wait_for(self._queue.get(), timeout)
-        if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)  # later readers stop too
+        queue = self._queue
+        if queue._items:                       # fast path: no future, no timer
+            item = queue._items.popleft()
+        else:
+            item = await queue.get(timeout)
+        if self._backlog:
+            self._drain_backlog()              # room made: take what waited
         return item
 
     async def __anext__(self):
@@ -136,69 +301,104 @@ class SocketBase(EventEmitter):
             raise SocketClosedError("socket closed")
         return item
 
-    def _end_queue(self) -> None:
-        # Queued messages stay readable. The sentinel wakes readers waiting on an empty queue; a
-        # full queue has no waiting readers, and they find _queue_ended once it is drained.
-        self._queue_ended = True
-        if not self._queue.full():
-            self._queue.put_nowait(_CLOSED)
+    # ---- writing: never blocks in the backend; drain() waits while it says pause
+    def _pause_writing(self) -> None:
+        self._write_paused = True
 
-    def _stop_receiving(self) -> None:
-        """close()/abort(): stop the receive loop at once (it may be waiting on a full queue or on
-        handler room) unless it is the caller."""
-        task = self._reader_task
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()
+    def _resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain(None)
+
+    def _wake_drain(self, exc: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None) if exc is None else fut.set_exception(exc)
+
+    def _drain_future(self) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        if self._write_paused:
+            self._drain_waiters.append(fut)
+        else:
+            fut.set_result(None)
+        return fut
+
+    async def _drain(self) -> None:
+        if self._write_paused:
+            await self._drain_future()
 
     # ---- events and acks
     def _check_event_name(self, event: str) -> None:
-        if event in RESERVED_EVENTS:
-            raise ValueError(f"{event!r} is a reserved lifecycle event and cannot be emitted")
+        self._session.check_event_name(event)
 
-    def _new_ack(self) -> tuple[int, asyncio.Future]:
-        if len(self._pending) >= self._max_pending:
-            raise BackpressureError(f"{len(self._pending)} acknowledgements already pending")
-        ack_id = next(self._ack_ids)
-        while ack_id in self._pending:
-            ack_id = next(self._ack_ids)
-        fut = asyncio.get_running_loop().create_future()
-        self._pending[ack_id] = fut
-        return ack_id, fut
+    def _arm_timer(self) -> None:
+        deadline = self._session.next_deadline()
+        timer = self._timer
+        if timer is not None:
+            if deadline is not None and self._timer_when == deadline:
+                return
+            timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            # (Pyodide's WebLoop returns handles without when(): the deadline is kept here)
+            self._timer_when = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
-    async def _await_ack(self, ack_id: int, fut: asyncio.Future, event: str, timeout: float | None):
-        timeout = self.ack_timeout if timeout is None else timeout
+    def _on_timer(self) -> None:
+        self._timer = None
+        for ev in self._session.handle_timer(asyncio.get_running_loop().time()):
+            entry = self._acks.pop(ev.ack_id, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(AckTimeoutError(f"no ack for {ev.event!r} within {entry[2]} s"))
+        self._arm_timer()
+
+    async def _emit_with_ack(self, event: str, args: tuple, timeout: float | None, dest: tuple):
+        loop = asyncio.get_running_loop()
+        session = self._session
+        raw, ack_id = session.emit(event, args, want_ack=True, now=loop.time(), timeout=timeout)
+        fut = loop.create_future()
+        self._acks[ack_id] = (fut, event, session.ack_timeout if timeout is None else timeout)
+        self._arm_timer()
         try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+            await self._write(raw, dest)
+            return await fut
         finally:
-            self._pending.pop(ack_id, None)
+            session.cancel_ack(ack_id)
+            self._acks.pop(ack_id, None)
 
     def _resolve_ack(self, ack_id: int, payload: Any) -> None:
-        fut = self._pending.get(ack_id)
-        if fut is not None and not fut.done():
-            fut.set_result(payload)
+        entry = self._acks.get(ack_id)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(payload)
 
     def _fail_pending(self) -> None:
-        for fut in self._pending.values():
+        for ev in self._session.terminate():
+            if isinstance(ev, AckFailed):
+                self._acks.pop(ev.ack_id, None)
+        for fut, _, _ in self._acks.values():
             if not fut.done():
                 fut.set_exception(SocketClosedError("socket closed before the ack arrived"))
-        self._pending.clear()
+        self._acks.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _on_envelope(self, env: wire.Envelope, reply, extra: tuple = ()) -> bool:
-        """Handle an EVENT or ACK. ``reply(envelope)`` returns a Future sending it back to the
-        sender. Returns False for DATA."""
-        if env.kind == wire.KIND_EVENT:
-            if env.name in RESERVED_EVENTS:  # a peer must not fake our lifecycle events
-                self._report(FrameError(f"peer sent reserved event name {env.name!r}"))
-                return True
-            ack = Ack(reply, env.ack_id, self._track) if env.ack_id else None
-            self._dispatch(env.name, env.payload, *extra, ack)
-            return True
-        if env.kind == wire.KIND_ACK:
-            self._resolve_ack(env.ack_id, env.payload)
-            return True
-        return False
+    async def _write(self, raw: bytes, dest: tuple) -> None:
+        await self._write_now(raw, dest)
+
+    def _write_now(self, raw: bytes, dest: tuple) -> asyncio.Future:
+        raise NotImplementedError
+
+    def _finish_state(self) -> bool:
+        """-> CLOSED (once): acks fail, the queue ends, ``close`` handlers get (code, reason).
+        Returns False if it was already closed."""
+        if self.ready_state is ReadyState.CLOSED:
+            return False
+        self._fail_pending()  # session.terminate(): the one place CLOSED is entered
+        self._backlog.clear()
+        self._queue.end()
+        self._closed_event.set()
+        return True
 
     async def __aenter__(self):
         return self
@@ -209,3 +409,7 @@ class SocketBase(EventEmitter):
 
     async def __aexit__(self, *exc):
         await self.close()
+
+
+__all__ = ["Ack", "Datagram", "ReadyState", "RemoteInfo", "SocketBase", "CloseInfo",
+           "RESERVED_EVENTS", "ack_value"]

@@ -10,7 +10,6 @@ cannot open AF_INET6 sockets and aioquic creates one before handing it to the lo
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import ipaddress
 import socket as _stdlib_socket
@@ -42,15 +41,17 @@ def _unmap(host: str) -> str:
 
 
 class _BaseTransport:
-    def __init__(self, loop, protocol):
+    """What both transports share. Each is the backend transport's sink and passes what arrives
+    straight to the asyncio protocol: no task, no buffer of its own."""
+
+    def __init__(self, loop, backend, protocol):
         self._loop = loop
+        self._backend = backend
         self._protocol = protocol
         self._closing = False
         self._lost = False
+        self._reading = True
         self._extra: dict[str, Any] = {}
-        self._reading = asyncio.Event()
-        self._reading.set()
-        self._reader: asyncio.Task | None = None
 
     def get_extra_info(self, name, default=None):
         return self._extra.get(name, default)
@@ -65,26 +66,49 @@ class _BaseTransport:
         return self._protocol
 
     def pause_reading(self):
-        self._reading.clear()
+        if self._reading and not self._lost:
+            self._reading = False
+            self._backend.pause_reading()
 
     def resume_reading(self):
-        self._reading.set()
+        if not self._reading and not self._lost:
+            self._reading = True
+            self._backend.resume_reading()
 
     def is_reading(self):
-        return self._reading.is_set() and not self._closing
+        return self._reading and not self._closing
 
-    def _connection_lost(self, exc):
+    def get_write_buffer_size(self):
+        return self._backend.get_write_buffer_size()
+
+    # ---- sink methods (base.py); the backend reports exceptions raised here to the loop
+    def pause_writing(self):
+        self._protocol.pause_writing()
+
+    def resume_writing(self):
+        self._protocol.resume_writing()
+
+    def connection_lost(self, exc):
         if not self._lost:
             self._lost = True
+            self._closing = True
             self._protocol.connection_lost(exc)
+
+    def _start(self):
+        self._protocol.connection_made(self)
+        self._backend.start(self)
+
+    def _close_backend(self):
+        task = self._loop.create_task(self._backend.close())
+        # retrieved here: the outcome reaches the protocol as connection_lost
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 class DatagramTransport(_BaseTransport, asyncio.DatagramTransport):
     """asyncio DatagramTransport over a backend UDP socket."""
 
     def __init__(self, loop, udp, protocol, *, mapped: bool, family: int):
-        super().__init__(loop, protocol)
-        self._udp = udp
+        super().__init__(loop, udp, protocol)
         self._mapped = mapped
         ep = udp.endpoints
         self._connected = ep.remote_address is not None
@@ -98,38 +122,14 @@ class DatagramTransport(_BaseTransport, asyncio.DatagramTransport):
             return (_MAPPED + host if "." in host else host, port, 0, 0)
         return (host, port)
 
-    def _start(self):
-        self._protocol.connection_made(self)
-        self._reader = self._loop.create_task(self._read_loop())
+    def datagram_received(self, data, host, port):
+        if self._mapped:
+            self._protocol.datagram_received(data, (_MAPPED + host if "." in host else host, port, 0, 0))
+        else:
+            self._protocol.datagram_received(data, (host, port))
 
-    async def _read_loop(self):
-        exc = None
-        try:
-            while True:
-                if not self._reading.is_set():
-                    await self._reading.wait()
-                try:
-                    batch = await self._udp.recv()
-                except SocketClosedError:
-                    break
-                except OSError as e:       # ICMP errors and the like: the protocol decides
-                    self._protocol.error_received(e)
-                    continue
-                for data, host, port in batch:
-                    try:
-                        self._protocol.datagram_received(data, self._addr(host, port))
-                    except Exception as e:
-                        # As asyncio's own transports: the loop's exception handler reports a
-                        # protocol bug and the transport keeps receiving (aioquic's QuicServer
-                        # ignores connection_lost, so ending here stopped a server silently).
-                        self._loop.call_exception_handler({
-                            "message": "Exception in datagram_received()", "exception": e,
-                            "transport": self, "protocol": self._protocol})
-        except Exception as e:  # a protocol bug must not vanish silently
-            exc = e
-        finally:
-            self._closing = True
-            self._connection_lost(exc)
+    def error_received(self, exc):
+        self._protocol.error_received(exc)
 
     def sendto(self, data, addr=None):
         if self._closing:
@@ -143,106 +143,50 @@ class DatagramTransport(_BaseTransport, asyncio.DatagramTransport):
                 raise ValueError("Invalid address: must not be None")
             host, port = _unmap(addr[0]), addr[1]
         try:
-            self._udp.send_nowait(bytes(data), host, port)
+            self._backend.send(bytes(data), host, port)
         except OSError as e:
             self._protocol.error_received(e)
-
-    def get_write_buffer_size(self):
-        return 0
 
     def close(self):
         if self._closing:
             return
         self._closing = True
-        self._loop.create_task(self._udp.close())
+        self._close_backend()
 
     def abort(self):
         self.close()
 
 
 class StreamTransport(_BaseTransport, asyncio.Transport):
-    """asyncio Transport over a backend TCP stream, with write buffering and flow control."""
+    """asyncio Transport over a backend TCP stream; the backend queues writes and says when to
+    pause (pause_writing/resume_writing reach the protocol unchanged)."""
 
     def __init__(self, loop, stream, protocol):
-        super().__init__(loop, protocol)
-        self._stream = stream
-        self._buffer = collections.deque()
-        self._buffered = 0
-        self._writer: asyncio.Task | None = None
-        self._write_paused = False
-        self._high, self._low = _WRITE_HIGH, _WRITE_LOW
+        super().__init__(loop, stream, protocol)
         ep = stream.endpoints
         family = _stdlib_socket.AF_INET6 if ":" in (ep.local_address or "") else _stdlib_socket.AF_INET
         self._extra.update(sockname=(ep.local_address, ep.local_port),
                            peername=(ep.remote_address, ep.remote_port))
         self._extra["socket"] = _TransportSocket(family, _stdlib_socket.SOCK_STREAM, self._extra)
+        self._high, self._low = _WRITE_HIGH, _WRITE_LOW
 
-    def _start(self):
-        self._protocol.connection_made(self)
-        self._reader = self._loop.create_task(self._read_loop())
+    def data_received(self, data):
+        self._protocol.data_received(data)
 
-    async def _read_loop(self):
-        exc = None
-        try:
-            while True:
-                if not self._reading.is_set():
-                    await self._reading.wait()
-                try:
-                    chunk = await self._stream.read()
-                except (SocketClosedError, OSError) as e:
-                    if not self._closing:
-                        exc = e
-                    break
-                if not chunk:
-                    if not self._closing and not self._protocol.eof_received():
-                        self.close()
-                    break
-                self._protocol.data_received(chunk)
-        except Exception as e:
-            exc = e
-            self.abort()
-        if exc is not None:
-            self.abort()
-        if self._writer is not None and not self._writer.done():
-            await asyncio.wait({self._writer})
-        self._connection_lost(exc)
+    def eof_received(self):
+        if not self._closing and not self._protocol.eof_received():
+            self.close()
 
     def write(self, data):
         if not data:
             return
         if self._closing:
             raise SocketClosedError("write after close")
-        self._buffer.append(bytes(data))
-        self._buffered += len(data)
-        if self._writer is None or self._writer.done():
-            self._writer = self._loop.create_task(self._write_loop())
-        if not self._write_paused and self._buffered > self._high:
-            self._write_paused = True
-            self._protocol.pause_writing()
+        self._backend.write(bytes(data))
 
     def writelines(self, chunks):
         for c in chunks:
             self.write(c)
-
-    async def _write_loop(self):
-        try:
-            while self._buffer:
-                chunk = b"".join(self._buffer)
-                self._buffer.clear()
-                await self._stream.write(chunk)
-                self._buffered -= len(chunk)
-                if self._write_paused and self._buffered <= self._low:
-                    self._write_paused = False
-                    self._protocol.resume_writing()
-        except (SocketClosedError, OSError) as e:
-            self._buffer.clear()
-            self._buffered = 0
-            self._closing = True
-            self._loop.create_task(self._stream.close())
-            self._connection_lost(e)
-            return
-        if self._closing:
-            await self._stream.close()
 
     def can_write_eof(self):
         return False
@@ -250,13 +194,11 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
     def write_eof(self):
         raise NotSupportedError("half-close is not exposed by this transport")
 
-    def get_write_buffer_size(self):
-        return self._buffered
-
     def get_write_buffer_limits(self):
         return (self._low, self._high)
 
     def set_write_buffer_limits(self, high=None, low=None):
+        # The backend owns its marks (base.py); recorded for callers that read them back.
         self._high = _WRITE_HIGH if high is None else high
         self._low = (self._high // 4) if low is None else low
 
@@ -264,14 +206,12 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
         if self._closing:
             return
         self._closing = True
-        if self._writer is None or self._writer.done():
-            self._writer = self._loop.create_task(self._stream.close())
+        self._close_backend()  # flushes what write() queued, then FIN
 
     def abort(self):
         self._closing = True
-        self._buffer.clear()
-        self._buffered = 0
-        self._loop.create_task(self._stream.close())
+        if not self._lost:
+            self._backend.abort()
 
 
 class _TransportSocket:
@@ -296,15 +236,16 @@ class _TransportSocket:
 
 
 class Server(asyncio.AbstractServer):
-    """What ``loop.create_server`` returns."""
+    """What ``loop.create_server`` returns; the backend listener's accept sink."""
 
     def __init__(self, loop, server_transport, protocol_factory):
         self._loop = loop
         self._transport = server_transport
         self._factory = protocol_factory
         self._serving = False
-        self._accept_task: asyncio.Task | None = None
+        self._started = False
         self._closed = asyncio.Event()
+        self._listener_gone = asyncio.Event()
         self._connections: set[StreamTransport] = set()
         ep = server_transport.endpoints
         family = _stdlib_socket.AF_INET6 if ":" in ep.local_address else _stdlib_socket.AF_INET
@@ -324,19 +265,20 @@ class Server(asyncio.AbstractServer):
     async def start_serving(self):
         if not self._serving and not self._closed.is_set():
             self._serving = True
-            self._accept_task = self._loop.create_task(self._accept_loop())
+            if not self._started:
+                self._started = True
+                self._transport.start(self)
+            else:
+                self._transport.resume_reading()
 
-    async def _accept_loop(self):
-        while True:
-            try:
-                stream = await self._transport.accept()
-            except OSError:
-                continue
-            if stream is None:
-                break
-            transport = StreamTransport(self._loop, stream, self._factory())
-            self._connections.add(transport)
-            transport._start()
+    # ---- accept sink (base.py)
+    def connection_made(self, stream):
+        transport = StreamTransport(self._loop, stream, self._factory())
+        self._connections.add(transport)
+        transport._start()
+
+    def connection_lost(self, exc):
+        self._listener_gone.set()
 
     async def serve_forever(self):
         await self.start_serving()
@@ -347,7 +289,8 @@ class Server(asyncio.AbstractServer):
             return
         self._serving = False
         self._closed.set()
-        self._loop.create_task(self._transport.close())
+        task = self._loop.create_task(self._transport.close())
+        task.add_done_callback(lambda t: self._listener_gone.set())
 
     def close_clients(self):
         for t in list(self._connections):
@@ -359,8 +302,7 @@ class Server(asyncio.AbstractServer):
 
     async def wait_closed(self):
         await self._closed.wait()
-        if self._accept_task is not None:
-            await asyncio.wait({self._accept_task}, timeout=5)
+        await asyncio.wait({asyncio.ensure_future(self._listener_gone.wait())}, timeout=5)
 
 
 # ------------------------------------------------------------------ loop methods

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import errno
 import socket as _std
+import types
 
 from .backends import get_backend
 from .backends.base import TcpOptions, UdpOptions
@@ -69,19 +70,17 @@ class socket:  # noqa: N801  (stdlib name)
         self._server = None
         self._pending: asyncio.Task | None = None   # a non-blocking connect/open in progress
         self._error: BaseException | None = None
+        # Filled by the backend's sinks (bounded: past the bound reading pauses until recv*()
+        # takes some); blocking calls wait on _arrived, set by the sinks, never on a timer
+        # (timer-driven polling starves Chromium's socket notifications in the IWA).
         self._rx_bytes = bytearray()
         self._rx_dgrams: collections.deque = collections.deque()
         self._accepted: collections.deque = collections.deque()
-        self._pump: asyncio.Task | None = None
-        # Non-blocking sends run as tasks, in order; their bytes count until written, and past
-        # _SEND_BUFFER send() raises EAGAIN as an OS socket with a full send buffer does.
-        self._writes: collections.deque = collections.deque()
-        self._unsent = 0
-        # Set by the pumps when something arrives (and by recv when it made room): waiters block
-        # on these instead of polling, since timer-driven polling starves Chromium's socket
-        # notifications in the IWA.
+        self._reading_paused = False
+        self._write_paused = False
         self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._eof = False
         self._closed = False
         if getattr(_std, "SOCK_NONBLOCK", 0) & type:
@@ -164,50 +163,83 @@ class socket:  # noqa: N801  (stdlib name)
     async def _open_udp(self, remote=None):
         if self._udp is None:
             self._udp = await get_backend().open_udp(self._udp_options(remote))
-            self._pump = asyncio.ensure_future(self._pump_udp())
+            self._udp.start(types.SimpleNamespace(
+                datagram_received=self._datagram_received, error_received=self._error_received,
+                pause_writing=self._pause_writing, resume_writing=self._resume_writing,
+                connection_lost=self._connection_lost))
 
     async def _connect_tcp(self, address):
         opts = TcpOptions(no_delay=bool(self._opts.get((_std.IPPROTO_TCP, _std.TCP_NODELAY))))
         self._stream = await get_backend().open_tcp(address[0], int(address[1]), opts)
         ep = self._stream.endpoints
         self._peer = self._fmt(ep.remote_address, ep.remote_port)
-        self._pump = asyncio.ensure_future(self._pump_stream())
+        self._start_stream()
+
+    def _start_stream(self):
+        self._stream.start(types.SimpleNamespace(
+            data_received=self._data_received, eof_received=self._eof_received,
+            pause_writing=self._pause_writing, resume_writing=self._resume_writing,
+            connection_lost=self._connection_lost))
 
     async def _listen(self, backlog):
         host, port = (self._bound or ("0.0.0.0", 0))[:2]
         self._server = await get_backend().open_tcp_server(host or "0.0.0.0", port, backlog or None, None)
-        self._pump = asyncio.ensure_future(self._pump_accept())
+        self._server.start(types.SimpleNamespace(connection_made=self._connection_made,
+                                                 connection_lost=self._connection_lost))
 
-    # ---- background pumps feed the buffers that non-blocking calls read
-    async def _pump_udp(self):
-        try:
-            while True:
-                self._rx_dgrams.extend(await self._udp.recv())
-                self._arrived.set()
-        except SocketClosedError:
-            self._eof = True
-        except OSError as e:
-            self._error = e
+    # ---- the backend's sinks fill the buffers that recv*/accept read
+    def _datagram_received(self, data, host, port):
+        self._rx_dgrams.append((data, host, port))
+        if len(self._rx_dgrams) >= _MAX_DATAGRAMS:
+            self._pause(self._udp)
         self._arrived.set()
 
-    async def _pump_stream(self):
-        try:
-            while not self._eof:
-                if len(self._rx_bytes) > (1 << 20):   # bounded: wait for the reader
-                    self._room.clear()
-                    await self._room.wait()
-                    continue
-                chunk = await self._stream.read()
-                if not chunk:
-                    self._eof = True
-                self._rx_bytes += chunk
-                self._arrived.set()
-        except (SocketClosedError, OSError) as e:
-            self._error, self._eof = e, True
+    def _error_received(self, exc):
+        self._error = exc
         self._arrived.set()
+
+    def _data_received(self, data):
+        self._rx_bytes += data
+        if len(self._rx_bytes) > _MAX_BYTES:
+            self._pause(self._stream)
+        self._arrived.set()
+
+    def _eof_received(self):
+        self._eof = True
+        self._arrived.set()
+
+    def _connection_made(self, stream):
+        self._accepted.append(stream)
+        if len(self._accepted) >= _MAX_ACCEPTED:
+            self._pause(self._server)
+        self._arrived.set()
+
+    def _connection_lost(self, exc):
+        if exc is not None and not self._closed:
+            self._error = exc
+        self._eof = True
+        self._writable.set()
+        self._arrived.set()
+
+    def _pause_writing(self):
+        self._writable.clear()
+
+    def _resume_writing(self):
+        self._writable.set()
+
+    def _pause(self, transport):
+        if not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+
+    def _took(self, transport, below: bool):
+        """recv*/accept made room: resume reading once below the bound."""
+        if self._reading_paused and below and not self._closed:
+            self._reading_paused = False
+            transport.resume_reading()
 
     async def _until(self, take, check_error=True):
-        """Wait (blocking mode) until ``take()`` has a result, woken by the pumps."""
+        """Wait (blocking mode) until ``take()`` has a result, woken by the sinks."""
         while True:
             self._arrived.clear()
             result = take()
@@ -217,19 +249,6 @@ class socket:  # noqa: N801  (stdlib name)
                 err, self._error = self._error, None
                 raise err
             await self._arrived.wait()
-
-    async def _pump_accept(self):
-        while True:
-            try:
-                stream = await self._server.accept()
-            except OSError as e:
-                self._error = e
-                self._arrived.set()
-                continue
-            if stream is None:
-                return
-            self._accepted.append(stream)
-            self._arrived.set()
 
     # ---- the two modes
     def _do(self, make_coro, ready):
@@ -293,11 +312,12 @@ class socket:  # noqa: N801  (stdlib name)
             if not self._accepted:
                 return _NOT_READY
             stream = self._accepted.popleft()
+            self._took(self._server, len(self._accepted) < _MAX_ACCEPTED)
             conn = socket(self.family, SOCK_STREAM)
             conn._stream = stream
             ep = stream.endpoints
             conn._peer = conn._fmt(ep.remote_address, ep.remote_port)
-            conn._pump = asyncio.ensure_future(conn._pump_stream())
+            conn._start_stream()
             return conn, conn._peer
         return self._do(wait, take)
 
@@ -312,23 +332,25 @@ class socket:  # noqa: N801  (stdlib name)
         data = bytes(data)
 
         async def write():
-            await self._stream.write(data)
+            self._stream.write(data)
+            while not self._writable.is_set():     # the backend said pause: wait for resume
+                await self._writable.wait()
+                self._raise_lost()
             return len(data)
 
         def queued():
-            if self._unsent >= _SEND_BUFFER:
-                self._writes = collections.deque(t for t in self._writes if not t.done())
+            # The backend queues every write; past _SEND_BUFFER unsent bytes send() says EAGAIN,
+            # as an OS socket with a full send buffer does.
+            if self._stream.get_write_buffer_size() >= _SEND_BUFFER:
                 return _NOT_READY
-            self._unsent += len(data)
-            task = asyncio.ensure_future(self._stream.write(data))
-            task.add_done_callback(lambda t, n=len(data): self._write_done(t, n))
-            self._writes.append(task)
+            self._stream.write(data)
             return len(data)
         return self._do(write, queued)
 
-    def _write_done(self, task, nbytes):
-        self._unsent -= nbytes
-        self._connect_done(task)
+    def _raise_lost(self):
+        if self._eof and self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
     def sendall(self, data, flags=0):
         self.send(data, flags)
@@ -343,7 +365,7 @@ class socket:  # noqa: N801  (stdlib name)
             if self._rx_bytes:
                 out = bytes(self._rx_bytes[:bufsize])
                 del self._rx_bytes[:bufsize]
-                self._room.set()
+                self._took(self._stream, len(self._rx_bytes) <= _MAX_BYTES // 2)
                 return out
             if self._eof:
                 return b""
@@ -367,7 +389,9 @@ class socket:  # noqa: N801  (stdlib name)
 
         async def send():
             await self._open_udp()
-            await self._udp.send(data, address[0], address[1])
+            self._udp.send(data, address[0], address[1])
+            if not self._writable.is_set():
+                await self._writable.wait()
             return len(data)
 
         def now():
@@ -376,7 +400,9 @@ class socket:  # noqa: N801  (stdlib name)
                     self._pending = asyncio.ensure_future(self._open_udp())
                     self._pending.add_done_callback(self._connect_done)
                 return _NOT_READY
-            self._udp.send_nowait(data, address[0], address[1])
+            if not self._writable.is_set():
+                return _NOT_READY
+            self._udp.send(data, address[0], address[1])
             return len(data)
         return self._do(send, now)
 
@@ -386,6 +412,7 @@ class socket:  # noqa: N801  (stdlib name)
                 self._pending = asyncio.ensure_future(self._open_udp())
             if self._rx_dgrams:
                 data, host, port = self._rx_dgrams.popleft()
+                self._took(self._udp, len(self._rx_dgrams) < _MAX_DATAGRAMS // 2)
                 return data[:bufsize], self._fmt(host, port)
             return _NOT_READY
 
@@ -409,24 +436,17 @@ class socket:  # noqa: N801  (stdlib name)
         if self._closed:
             return
         self._closed = True
-        for t in (self._pending, self._pump):
-            if t is not None and not t.done():
-                t.cancel()
-        writes = [t for t in self._writes if not t.done()]
-        self._writes.clear()
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
         for transport in (self._udp, self._stream, self._server):
             if transport is not None:
                 try:
-                    asyncio.ensure_future(self._close_after(writes, transport))
+                    # Like an OS socket's close: bytes already accepted by send() still go out
+                    # (the backend's close flushes its write queue first).
+                    task = asyncio.ensure_future(transport.close())
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
                 except RuntimeError:  # no event loop any more: nothing left to flush
                     pass
-
-    @staticmethod
-    async def _close_after(writes, transport):
-        # Like an OS socket's close: bytes already accepted by send() still go out.
-        if writes:
-            await asyncio.wait(writes)
-        await transport.close()
 
     def shutdown(self, how):
         self.close()
@@ -434,6 +454,9 @@ class socket:  # noqa: N801  (stdlib name)
 
 _NOT_READY = object()
 _SEND_BUFFER = 4 << 20  # bytes accepted by non-blocking send() but not yet written
+_MAX_BYTES = 1 << 20    # received stream bytes held before reading pauses
+_MAX_DATAGRAMS = 1024   # received datagrams held before reading pauses
+_MAX_ACCEPTED = 128     # accepted connections held before accepting pauses
 
 
 def patch_socket_module() -> None:

@@ -2,7 +2,8 @@
 
 Handlers may be plain functions or coroutine functions. Like JavaScript listeners, a handler is
 called with as many of the event's arguments as it accepts, so ``on("message", lambda data: ...)``
-and ``on("message", lambda data, rinfo: ...)`` both work.
+and ``on("message", lambda data, rinfo: ...)`` both work. Parameters with a default value are
+left to it (so the loop idiom ``lambda name=name: ...`` keeps its value); ``*args`` takes all.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _arity(fn: Handler) -> int:
                 if p.kind is p.VAR_POSITIONAL:
                     n = 1 << 16
                     break
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
                     n += 1
         if len(_arity_cache) < 4096:
             _arity_cache[key] = n
@@ -116,9 +117,13 @@ class EventEmitter:
             room = self._task_room
             if room is not None and not room.done():
                 room.set_result(None)
+            self._on_task_room()
             if not task.cancelled() and task.exception() is not None:
                 self._handler_failed(event, task.exception())
         return done
+
+    def _on_task_room(self) -> None:
+        """A handler task finished (subclasses take held-back input here)."""
 
     async def _wait_task_room(self, limit: int) -> None:
         """Wait until fewer than ``limit`` handler tasks are running. Receive loops call this

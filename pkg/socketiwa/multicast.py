@@ -24,8 +24,20 @@ def _check_unicast(address: str, what: str) -> None:
         raise InvalidOptionError(f"{what} {address!r} is not an IP address") from None
 
 
+def _check_interface(group: str, iface: str) -> None:
+    """IPv4 groups take the interface's address; IPv6 groups an interface name, index or
+    ``addr%name`` (as Node's dgram takes ``'::%eth0'``)."""
+    if ":" in group:
+        if not isinstance(iface, str) or not iface:
+            raise InvalidOptionError(f"interface {iface!r} is not an interface name or index")
+        return
+    _check_unicast(iface, "interface")
+
+
 class MulticastSocket(UDPSocket):
-    """A bound UDP socket that joins multicast groups (any-source and source-specific)."""
+    """A bound UDP socket that joins multicast groups (any-source and source-specific), IPv4
+    (bind ``0.0.0.0``) or IPv6 (bind ``::``; groups such as ``ff02::1:3``; IPv6 membership is
+    CPython only for now)."""
 
     async def add_membership(self, group: str, iface_or_source: str | None = None) -> None:
         """Join ``group``. The optional second argument is the local interface address (as in
@@ -33,7 +45,7 @@ class MulticastSocket(UDPSocket):
         self._require_open()
         _check_group(group)
         if iface_or_source is not None:
-            _check_unicast(iface_or_source, "interface")
+            _check_interface(group, iface_or_source)
         await self._transport.join_group(group, interface=iface_or_source)
 
     async def drop_membership(self, group: str, iface_or_source: str | None = None) -> None:

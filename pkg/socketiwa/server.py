@@ -1,14 +1,16 @@
-"""TCP server with socket.io-style rooms."""
+"""TCP server with socket.io-style rooms (tcp.py knows nothing of servers or rooms)."""
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import Any, Iterable
 
 from . import wire
-from ._base import ReadyState
+from ._base import RESERVED_EVENTS, ReadyState
 from .backends import get_backend
 from .errors import InvalidOptionError, SocketClosedError
 from .events import EventEmitter
+from .session import DEFAULT_CODEC
 from .tcp import FRAMINGS, TCPSocket
 from .udp import _as_bytes, _check_port
 
@@ -39,11 +41,11 @@ class Broadcast:
                 conn._dispatch("error", res)
         return sum(1 for r in results if not isinstance(r, BaseException))
 
-    async def emit(self, event: str, payload: Any = None) -> int:
+    async def emit(self, event: str, *args: Any) -> int:
         """Send an event to every target; returns how many connections it reached."""
-        if event in ("open", "message", "error", "close", "connect", "disconnect", "connection"):
+        if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved lifecycle event and cannot be emitted")
-        envelope = wire.encode_event(event, payload)  # encode once for all targets
+        envelope = self._server.codec.encode_event(event, args, 0)  # once for all targets
         return await self._each(lambda c: c._send_envelope(envelope))
 
     async def send(self, data: Any) -> int:
@@ -52,12 +54,16 @@ class Broadcast:
 
 
 class TCPServer(EventEmitter):
-    """Events: ``open``, ``connection(conn)``, ``error(exc)``, ``close``."""
+    """Events: ``open``, ``connection(conn)`` then ``connect(conn)`` for each client that
+    connects (``connect`` is the seed's name), ``disconnect(conn, info)`` (a connection ended, whichever side
+    closed it; ``info`` as its ``close`` handlers get), ``error(exc)``, ``close``.
+
+    Rooms live here: ``conn.join(room)`` and ``server.to(room)``."""
 
     def __init__(self, host: str, local_port: int = 0, backlog: int | None = None, *,
                  ipv6_only: bool | None = None, framing: str = "frames",
                  max_message_size: int = wire.DEFAULT_MAX_MESSAGE, max_connections: int = 1024,
-                 **connection_options: Any):
+                 codec: Any = None, **connection_options: Any):
         super().__init__()
         _check_port(local_port, "local_port", allow_zero=True)
         if backlog is not None and (not isinstance(backlog, int) or backlog < 1):
@@ -70,11 +76,11 @@ class TCPServer(EventEmitter):
         self.max_message_size = max_message_size
         self.max_connections = max_connections
         self.connection_options = connection_options
+        self.codec = codec or DEFAULT_CODEC
         self.ready_state = ReadyState.CONNECTING
         self.connections: list[TCPSocket] = []
         self._rooms: dict[str, set[TCPSocket]] = {}
         self._transport = None
-        self._accept_task: asyncio.Task | None = None
         self._closed_event = asyncio.Event()
         self.local_address: str | None = None
         self.local_port: int | None = None
@@ -92,37 +98,32 @@ class TCPServer(EventEmitter):
         self.local_address = self._transport.endpoints.local_address
         self.local_port = self._transport.endpoints.local_port
         self.ready_state = ReadyState.OPEN
-        self._accept_task = asyncio.ensure_future(self._accept_loop())
+        self._transport.start(types.SimpleNamespace(connection_made=self._connection_made,
+                                                    connection_lost=self._listener_lost))
         self._dispatch("open")
         return self
 
-    async def _accept_loop(self) -> None:
-        try:
-            while True:
-                try:
-                    transport = await self._transport.accept()
-                except OSError as exc:
-                    self._dispatch("error", exc)
-                    continue
-                if transport is None:
-                    break
-                if len(self.connections) >= self.max_connections:
-                    abort = getattr(transport, "abort", None)
-                    if abort is not None:
-                        abort()
-                    else:
-                        await transport.close()
-                    self._dispatch("error", SocketClosedError(
-                        f"connection refused: max_connections={self.max_connections} reached"))
-                    continue
-                conn = TCPSocket(framing=self.framing, max_message_size=self.max_message_size,
-                                 **self.connection_options)
-                conn.server = self
-                self.connections.append(conn)
-                conn._attach(transport)
-                self._dispatch("connection", conn)
-        except asyncio.CancelledError:
-            pass
+    # ---- the backend's accept sink
+    def _connection_made(self, transport) -> None:
+        if self.ready_state is not ReadyState.OPEN:
+            transport.abort()
+            return
+        if len(self.connections) >= self.max_connections:
+            transport.abort()
+            self._dispatch("error", SocketClosedError(
+                f"connection refused: max_connections={self.max_connections} reached"))
+            return
+        conn = TCPSocket(framing=self.framing, max_message_size=self.max_message_size,
+                         codec=self.codec, **self.connection_options)
+        conn.server = self
+        self.connections.append(conn)
+        conn._attach(transport)
+        self._dispatch("connection", conn)
+        self._dispatch("connect", conn)
+
+    def _listener_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self._dispatch("error", exc)
 
     # ---- rooms
     def _join(self, conn: TCPSocket, room: str) -> None:
@@ -142,6 +143,7 @@ class TCPServer(EventEmitter):
             self._leave(conn, room)
         if conn in self.connections:
             self.connections.remove(conn)
+            self._dispatch("disconnect", conn, conn.close_info)
 
     def rooms(self) -> dict[str, int]:
         return {room: len(members) for room, members in self._rooms.items()}
@@ -149,9 +151,9 @@ class TCPServer(EventEmitter):
     def to(self, room: str) -> Broadcast:
         return Broadcast(self, [room])
 
-    async def emit(self, event: str, payload: Any = None) -> int:
+    async def emit(self, event: str, *args: Any) -> int:
         """Send an event to every connection."""
-        return await Broadcast(self, None).emit(event, payload)
+        return await Broadcast(self, None).emit(event, *args)
 
     async def send(self, data: Any) -> int:
         return await Broadcast(self, None).send(data)
@@ -190,8 +192,6 @@ class TCPServer(EventEmitter):
         if was_open:
             await self._transport.close()
         await asyncio.gather(*(c.close() for c in list(self.connections)), return_exceptions=True)
-        if self._accept_task is not None:
-            await asyncio.wait({self._accept_task}, timeout=5)
         self.ready_state = ReadyState.CLOSED
         self._closed_event.set()
         if was_open:

@@ -8,17 +8,15 @@ talking to peers that are not socketiwa.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import wire
 from ._base import ReadyState, SocketBase
 from .backends import get_backend
 from .backends.base import TcpOptions
-from .errors import FrameError, InvalidOptionError, NotSupportedError, SocketClosedError
+from .errors import InvalidOptionError, NotSupportedError, SocketClosedError
+from .session import Session
 from .udp import _as_bytes, _check_port
-
-if TYPE_CHECKING:
-    from .server import TCPServer
 
 FRAMINGS = ("frames", "raw")
 # How long close() waits for the peer to take the data already handed to send(), by default.
@@ -26,21 +24,24 @@ DEFAULT_CLOSE_TIMEOUT = 5.0
 
 
 class TCPSocket(SocketBase):
-    """Events: ``open``, ``connect``, ``message(data)``, ``error(exc)``, ``disconnect`` (peer
-    closed or connection lost), ``close``, and application events ``name(payload, ack)``."""
+    """Events: ``open``, ``connect``, ``message(data)``, ``error(exc)``, ``disconnect(info)``
+    (the peer closed or the connection was lost), ``close(info)``, and application events
+    ``name(*args, ack)``. ``info`` is a CloseInfo: ``code`` and ``reason``."""
 
     def __init__(self, host: str | None = None, port: int | None = None, *, no_delay: bool = False,
                  keep_alive_delay: int | None = None, send_buffer_size: int | None = None,
                  receive_buffer_size: int | None = None, dns_query_type: str | None = None,
                  framing: str = "frames", max_message_size: int = wire.DEFAULT_MAX_MESSAGE,
                  max_queue: int = 1024, ack_timeout: float = 5.0,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT):
-        super().__init__(max_queue=max_queue, ack_timeout=ack_timeout)
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, codec: Any = None):
+        if framing not in FRAMINGS:
+            raise InvalidOptionError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+        super().__init__(Session("stream", codec=codec, framing=framing,
+                                 max_message=max_message_size, ack_timeout=ack_timeout),
+                         max_queue=max_queue)
         if not isinstance(close_timeout, (int, float)) or close_timeout < 0:
             raise InvalidOptionError("close_timeout must be a number of seconds >= 0")
         self.close_timeout = close_timeout
-        if framing not in FRAMINGS:
-            raise InvalidOptionError(f"framing must be one of {FRAMINGS}, got {framing!r}")
         if keep_alive_delay is not None and (not isinstance(keep_alive_delay, int) or keep_alive_delay < 1000):
             # Direct Sockets rejects delays under one second; keep both backends alike.
             raise InvalidOptionError("keep_alive_delay is in milliseconds and must be >= 1000")
@@ -53,17 +54,10 @@ class TCPSocket(SocketBase):
                                   dns_query_type)
         self.framing = framing
         self.max_message_size = max_message_size
-        self._deframer = wire.Deframer(max_message_size) if framing == "frames" else None
-        self._transport = None
-        self._write_lock = asyncio.Lock()
-        self._writing: asyncio.Task | None = None        # the task inside transport.write()
-        self._cancelled_writer: asyncio.Task | None = None
         self._aborted = False
-        self._abort_closer: asyncio.Future | None = None
-        self._admitted = 0                    # sends admitted by _send_envelope_soon, not done
-        self._sends_idle = asyncio.Event()
-        self._sends_idle.set()
-        self.server: TCPServer | None = None
+        self._lost = False
+        self._closer: asyncio.Task | None = None
+        self.server: Any = None  # the TCPServer that accepted this connection, if any
         self.rooms: set[str] = set()
         self.local_address: str | None = None
         self.local_port: int | None = None
@@ -78,8 +72,7 @@ class TCPSocket(SocketBase):
         try:
             transport = await get_backend().open_tcp(self.host, self.port, self.options)
         except BaseException:
-            self.ready_state = ReadyState.CLOSED
-            self._closed_event.set()
+            self._finish_state()
             raise
         self._attach(transport)
         return self
@@ -89,89 +82,45 @@ class TCPSocket(SocketBase):
         ep = transport.endpoints
         self.local_address, self.local_port = ep.local_address, ep.local_port
         self.remote_address, self.remote_port = ep.remote_address, ep.remote_port
-        self.ready_state = ReadyState.OPEN
-        self._reader_task = asyncio.ensure_future(self._receive_loop())
+        self._session.connection_made()
+        transport.start(self._sink_namespace(data_received=self._data_received,
+                                             eof_received=self._eof_received,
+                                             connection_lost=self._connection_lost))
         self._dispatch("open")
         self._dispatch("connect")
 
-    # ---- sending
-    async def _write(self, raw: bytes, admitted: bool = False) -> None:
-        if not admitted:
-            self._require_open()
-        # One writer at a time so concurrent frames never interleave on the stream.
-        async with self._write_lock:
-            if self._aborted:
-                raise SocketClosedError("connection aborted before this send was written")
-            task = asyncio.current_task()
-            self._writing = task
-            try:
-                await self._transport.write(raw)
-            except asyncio.CancelledError:
-                # Cancelled by abort (a peer that does not read held this write up): a typed
-                # error, unless someone else cancelled the task too.
-                if task is not None and self._cancelled_writer is task:
-                    self._cancelled_writer = None
-                    uncancel = getattr(task, "uncancel", None)
-                    if uncancel is None or uncancel() == 0:
-                        raise SocketClosedError("connection closed before this send completed") from None
-                raise
-            finally:
-                self._writing = None
+    # ---- sending: written at once (in call order), then wait while the backend says pause
+    def _write_now(self, raw: bytes, dest: tuple = (None, None)) -> asyncio.Future:
+        if self._aborted:
+            raise SocketClosedError("connection aborted")
+        self._transport.write(raw)
+        return self._drain_future()
+
+    async def _write(self, raw: bytes, dest: tuple = (None, None)) -> None:
+        if self._aborted:
+            raise SocketClosedError("connection aborted")
+        self._transport.write(raw)
+        if self._write_paused:
+            await self._drain_future()
 
     async def send(self, data: Any) -> None:
         """Send a message (framed mode) or bytes (raw mode)."""
-        payload = _as_bytes(data)
-        if self._deframer is None:
-            await self._write(payload)
-        else:
-            await self._write(wire.frame(wire.encode_data(payload), self.max_message_size))
+        await self._write(self._session.send(_as_bytes(data)))
 
     async def _send_envelope(self, envelope: bytes) -> None:
-        await self._write(wire.frame(envelope, self.max_message_size))
+        """Send an already encoded envelope (a server's broadcast encodes once for all)."""
+        self._require_open()
+        await self._write(self._session.codec.frame(envelope, self.max_message_size))
 
-    def _send_envelope_soon(self, envelope: bytes) -> asyncio.Future:
-        """Send from a task of its own (acks), admitted now: a close() that starts after this
-        call still writes it (close waits for every admitted send)."""
-        try:
-            self._require_open()
-            raw = wire.frame(envelope, self.max_message_size)
-        except Exception as exc:
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_exception(exc)
-            return fut
-        self._admitted += 1
-        self._sends_idle.clear()
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send an application event with any number of arguments."""
+        raw, _ = self._session.emit(event, args)
+        await self._write(raw)
 
-        async def write() -> None:
-            try:
-                await self._write(raw, admitted=True)
-            finally:
-                self._admitted -= 1
-                if not self._admitted:
-                    self._sends_idle.set()
-        return asyncio.ensure_future(write())
-
-    def _require_frames(self) -> None:
-        if self._deframer is None:
-            raise NotSupportedError("events need framing='frames'; this connection is raw")
-
-    async def emit(self, event: str, payload: Any = None) -> None:
-        """Send an application event to the peer."""
-        self._check_event_name(event)
-        self._require_frames()
-        await self._send_envelope(wire.encode_event(event, payload))
-
-    async def emit_with_ack(self, event: str, payload: Any = None, *, timeout: float | None = None) -> Any:
-        """Send an event and wait for the peer handler's ``ack(response)``; returns the response."""
-        self._check_event_name(event)
-        self._require_frames()
-        ack_id, fut = self._new_ack()
-        try:
-            await self._send_envelope(wire.encode_event(event, payload, ack_id))
-        except BaseException:
-            self._pending.pop(ack_id, None)
-            raise
-        return await self._await_ack(ack_id, fut, event, timeout)
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send an event and wait for the peer handler's ``ack(...)``: returns its one argument
+        (None for none, a tuple for several). Raises AckTimeoutError after ``timeout``."""
+        return await self._emit_with_ack(event, args, timeout, (None, None))
 
     # ---- rooms (connections accepted by a TCPServer)
     def join(self, room: str) -> None:
@@ -183,132 +132,100 @@ class TCPSocket(SocketBase):
         if self.server is not None:
             self.server._leave(self, room)
 
-    # ---- receiving
-    async def _receive_loop(self) -> None:
-        transport = self._transport
-        lost: BaseException | None = None
-        try:
-            while True:
-                try:
-                    chunk = await transport.read()
-                except SocketClosedError:
-                    break
-                except OSError as exc:
-                    lost = exc
-                    break
-                if not chunk:
-                    break
-                if self._deframer is None:
-                    await self._handler_room()
-                    await self._deliver(chunk, chunk)
-                    continue
-                for item in self._deframer.feed(chunk):
-                    await self._handler_room()
-                    if isinstance(item, FrameError):
-                        self._report(item)
-                        continue
-                    try:
-                        await self._handle_frame(item)
-                    except Exception as exc:  # one frame must never end the loop
-                        self._report(exc)
-        except Exception as exc:  # the transport broke in a way it does not map: report, close
-            lost = exc
-        finally:
-            if self.ready_state is ReadyState.OPEN:  # ended by the peer or the network, not close()
-                if self._deframer is not None and self._deframer.buffered and lost is None:
-                    self._report(FrameError(
-                        f"stream ended inside a frame ({self._deframer.buffered} bytes left)"))
-                if lost is not None:
-                    self._report(lost)
-                self._dispatch("disconnect")
-                await self.close()
+    # ---- receiving (the backend's sink)
+    def _data_received(self, data: bytes) -> None:
+        events = self._session.receive_data(data)
+        if events:
+            self._feed(events)
 
-    async def _handle_frame(self, frame: bytes) -> None:
-        try:
-            env = wire.decode(frame)
-        except FrameError as exc:
-            self._report(exc)
-            return
-        if not self._on_envelope(env, self._send_envelope_soon):
-            await self._deliver(env.payload, env.payload)
+    def _eof_received(self) -> None:
+        self._feed(self._session.receive_eof())
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if exc is not None or self._aborted:
+            self._wake_drain(SocketClosedError("connection closed before this send completed"))
+        else:
+            self._wake_drain(None)  # flushed: every send written before the end went out
+        if self.ready_state is ReadyState.OPEN:
+            # Ended by the peer or the network, not by close(): after what is still held back.
+            self._feed(self._session.receive_eof(exc))
+
+    def _peer_closed(self, ev) -> None:
+        if ev.error is not None:
+            self._report(ev.error)
+        self._dispatch("disconnect", ev.info)
+        if self._closer is None:
+            self._closer = asyncio.ensure_future(self.close())
 
     # ---- closing
-    async def close(self, timeout: float | None = None) -> None:
+    async def close(self, code: int | None = None, reason: str = "", *,
+                    timeout: float | None = None) -> None:
         """Close the connection; returns within ``timeout`` seconds (default ``close_timeout``,
         5 s) whatever the peer does.
 
+        ``code``/``reason``: on a framed connection a CLOSE envelope carrying them goes out after
+        everything sent before, and the peer's ``disconnect`` and ``close`` handlers get
+        ``CloseInfo(code, reason)``; ours get it too. Without a code nothing extra is sent;
+        handlers get code 1000 here and 1005 (no status) at the peer.
+
         Receiving stops at once: messages already queued stay readable (``receive()``,
         ``async for``), anything later is discarded. Sending: every ``send()``/``emit()`` called
-        before ``close()`` (including ones still waiting for their turn or for the peer to read)
-        is written in order, then our side is shut down (FIN). If the peer takes it all within
-        ``timeout`` it is all delivered. Otherwise the connection is aborted at the deadline:
-        unsent data is discarded, the sends still waiting raise ``SocketClosedError``, and the
-        peer sees a reset (a socketiwa peer may report the cut last frame as ``FrameError``).
+        before ``close()`` (including ones still waiting for the peer to read) is written in
+        order, then our side is shut down (FIN). If the peer takes it all within ``timeout`` it
+        is all delivered. Otherwise the connection is aborted at the deadline: unsent data is
+        discarded, the sends still waiting raise ``SocketClosedError``, and the peer sees a
+        reset (a socketiwa peer may report the cut last frame as ``FrameError``).
         ``close(timeout=0)`` and ``abort()`` do that at once. Sends after ``close()`` raise
         ``SocketClosedError``; acks still pending fail with it."""
         timeout = self.close_timeout if timeout is None else timeout
+        if code is not None:
+            wire.check_close(code, reason)  # ValueError/TypeError before any state changes
         if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
             if timeout <= 0 and self.ready_state is ReadyState.CLOSING:
                 self._abort_transport()  # hurry a graceful close already under way
             await self._closed_event.wait()
             return
         if self._transport is None:
-            self.ready_state = ReadyState.CLOSED
-            self._closed_event.set()
+            self._finish_state()
             return
-        self.ready_state = ReadyState.CLOSING
+        bye = self._session.close(code, reason)  # -> CLOSING
         self._stop_receiving()
+        if bye and not self._lost:
+            try:
+                self._transport.write(bye)
+            except SocketClosedError:
+                pass
         if timeout <= 0:
             self._abort_transport()
         else:
             try:
-                await asyncio.wait_for(self._flush_and_close(), timeout)
+                await asyncio.wait_for(self._transport.close(), timeout)
             except asyncio.TimeoutError:
                 self._abort_transport()
             except Exception as exc:  # closing failed (connection already broken): it is closed
                 self._abort_transport()
                 if not isinstance(exc, OSError):
                     self._report(exc)
-        await self._finish()
-
-    async def _flush_and_close(self) -> None:
-        # Acks admitted before close() may not have reached the lock yet: let them.
-        await self._sends_idle.wait()
-        # Behind the lock: sends queued before close() go out first, in order.
-        async with self._write_lock:
-            await self._transport.close()
+        self._finish()
 
     def _abort_transport(self) -> None:
         if self._aborted:
             return
         self._aborted = True
-        abort = getattr(self._transport, "abort", None)
-        if abort is not None:
-            abort()
-        elif self._abort_closer is None:
-            # A backend without abort(): start its close and do not wait for it.
-            self._abort_closer = asyncio.ensure_future(self._transport.close())
-            self._abort_closer.add_done_callback(
-                lambda f: f.cancelled() or f.exception())  # retrieved: nobody awaits it
-        writer = self._writing
-        if writer is not None and not writer.done() and writer is not asyncio.current_task():
-            self._cancelled_writer = writer
-            writer.cancel()
+        self._transport.abort()
+        self._wake_drain(SocketClosedError("connection closed before this send completed"))
 
-    async def _finish(self) -> None:
-        if self.ready_state is ReadyState.CLOSED:
+    def _finish(self) -> None:
+        if not self._finish_state():
             return
-        self.ready_state = ReadyState.CLOSED
         if self.server is not None:
             self.server._forget(self)
-        self._fail_pending()
-        self._end_queue()
-        self._closed_event.set()
-        self._dispatch("close")
+        self._dispatch("close", self._session.close_info)
 
 
 async def create_tcp(host: str, port: int, **options: Any) -> TCPSocket:
     """Connect a TCP socket. Options: ``no_delay``, ``keep_alive_delay`` (ms),
     ``send_buffer_size``, ``receive_buffer_size``, ``dns_query_type``, ``framing`` ('frames' or
-    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``, ``close_timeout``."""
+    'raw'), ``max_message_size``, ``max_queue``, ``ack_timeout``, ``close_timeout``, ``codec``."""
     return await TCPSocket(host, port, **options).open()

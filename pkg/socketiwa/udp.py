@@ -7,9 +7,9 @@ from typing import Any
 from . import wire
 from ._base import Datagram, ReadyState, RemoteInfo, SocketBase
 from .backends import get_backend
-from .backends.base import MAX_UDP_PAYLOAD, UdpOptions
-from .errors import (FrameError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
-                     SocketClosedError, SocketIwaError)
+from .backends.base import UdpOptions
+from .errors import InvalidOptionError, SocketClosedError, SocketIwaError
+from .session import Session
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
 
@@ -28,11 +28,26 @@ def _as_bytes(data: Any) -> bytes:
     raise TypeError(f"data must be bytes-like or str, not {type(data).__name__}")
 
 
+def _check_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOptionError(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def _slice(data: Any, offset: Any, length: Any) -> bytes:
+    raw = _as_bytes(data)
+    _check_int(offset, "offset")
+    _check_int(length, "length")
+    if offset < 0 or length < 0 or offset + length > len(raw):
+        raise InvalidOptionError(f"offset {offset} / length {length} outside data of {len(raw)} bytes")
+    return raw[offset:offset + length]
+
+
 class UDPSocket(SocketBase):
     """A UDP socket with the socketiwa event model.
 
     Events: ``open``, ``connect`` (connected mode), ``message(data, rinfo)``, ``error(exc)``,
-    ``close``, and application events ``name(payload, rinfo, ack)``.
+    ``close(info)``, and application events ``name(*args, rinfo, ack)``.
     """
 
     def __init__(self, *, local_address: str | None = None, local_port: int | None = None,
@@ -41,8 +56,9 @@ class UDPSocket(SocketBase):
                  dns_query_type: str | None = None, ipv6_only: bool | None = None,
                  multicast_time_to_live: int | None = None, multicast_loopback: bool | None = None,
                  multicast_allow_address_sharing: bool | None = None,
-                 max_queue: int = 1024, ack_timeout: float = 5.0):
-        super().__init__(max_queue=max_queue, ack_timeout=ack_timeout)
+                 max_queue: int = 1024, ack_timeout: float = 5.0, codec: Any = None):
+        super().__init__(Session("datagram", codec=codec, ack_timeout=ack_timeout),
+                         max_queue=max_queue)
         if (remote_address is None) != (remote_port is None):
             raise InvalidOptionError("connected mode needs both remote_address and remote_port")
         if remote_address is not None:
@@ -65,7 +81,6 @@ class UDPSocket(SocketBase):
                                   send_buffer_size, receive_buffer_size, dns_query_type, ipv6_only,
                                   multicast_time_to_live, multicast_loopback,
                                   multicast_allow_address_sharing, max_queue)
-        self._transport = None
         self.local_address: str | None = None
         self.local_port: int | None = None
         self.remote_address: str | None = None
@@ -79,16 +94,18 @@ class UDPSocket(SocketBase):
         if self.ready_state is not ReadyState.CONNECTING:
             raise SocketClosedError(f"socket is already {self.ready_state.value}")
         try:
-            self._transport = await get_backend().open_udp(self.options)
+            transport = await get_backend().open_udp(self.options)
         except BaseException:
-            self.ready_state = ReadyState.CLOSED
-            self._closed_event.set()
+            self._finish_state()
             raise
-        ep = self._transport.endpoints
+        self._transport = transport
+        ep = transport.endpoints
         self.local_address, self.local_port = ep.local_address, ep.local_port
         self.remote_address, self.remote_port = ep.remote_address, ep.remote_port
-        self.ready_state = ReadyState.OPEN
-        self._reader_task = asyncio.ensure_future(self._receive_loop())
+        self._session.connection_made()
+        transport.start(self._sink_namespace(datagram_received=self._datagram_received,
+                                             error_received=self._error_received,
+                                             connection_lost=self._connection_lost))
         self._dispatch("open")
         if self.connected:
             self._dispatch("connect")
@@ -110,129 +127,117 @@ class UDPSocket(SocketBase):
     async def send(self, data: Any, *args: Any, port: int | None = None, address: str | None = None) -> None:
         """Send one datagram, dgram-style.
 
-        ``send(data)`` (connected), ``send(data, port, address)``, or
-        ``send(data, offset, length, port, address)``.
+        ``send(data)`` (connected), ``send(data, port, address)``,
+        ``send(data, offset, length, port, address)``, and on a connected socket
+        ``send(data, offset, length)``.
         """
         if len(args) == 2:
-            port, address = args
+            if self.connected and not isinstance(args[1], str):  # connected: (offset, length)
+                data = _slice(data, *args)
+            else:
+                port, address = args
         elif len(args) == 4:
             offset, length, port, address = args
-            raw = _as_bytes(data)
-            if not (isinstance(offset, int) and isinstance(length, int)) or offset < 0 or length < 0 \
-                    or offset + length > len(raw):
-                raise InvalidOptionError(f"offset {offset} / length {length} outside data of {len(raw)} bytes")
-            data = raw[offset:offset + length]
+            data = _slice(data, offset, length)
         elif args:
-            raise TypeError("send(data), send(data, port, address) or send(data, offset, length, port, address)")
+            raise TypeError("send(data), send(data, port, address), send(data, offset, length, "
+                            "port, address) or, connected, send(data, offset, length)")
         payload = _as_bytes(data)
-        if wire.is_envelope(payload):  # keep raw data that happens to start with our magic intact
-            payload = wire.encode_data(payload)
-        await self._send_raw(payload, *self._destination(port, address))
+        # session.send keeps raw data that happens to start with the envelope magic intact
+        await self._write(self._session.send(payload), self._destination(port, address))
 
-    async def _send_raw(self, payload: bytes, address: str | None, port: int | None) -> None:
-        self._require_open()
-        if not payload:
-            # The same on every runtime: Chromium's UDPSocket refuses empty messages (and its
-            # writable is dead afterwards); CPython's asyncio before 3.13 drops them silently.
-            raise NotSupportedError("empty datagrams cannot be sent: Chromium's Direct Sockets "
-                                    "refuses them (received ones arrive as b\"\")")
-        if len(payload) > MAX_UDP_PAYLOAD:
-            raise MessageTooLargeError(f"datagram of {len(payload)} bytes exceeds {MAX_UDP_PAYLOAD}")
-        await self._transport.send(payload, address, port)
+    def _write_now(self, raw: bytes, dest: tuple) -> asyncio.Future:
+        self._transport.send(raw, *dest)
+        return self._drain_future()
 
-    async def emit(self, event: str, payload: Any = None, *, port: int | None = None,
+    async def _write(self, raw: bytes, dest: tuple) -> None:
+        self._transport.send(raw, *dest)
+        if self._write_paused:
+            await self._drain_future()
+
+    async def emit(self, event: str, *args: Any, port: int | None = None,
                    address: str | None = None) -> None:
-        """Send an application event (one envelope in one datagram)."""
-        self._check_event_name(event)
-        await self._send_raw(wire.encode_event(event, payload), *self._destination(port, address))
-
-    async def emit_with_ack(self, event: str, payload: Any = None, *, timeout: float | None = None,
-                            port: int | None = None, address: str | None = None) -> Any:
-        """Send an event and wait for the receiver's ``ack(response)``; returns the response."""
-        self._check_event_name(event)
+        """Send an application event with any number of arguments (one envelope, one datagram)."""
         dest = self._destination(port, address)
-        ack_id, fut = self._new_ack()
-        try:
-            await self._send_raw(wire.encode_event(event, payload, ack_id), *dest)
-        except BaseException:
-            self._pending.pop(ack_id, None)
-            raise
-        return await self._await_ack(ack_id, fut, event, timeout)
+        raw, _ = self._session.emit(event, args)
+        await self._write(raw, dest)
 
-    # ---- receiving
-    async def _receive_loop(self) -> None:
-        transport = self._transport
-        try:
-            while True:
-                try:
-                    batch = await transport.recv()
-                except SocketClosedError:
-                    break
-                except OSError as exc:  # ICMP unreachable and the like: report, keep going
-                    self._report(exc)
-                    continue
-                except Exception as exc:  # the transport broke: report it, then close
-                    self._report(exc)
-                    break
-                for data, address, port in batch:
-                    await self._handler_room()
-                    try:
-                        await self._handle_datagram(data, address, port)
-                    except Exception as exc:  # one datagram must never end the loop
-                        self._report(exc)
-        finally:
-            if self.ready_state is ReadyState.OPEN:  # the transport ended by itself
-                await self._finish()
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None,
+                            port: int | None = None, address: str | None = None) -> Any:
+        """Send an event and wait for the receiver's ``ack(...)``: returns its one argument (None
+        for none, a tuple for several). Raises AckTimeoutError after ``timeout`` seconds."""
+        return await self._emit_with_ack(event, args, timeout, self._destination(port, address))
 
-    async def _handle_datagram(self, data: bytes, address: str, port: int) -> None:
-        rinfo = RemoteInfo(address, port, len(data), "IPv6" if ":" in address else "IPv4")
-        if wire.is_envelope(data):
-            try:
-                env = wire.decode(data)
-            except FrameError as exc:
-                exc.rinfo = rinfo
+    # ---- receiving (the backend's sink)
+    def _datagram_received(self, data: bytes, address: str, port: int) -> None:
+        events = self._session.receive_datagram(data, address, port)
+        if not events:
+            return
+        if self._backlog:
+            if len(self._backlog) >= self.max_queue:
+                self.dropped += 1  # as the kernel drops when its buffer is full
+                return
+        self._feed(events, len(data))
+
+    def _error_received(self, exc: Exception) -> None:
+        # ICMP unreachable and the like: report, keep going
+        if self.ready_state is ReadyState.OPEN:
+            self._report(exc)
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._wake_drain(SocketClosedError("UDP socket closed") if exc is not None else None)
+        if self.ready_state is ReadyState.OPEN:  # the transport ended by itself
+            if exc is not None:
                 self._report(exc)
-                return
-            if env.kind != wire.KIND_DATA:
-                reply_to = (None, None) if self.connected else (address, port)
+            self._finish()
 
-                def reply(raw: bytes, _dest=reply_to) -> asyncio.Future:
-                    return asyncio.ensure_future(self._send_raw(raw, *_dest))
-                self._on_envelope(env, reply, (rinfo,))
-                return
-            data = env.payload  # bytes: wire.decode guarantees it for DATA
-            rinfo = rinfo._replace(size=len(data))
-        await self._deliver(Datagram(data, rinfo), data, rinfo)
+    def _rinfo(self, address: str, port: int, size: int) -> RemoteInfo:
+        return RemoteInfo(address, port, size, "IPv6" if ":" in address else "IPv4")
+
+    def _message_args(self, ev, size):
+        return ev.data, self._rinfo(ev.address, ev.port, len(ev.data))
+
+    def _message_item(self, ev, size):
+        return Datagram(ev.data, self._rinfo(ev.address, ev.port, len(ev.data)))
+
+    def _event_extra(self, ev, size):
+        return (self._rinfo(ev.address, ev.port, size),)
+
+    def _reply_to(self, ev) -> tuple:
+        return (None, None) if self.connected else (ev.address, ev.port)
+
+    def _annotate_error(self, ev, size):
+        exc = ev.error
+        exc.rinfo = self._rinfo(ev.address, ev.port, size)
+        return exc
 
     # ---- closing
-    async def close(self, timeout: float | None = None) -> None:
+    async def close(self, code: int | None = None, reason: str = "", *,
+                    timeout: float | None = None) -> None:
         """Close the socket. Returns at once: a datagram send() has returned for is already with
         the platform. Datagrams already queued stay readable (``receive()``, ``async for``); the
-        rest are discarded. ``timeout`` is accepted for symmetry with TCP and has nothing to wait
-        for."""
+        rest are discarded. ``close`` handlers get ``CloseInfo(code, reason)`` (1000 and "" by
+        default); UDP has no connection, so nothing is sent to any peer. ``timeout`` is accepted
+        for symmetry with TCP and has nothing to wait for."""
+        if code is not None:
+            wire.check_close(code, reason)  # ValueError/TypeError before any state changes
         if self.ready_state in (ReadyState.CLOSING, ReadyState.CLOSED):
             await self._closed_event.wait()
             return
         if self._transport is None:
-            self.ready_state = ReadyState.CLOSED
-            self._closed_event.set()
+            self._finish_state()
             return
-        self.ready_state = ReadyState.CLOSING
+        self._session.close(code, reason)
         self._stop_receiving()
         try:
             await self._transport.close()
         except SocketIwaError as exc:
             self._report(exc)
-        await self._finish()
+        self._finish()
 
-    async def _finish(self) -> None:
-        if self.ready_state is ReadyState.CLOSED:
-            return
-        self.ready_state = ReadyState.CLOSED
-        self._fail_pending()
-        self._end_queue()
-        self._closed_event.set()
-        self._dispatch("close")
+    def _finish(self) -> None:
+        if self._finish_state():
+            self._dispatch("close", self._session.close_info)
 
 
 async def create_udp(**options: Any) -> UDPSocket:

@@ -3,18 +3,28 @@
 Envelope (identical on UDP and TCP), big-endian:
 
     magic   4 bytes  b"SIW1"
-    kind    1 byte   0 = DATA (a plain message), 1 = EVENT, 2 = ACK
+    kind    1 byte   0 = DATA (a plain message), 1 = EVENT, 2 = ACK, 3 = CLOSE
     ack_id  4 bytes  EVENT: 0 when no acknowledgement is wanted; ACK: the id being answered
-    codec   1 byte   payload encoding: 0 = BYTES (raw), 1 = JSON, 2 = NONE (no payload)
+    codec   1 byte   payload encoding: 0 = BYTES (raw), 1 = JSON, 2 = NONE (no payload),
+                     3 = ARGS (several arguments)
     name    1 byte length + UTF-8 (EVENT only; 1..255 bytes)
     payload the rest
 
 What each kind x codec combination means (anything else is a FrameError):
 
-    kind   ack_id              name       codec BYTES   codec JSON        codec NONE
-    DATA   must be 0           absent     bytes         FrameError        FrameError
-    EVENT  0 = no ack, else id 1..255 B   bytes         the JSON value    None (empty body)
-    ACK    the id, 1..2^32-1   absent     bytes         the JSON value    None (empty body)
+    kind   ack_id              name       codec BYTES   codec JSON        codec NONE   codec ARGS
+    DATA   must be 0           absent     bytes         FrameError        FrameError   FrameError
+    EVENT  0 = no ack, else id 1..255 B   bytes         the JSON value    no args      2+ args
+    ACK    the id, 1..2^32-1   absent     bytes         the JSON value    no args      2+ args
+    CLOSE  must be 0           absent     FrameError    [code, reason]    FrameError   FrameError
+
+Arguments: ``emit(event, *args)`` and ``ack(*args)`` carry zero arguments as NONE, one argument
+as BYTES or JSON (exactly the single-payload format of earlier versions, so old and new peers
+exchange one-argument events unchanged) and two or more as ARGS: a body of parts, each
+``codec (1 byte: BYTES or JSON) + u32 length + body``, at least two parts. ``Envelope.args`` is
+the tuple of arguments; ``Envelope.payload`` is the single argument (None for none; the tuple
+for several). CLOSE is what ``close(code, reason)`` sends on a framed stream before FIN: a JSON
+array ``[code, reason]`` with ``code`` an integer 0..65535 and ``reason`` a string.
 
 A DATA envelope is a plain message, so it always carries bytes: ``message`` handlers and
 ``receive()`` get ``bytes`` and nothing else. JSON bodies are RFC 8259 JSON text in UTF-8: no byte
@@ -39,8 +49,9 @@ from typing import Any
 from .errors import FrameError, MessageTooLargeError
 
 MAGIC = b"SIW1"
-KIND_DATA, KIND_EVENT, KIND_ACK = 0, 1, 2
-CODEC_BYTES, CODEC_JSON, CODEC_NONE = 0, 1, 2
+KIND_DATA, KIND_EVENT, KIND_ACK, KIND_CLOSE = 0, 1, 2, 3
+CODEC_BYTES, CODEC_JSON, CODEC_NONE, CODEC_ARGS = 0, 1, 2, 3
+_PART = struct.Struct("!BI")  # one ARGS part: codec, length
 _HEAD = struct.Struct("!4sBIB")  # magic, kind, ack_id, codec
 _LEN = struct.Struct("!I")
 HEADER_SIZE = _HEAD.size
@@ -60,6 +71,7 @@ class Envelope:
     ack_id: int = 0
     name: str = ""
     payload: Any = None
+    args: tuple = ()
 
 
 def _encode_payload(payload: Any) -> tuple[int, bytes]:
@@ -79,8 +91,22 @@ def _encode_payload(payload: Any) -> tuple[int, bytes]:
         raise TypeError(f"event payload must be bytes or JSON-serialisable: {e}") from None
 
 
-def encode(kind: int, payload: Any = _NO_PAYLOAD, *, name: str = "", ack_id: int = 0) -> bytes:
-    codec, body = _encode_payload(payload)
+def _encode_args(args: tuple) -> tuple[int, bytes]:
+    if len(args) == 0:
+        return CODEC_NONE, b""
+    if len(args) == 1:
+        return _encode_payload(args[0])
+    parts = []
+    for arg in args:
+        codec, body = _encode_payload(arg)
+        parts += (_PART.pack(codec, len(body)), body)
+    return CODEC_ARGS, b"".join(parts)
+
+
+def encode(kind: int, payload: Any = _NO_PAYLOAD, *, name: str = "", ack_id: int = 0,
+           args: tuple | None = None) -> bytes:
+    """One envelope. Give either ``payload`` (one argument, or none) or ``args`` (any number)."""
+    codec, body = _encode_payload(payload) if args is None else _encode_args(tuple(args))
     head = _HEAD.pack(MAGIC, kind, ack_id, codec)
     if kind == KIND_EVENT:
         raw_name = name.encode()
@@ -90,12 +116,25 @@ def encode(kind: int, payload: Any = _NO_PAYLOAD, *, name: str = "", ack_id: int
     return head + body
 
 
-def encode_event(name: str, payload: Any = _NO_PAYLOAD, ack_id: int = 0) -> bytes:
-    return encode(KIND_EVENT, payload, name=name, ack_id=ack_id)
+def encode_event(name: str, payload: Any = _NO_PAYLOAD, ack_id: int = 0, *,
+                 args: tuple | None = None) -> bytes:
+    return encode(KIND_EVENT, payload, name=name, ack_id=ack_id, args=args)
 
 
-def encode_ack(ack_id: int, payload: Any = _NO_PAYLOAD) -> bytes:
-    return encode(KIND_ACK, payload, ack_id=ack_id)
+def encode_ack(ack_id: int, payload: Any = _NO_PAYLOAD, *, args: tuple | None = None) -> bytes:
+    return encode(KIND_ACK, payload, ack_id=ack_id, args=args)
+
+
+def check_close(code: Any, reason: Any) -> None:
+    if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 65535:
+        raise ValueError(f"close code must be an integer in 0..65535, got {code!r}")
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+
+
+def encode_close(code: int, reason: str = "") -> bytes:
+    check_close(code, reason)
+    return encode(KIND_CLOSE, [code, reason])
 
 
 def encode_data(data: bytes) -> bytes:
@@ -175,23 +214,56 @@ def decode(data: bytes) -> Envelope:
     elif kind == KIND_ACK:
         if not ack_id:
             raise FrameError("ACK envelope for ack id 0", bytes(data))
+    elif kind == KIND_CLOSE:
+        if codec != CODEC_JSON or ack_id:
+            raise FrameError("CLOSE envelope must be JSON [code, reason] without an ack id", bytes(data))
     else:
         raise FrameError(f"unknown envelope kind {kind}", bytes(data))
     body = bytes(data[pos:])
-    if codec == CODEC_BYTES:
-        payload: Any = body
-    elif codec == CODEC_JSON:
-        try:
-            payload = _decode_json(body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise FrameError("event payload is not UTF-8 JSON", bytes(data)) from None
-    elif codec == CODEC_NONE:
+    if codec == CODEC_NONE:
         if body:
             raise FrameError("payload present with codec NONE", bytes(data))
-        payload = None
-    else:
-        raise FrameError(f"unknown payload codec {codec}", bytes(data))
-    return Envelope(kind, ack_id, name, payload)
+        return Envelope(kind, ack_id, name, None, ())
+    if codec == CODEC_ARGS:
+        args = _decode_parts(body, data)
+        return Envelope(kind, ack_id, name, args, args)
+    payload = _decode_part(codec, body, data)
+    if kind == KIND_CLOSE:
+        if not (isinstance(payload, list) and len(payload) == 2):
+            raise FrameError("CLOSE body is not [code, reason]", bytes(data))
+        try:
+            check_close(*payload)
+        except (TypeError, ValueError) as e:
+            raise FrameError(f"bad CLOSE envelope: {e}", bytes(data)) from None
+    return Envelope(kind, ack_id, name, payload, (payload,))
+
+
+def _decode_part(codec: int, body: bytes, data: bytes) -> Any:
+    if codec == CODEC_BYTES:
+        return body
+    if codec == CODEC_JSON:
+        try:
+            return _decode_json(body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise FrameError("event payload is not UTF-8 JSON", bytes(data)) from None
+    raise FrameError(f"unknown payload codec {codec}", bytes(data))
+
+
+def _decode_parts(body: bytes, data: bytes) -> tuple:
+    args = []
+    pos, end = 0, len(body)
+    while pos < end:
+        if end - pos < _PART.size:
+            raise FrameError("ARGS part header cut short", bytes(data))
+        codec, length = _PART.unpack_from(body, pos)
+        pos += _PART.size
+        if codec not in (CODEC_BYTES, CODEC_JSON) or end - pos < length:
+            raise FrameError("ARGS part with a bad codec or length", bytes(data))
+        args.append(_decode_part(codec, body[pos:pos + length], data))
+        pos += length
+    if len(args) < 2:  # one argument has exactly one encoding: the plain single payload
+        raise FrameError("ARGS envelope with fewer than two arguments", bytes(data))
+    return tuple(args)
 
 
 def frame(envelope: bytes, max_message: int = DEFAULT_MAX_MESSAGE) -> bytes:

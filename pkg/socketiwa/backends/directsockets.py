@@ -13,7 +13,6 @@ loop's exception handler and delivery goes on.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import struct
 
@@ -101,28 +100,6 @@ def _options_json(opts, names) -> str:
     return json.dumps({k: getattr(opts, k) for k in names if getattr(opts, k) is not None})
 
 
-class _Drain:
-    """What send()/write() return: ignorable, or awaited to wait while writing is paused.
-
-    Transitional: the consumers on main still ``await transport.send(...)``; core's push
-    consumers ignore it. Never allocated per call (one per transport)."""
-
-    __slots__ = ("_endpoint",)
-
-    def __init__(self, endpoint):
-        self._endpoint = endpoint
-
-    def __await__(self):
-        ep = self._endpoint
-        while ep._writing_paused and not ep._lost:
-            if ep._drain_waiter is None or ep._drain_waiter.done():
-                ep._drain_waiter = ep._loop.create_future()
-            yield from asyncio.shield(ep._drain_waiter).__await__()
-        if ep._send_error is not None:
-            err, ep._send_error = ep._send_error, None
-            raise err
-
-
 class _Endpoint:
     """What UDP, TCP and server transports share: the sink proxy, pause/resume, the end."""
 
@@ -139,9 +116,7 @@ class _Endpoint:
         self._closed = False            # close()/abort() called
         self._writing_paused = False    # JS said the send queue is full
         self._pause_delivered = False   # ... and the sink was told
-        self._drain_waiter: asyncio.Future | None = None
         self._send_error: BaseException | None = None
-        self._drain = _Drain(self)
         # The one JS -> Python entry for this socket, for its whole life (destroyed in _finish).
         self._proxy = create_proxy(self._on_event)
         live_proxies += 1
@@ -204,8 +179,6 @@ class _Endpoint:
 
     def _resumed(self) -> None:
         self._writing_paused = False
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
         if self._pause_delivered:
             self._pause_delivered = False
             self._call_sink("resume_writing")
@@ -218,8 +191,6 @@ class _Endpoint:
             return
         self._lost = True
         self._h.detach()
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
         sink, self._sink = self._sink, None
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
@@ -243,8 +214,6 @@ class DirectUdp(_Endpoint):
         self._remote_port = self.endpoints.remote_port or 0
         self._addresses: dict[bytes, str] = {}
         self._groups: list[tuple[str, str | None, str | None]] = []
-        self._max_queue = opts.max_queue
-        self._pull: _UdpPull | None = None
 
     def _event(self, kind, a, b):
         if kind == EV_DATA:
@@ -285,7 +254,7 @@ class DirectUdp(_Endpoint):
             self._finish(self._handle_error("UDP receive failed"))
 
     def send(self, data, address=None, port=None):
-        """Queue one datagram (returns at once; see _Drain for the return value)."""
+        """Queue one datagram; never blocks (pause_writing() says when to stop)."""
         if self._closed or self._lost:
             raise SocketClosedError("UDP socket closed")
         if self._send_error is not None:
@@ -306,9 +275,6 @@ class DirectUdp(_Endpoint):
             raise _error(e, "UDP send failed") from None
         if full and not self._writing_paused:
             self._request_pause()
-        return self._drain
-
-    send_nowait = send  # transitional name used by the consumers on main
 
     def get_write_buffer_size(self) -> int:
         return int(self._h.pendingBytes)
@@ -361,13 +327,6 @@ class DirectUdp(_Endpoint):
             "Direct Sockets fixes multicast loopback when the socket opens: pass "
             "multicast_loopback= to create_multicast_socket")
 
-    # ---- transitional pull API (the consumers on main); goes when core's consumers land
-    async def recv(self):
-        if self._pull is None:
-            self._pull = _UdpPull(self, self._max_queue)
-            if not self._started and not self._closed:
-                self.start(self._pull)
-        return await self._pull.get()
 
 
 async def open_udp(opts: UdpOptions) -> DirectUdp:
@@ -386,7 +345,6 @@ class DirectStream(_Endpoint):
 
     def __init__(self, handle):
         super().__init__(handle)
-        self._pull: _StreamPull | None = None
 
     def _event(self, kind, a, b):
         if kind == EV_DATA:
@@ -403,12 +361,12 @@ class DirectStream(_Endpoint):
             self._finish(err)
 
     def write(self, data):
-        """Queue ``data`` (returns at once; see _Drain for the return value)."""
+        """Queue ``data``; never blocks (pause_writing() says when to stop)."""
         if self._closed or self._lost:
             raise SocketClosedError("TCP connection closed")
         n = len(data)
         if n == 0:
-            return self._drain
+            return
         try:
             if n <= _SEND_BYTES:
                 _memory.send_view[:n] = data
@@ -419,7 +377,6 @@ class DirectStream(_Endpoint):
             raise SocketClosedError(f"TCP write failed: {getattr(e, 'name', '')}: {e}") from None
         if full and not self._writing_paused:
             self._request_pause()
-        return self._drain
 
     def get_write_buffer_size(self) -> int:
         return int(self._h.queuedBytes())
@@ -444,13 +401,6 @@ class DirectStream(_Endpoint):
         self._h.abort()
         self._loop.call_soon(self._finish, None)
 
-    # ---- transitional pull API (the consumers on main); goes when core's consumers land
-    async def read(self):
-        if self._pull is None:
-            self._pull = _StreamPull(self)
-            if not self._started and not self._closed:
-                self.start(self._pull)
-        return await self._pull.get()
 
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
@@ -468,7 +418,6 @@ class DirectServer(_Endpoint):
 
     def __init__(self, handle):
         super().__init__(handle)
-        self._pull: _AcceptPull | None = None
 
     def _event(self, kind, a, b):
         if kind == EV_ACCEPT:
@@ -493,13 +442,6 @@ class DirectServer(_Endpoint):
             pass
         self._finish(None)
 
-    # ---- transitional pull API (the consumers on main); goes when core's consumers land
-    async def accept(self):
-        if self._pull is None:
-            self._pull = _AcceptPull()
-            if not self._started and not self._closed:
-                self.start(self._pull)
-        return await self._pull.get()
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> DirectServer:
@@ -516,125 +458,3 @@ async def permissions() -> PermissionState:
     return PermissionState(bool(raw.get("directSockets")), bool(raw.get("directSocketsMulticast")),
                            str(raw.get("localNetwork", "unsupported")),
                            str(raw.get("loopbackNetwork", "unsupported")), raw)
-
-
-# ---- Transitional: the pull API the consumers on main use (recv/read/accept), as sinks that
-# buffer (bounded: reading pauses at the bound). Removed once core's push consumers land.
-class _Pull:
-    def __init__(self):
-        self.items: collections.deque = collections.deque()
-        self.ended = False
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future | None = None
-
-    def _wake(self):
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def connection_lost(self, exc):
-        self.ended = True
-        self.error = exc
-        self._wake()
-
-    def pause_writing(self):
-        pass
-
-    def resume_writing(self):
-        pass
-
-    async def _wait(self):
-        while not self.items and not self.ended:
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-
-    def _end(self, closed_message):
-        if self.error is not None:
-            err, self.error = self.error, None
-            raise err
-        raise SocketClosedError(closed_message)
-
-
-class _UdpPull(_Pull):
-    def __init__(self, transport, max_queue):
-        super().__init__()
-        self.transport = transport
-        self.max_queue = max_queue
-        self.paused = False
-
-    def datagram_received(self, data, address, port):
-        self.items.append((data, address, port))
-        if len(self.items) >= self.max_queue and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def error_received(self, exc):
-        pass  # raised by the next send
-
-    async def get(self):
-        await self._wait()
-        if self.items:
-            batch = list(self.items)
-            self.items.clear()
-            if self.paused:
-                self.paused = False
-                self.transport.resume_reading()
-            return batch
-        self._end("UDP socket closed")
-
-
-class _StreamPull(_Pull):
-    _HIGH_WATER = 1 << 20
-    _MAX_READ = 4 << 20
-
-    def __init__(self, transport):
-        super().__init__()
-        self.transport = transport
-        self.size = 0
-        self.paused = False
-        self.eof = False
-
-    def data_received(self, data):
-        self.items.append(data)
-        self.size += len(data)
-        if self.size >= self._HIGH_WATER and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self):
-        self.eof = True
-        self.ended = True
-        self._wake()
-
-    async def get(self):
-        await self._wait()
-        if self.items:
-            out = []
-            n = 0
-            while self.items and n < self._MAX_READ:
-                chunk = self.items.popleft()
-                out.append(chunk)
-                n += len(chunk)
-            self.size -= n
-            if self.paused and self.size < self._HIGH_WATER:
-                self.paused = False
-                self.transport.resume_reading()
-            return out[0] if len(out) == 1 else b"".join(out)
-        if self.error is not None:
-            err, self.error = self.error, None
-            raise err
-        return b""
-
-
-class _AcceptPull(_Pull):
-    def connection_made(self, stream):
-        self.items.append(stream)
-        self._wake()
-
-    async def get(self):
-        await self._wait()
-        if self.items:
-            return self.items.popleft()
-        self.error = None
-        return None

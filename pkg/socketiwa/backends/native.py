@@ -1,4 +1,8 @@
-"""CPython backend: asyncio's own sockets."""
+"""CPython backend: asyncio's own sockets, pushing into base.py's sinks.
+
+Each socket is an asyncio protocol that calls its sink directly (no task per socket waits in a
+receive call); pause/resume map to the asyncio transport's pause_reading/resume_reading, and
+asyncio's write flow control (pause_writing/resume_writing) passes through unchanged."""
 from __future__ import annotations
 
 import asyncio
@@ -7,15 +11,16 @@ import ipaddress
 import socket
 import struct
 
-from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
-                      SocketClosedError)
+from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, SocketClosedError,
+                      SocketIwaError)
 from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOptions
 
 name = "native"
-READ_CHUNK = 256 * 1024
 # Python < 3.12 lacks these constants; the values are Linux's (<linux/in.h>).
 IP_ADD_SOURCE_MEMBERSHIP = getattr(socket, "IP_ADD_SOURCE_MEMBERSHIP", 39)
 IP_DROP_SOURCE_MEMBERSHIP = getattr(socket, "IP_DROP_SOURCE_MEMBERSHIP", 40)
+MCAST_JOIN_SOURCE_GROUP = getattr(socket, "MCAST_JOIN_SOURCE_GROUP", 46)
+MCAST_LEAVE_SOURCE_GROUP = getattr(socket, "MCAST_LEAVE_SOURCE_GROUP", 47)
 
 
 def _unpatched(loop, name):
@@ -67,51 +72,86 @@ def _endpoints(sock: socket.socket, connected: bool) -> Endpoints:
     return ep
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, max_queue: int):
-        self.queue: collections.deque = collections.deque()
-        self.max_queue = max_queue
-        self.waiter: asyncio.Future | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self.closed = False
-        self.paused_reading = False
-        self.error: Exception | None = None
-        self._can_write = asyncio.Event()
-        self._can_write.set()
+def _report_sink_error(loop, exc: BaseException, where: str, transport) -> None:
+    # base.py: an exception in a sink goes to the loop's handler and delivery goes on.
+    loop.call_exception_handler({"message": f"Exception in socketiwa sink {where}()",
+                                 "exception": exc, "transport": transport})
 
+
+def _lost_error(exc: Exception | None) -> Exception | None:
+    if exc is None or isinstance(exc, SocketIwaError):
+        return exc
+    if isinstance(exc, OSError):
+        return _os_error(exc, "connection lost")
+    return exc
+
+
+class _Pusher:
+    """What both asyncio protocols share: a sink set by start(), flow control passed through,
+    connection_lost exactly once, and a future close() waits on."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.sink = None
+        self.transport = None
+        self.lost = loop.create_future()
+        self._lost_called = False
+        self._write_paused = False
+
+    def _call(self, name: str, *args) -> None:
+        try:
+            getattr(self.sink, name)(*args)
+        except Exception as exc:
+            _report_sink_error(self.loop, exc, name, self.transport)
+
+    def pause_writing(self):
+        self._write_paused = True
+        if self.sink is not None:
+            self._call("pause_writing")
+
+    def resume_writing(self):
+        self._write_paused = False
+        if self.sink is not None:
+            self._call("resume_writing")
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if self._lost_called or self.sink is None:
+            return
+        self._lost_called = True
+        self._call("connection_lost", _lost_error(exc))
+
+    def start(self, sink) -> None:
+        if self.sink is not None:
+            raise RuntimeError("start() may be called once")
+        self.sink = sink
+        if self.lost.done():   # lost before anyone listened: still tell the sink, scheduled
+            self.loop.call_soon(self.connection_lost, None)
+            return
+        if self._write_paused:
+            self.loop.call_soon(self._call, "pause_writing")
+        self.transport.resume_reading()
+
+
+class _UdpProtocol(_Pusher, asyncio.DatagramProtocol):
     def connection_made(self, transport):
         self.transport = transport
-
-    def _wake(self):
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        transport.pause_reading()  # until start(sink): nothing arrives with nowhere to go
 
     def datagram_received(self, data, addr):
-        self.queue.append((data, addr[0], addr[1]))
-        if len(self.queue) >= self.max_queue and not self.paused_reading:
-            # Stop reading: the kernel buffer fills and drops, as UDP does, instead of our memory.
-            self.transport.pause_reading()
-            self.paused_reading = True
-        self._wake()
+        self._call("datagram_received", data, addr[0], addr[1])
 
     def error_received(self, exc):
         # ICMP errors (port unreachable) on connected sockets: report, keep the socket usable.
-        self.error = exc
-        self._wake()
-
-    def connection_lost(self, exc):
-        self.closed = True
-        self._can_write.set()
-        self._wake()
-
-    def pause_writing(self):
-        self._can_write.clear()
-
-    def resume_writing(self):
-        self._can_write.set()
+        if self.sink is not None:
+            self._call("error_received", _os_error(exc, "UDP peer unreachable")
+                       if isinstance(exc, OSError) else exc)
 
 
 class NativeUdp:
+    """A UdpTransport (base.py) over asyncio's datagram transport."""
+
     def __init__(self, sock: socket.socket, transport, protocol: _UdpProtocol, opts: UdpOptions):
         self._sock = sock
         self._transport = transport
@@ -120,34 +160,20 @@ class NativeUdp:
         self.endpoints = _endpoints(sock, not opts.bound)
         self.family = sock.family
 
-    async def recv(self):
-        p = self._proto
-        while not p.queue:
-            if p.error is not None:
-                err, p.error = p.error, None
-                raise _os_error(err, "UDP peer unreachable") if isinstance(err, OSError) else err
-            if p.closed:
-                raise SocketClosedError("UDP socket closed")
-            p.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await p.waiter
-            finally:
-                p.waiter = None
-        batch = list(p.queue)
-        p.queue.clear()
-        if p.paused_reading and not p.closed:
-            p.paused_reading = False
+    def start(self, sink) -> None:
+        self._proto.start(sink)
+
+    def pause_reading(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._transport.is_closing():
             self._transport.resume_reading()
-        return batch
 
-    async def send(self, data, address, port):
-        if not self._proto._can_write.is_set():
-            await self._proto._can_write.wait()
-        self.send_nowait(data, address, port)
-
-    def send_nowait(self, data, address, port):
-        """Queue one datagram without waiting (asyncio's DatagramTransport.sendto semantics)."""
-        if self._proto.closed:
+    def send(self, data, address, port):
+        """Queue one datagram (asyncio's DatagramTransport.sendto semantics)."""
+        if self._transport.is_closing():
             raise SocketClosedError("UDP socket closed")
         if len(data) > MAX_UDP_PAYLOAD:
             raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
@@ -159,49 +185,80 @@ class NativeUdp:
         except (OSError, ValueError) as e:
             raise ConnectError(f"UDP send to {address}:{port} failed: {e}") from None
 
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
     async def close(self):
-        if not self._proto.closed:
-            self._transport.close()
-            await asyncio.sleep(0)
-        self._proto.closed = True
-        self._proto._wake()
+        self._transport.close()
+        await asyncio.shield(self._proto.lost)
 
     # ---- multicast
+    def _ipv6_interface(self, interface: str | None) -> int:
+        if interface in (None, "", "::", "0"):
+            return 0
+        if interface.isdigit():
+            return int(interface)
+        name = interface.rpartition("%")[2] if "%" in interface else interface
+        try:
+            return socket.if_nametoindex(name)
+        except OSError:
+            raise InvalidOptionError(f"no network interface {interface!r} (IPv6 multicast takes an "
+                                     "interface name, index or '::%name')") from None
+
     def _mreq(self, group: str, interface: str | None, source: str | None):
+        if self.family == socket.AF_INET6:
+            index = self._ipv6_interface(interface)
+            if source:
+                # struct group_source_req (Linux, 64-bit): u32 interface, 4 pad, two
+                # sockaddr_storage (128 bytes each) holding sockaddr_in6.
+                def storage(addr):  # sockaddr_in6: family, port, flowinfo, address, scope
+                    sin6 = struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", 0, 0) + \
+                        socket.inet_pton(socket.AF_INET6, addr) + struct.pack("=I", 0)
+                    return sin6.ljust(128, b"\0")
+                req = struct.pack("=I4x", index) + storage(group) + storage(source)
+                return (socket.IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, MCAST_LEAVE_SOURCE_GROUP, req)
+            req = socket.inet_pton(socket.AF_INET6, group) + struct.pack("=I", index)
+            return (socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.IPV6_LEAVE_GROUP, req)
+        if ":" in group:
+            raise InvalidOptionError(f"IPv6 group {group} on an IPv4 socket")
         iface = socket.inet_aton(interface or "0.0.0.0")
         if source:
             # struct ip_mreq_source on Linux: multiaddr, interface, sourceaddr
-            return (IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP,
+            return (socket.IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP,
                     socket.inet_aton(group) + iface + socket.inet_aton(source))
-        return (socket.IP_ADD_MEMBERSHIP, socket.IP_DROP_MEMBERSHIP,
+        return (socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.IP_DROP_MEMBERSHIP,
                 socket.inet_aton(group) + iface)
 
     async def join_group(self, group, interface=None, source=None):
-        if self.family != socket.AF_INET:
-            raise NotSupportedError("multicast membership is implemented for IPv4 sockets")
-        add, _, req = self._mreq(group, interface, source)
         try:
-            self._sock.setsockopt(socket.IPPROTO_IP, add, req)
+            level, add, _, req = self._mreq(group, interface, source)
+            self._sock.setsockopt(level, add, req)
         except OSError as e:
-            raise InvalidOptionError(f"cannot join {group}: {e.strerror}") from None
+            raise InvalidOptionError(f"cannot join {group}: {e.strerror or e}") from None
         self._groups.append((group, interface, source))
 
     async def leave_group(self, group, interface=None, source=None):
         key = (group, interface, source)
         if key not in self._groups:
             raise InvalidOptionError(f"not a member of {group}" + (f" from {source}" if source else ""))
-        _, drop, req = self._mreq(group, interface, source)
-        self._sock.setsockopt(socket.IPPROTO_IP, drop, req)
+        level, _, drop, req = self._mreq(group, interface, source)
+        self._sock.setsockopt(level, drop, req)
         self._groups.remove(key)
 
     def joined_groups(self):
         return [g if s is None else f"{s}->{g}" for g, _, s in self._groups]
 
     def set_multicast_ttl(self, ttl):
-        self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        if self.family == socket.AF_INET6:
+            self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+        else:
+            self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
 
     def set_multicast_loopback(self, flag):
-        self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1 if flag else 0)
+        if self.family == socket.AF_INET6:
+            self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1 if flag else 0)
+        else:
+            self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1 if flag else 0)
 
 
 async def open_udp(opts: UdpOptions) -> NativeUdp:
@@ -227,64 +284,92 @@ async def open_udp(opts: UdpOptions) -> NativeUdp:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, opts.multicast_time_to_live)
             if opts.multicast_loopback is not None:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(opts.multicast_loopback))
+        else:
+            if opts.multicast_time_to_live is not None:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, opts.multicast_time_to_live)
+            if opts.multicast_loopback is not None:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(opts.multicast_loopback))
         if opts.bound:
             host = opts.local_address or ("::" if family == socket.AF_INET6 else "0.0.0.0")
             sock.bind((host, opts.local_port or 0))
         else:
             sock.connect(target)
         transport, proto = await _unpatched(loop, "create_datagram_endpoint")(
-            lambda: _UdpProtocol(opts.max_queue), sock=sock)
+            lambda: _UdpProtocol(loop), sock=sock)
     except OSError as e:
         sock.close()
         raise _os_error(e, "cannot open UDP socket") from None
     return NativeUdp(sock, transport, proto, opts)
 
 
+class _StreamProtocol(_Pusher, asyncio.Protocol):
+    def __init__(self, loop, on_made=None):
+        super().__init__(loop)
+        self._on_made = on_made  # a server's: hand the new stream to the accept sink
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.pause_reading()  # until start(sink)
+        if self._on_made is not None:
+            self._on_made(NativeStream(transport, self))
+
+    def data_received(self, data):
+        self._call("data_received", data)
+
+    def eof_received(self):
+        self._call("eof_received")
+        return True  # half-closed: the owner still writes, then closes (base.py: close())
+
+
 class NativeStream:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self._reader = reader
-        self._writer = writer
-        sock = writer.get_extra_info("socket")
-        self.endpoints = _endpoints(sock, True)
+    """A StreamTransport (base.py) over asyncio's socket transport."""
 
-    async def read(self):
-        try:
-            return await self._reader.read(READ_CHUNK)
-        except OSError as e:  # reset by peer: report as end of stream with an error
-            raise _os_error(e, "connection lost") from None
+    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol):
+        self._transport = transport
+        self._proto = protocol
+        self._aborted = False
+        self.endpoints = _endpoints(transport.get_extra_info("socket"), True)
 
-    async def write(self, data):
-        if self._writer.is_closing():
+    def start(self, sink) -> None:
+        self._proto.start(sink)
+
+    def pause_reading(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def write(self, data) -> None:
+        if self._transport.is_closing() or self._proto.lost.done():
             raise SocketClosedError("TCP connection closed")
-        self._writer.write(data)
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError) as e:
-            raise SocketClosedError(f"TCP write failed: {e}") from None
+        self._transport.write(data)
 
-    def abort(self):
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def abort(self) -> None:
         """Close now: discard unsent data and reset the connection (SO_LINGER 0 makes the kernel
-        drop its send buffer too); a write() waiting for the peer fails with SocketClosedError."""
-        sock = self._writer.get_extra_info("socket")
+        drop its send buffer too)."""
+        self._aborted = True
+        sock = self._transport.get_extra_info("socket")
         try:
             if sock is not None and sock.fileno() >= 0:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
-        self._writer.transport.abort()
+        self._transport.abort()
 
-    async def close(self):
-        if not self._writer.is_closing():
+    async def close(self) -> None:
+        if not self._transport.is_closing():
             try:
-                if self._writer.can_write_eof():
-                    self._writer.write_eof()
+                if self._transport.can_write_eof():
+                    self._transport.write_eof()  # FIN once the buffer is flushed
             except OSError:
                 pass
-            self._writer.close()
-        try:
-            await self._writer.wait_closed()
-        except (OSError, ConnectionError):
-            pass
+            self._transport.close()
+        await asyncio.shield(self._proto.lost)
 
 
 def _apply_tcp_options(sock: socket.socket, opts: TcpOptions) -> None:
@@ -300,71 +385,84 @@ def _apply_tcp_options(sock: socket.socket, opts: TcpOptions) -> None:
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> NativeStream:
     family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(opts.dns_query_type or "", 0)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
-        transport, _ = await _unpatched(loop, "create_connection")(lambda: protocol, host, port, family=family)
+        transport, protocol = await _unpatched(loop, "create_connection")(
+            lambda: _StreamProtocol(loop), host, port, family=family)
     except OSError as e:
         raise _os_error(e, f"cannot connect to {host}:{port}") from None
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    _apply_tcp_options(writer.get_extra_info("socket"), opts)
-    return NativeStream(reader, writer)
+    _apply_tcp_options(transport.get_extra_info("socket"), opts)
+    return NativeStream(transport, protocol)
 
 
 class NativeServer:
-    def __init__(self, backlog: int):
-        self._accepted: asyncio.Queue = asyncio.Queue(maxsize=max(1, backlog))
+    """A ServerTransport (base.py) over asyncio's server."""
+
+    def __init__(self, loop, backlog: int):
+        self._loop = loop
         self._server: asyncio.AbstractServer | None = None
+        self._sink = None
+        self._paused = False
+        self._waiting: collections.deque = collections.deque()  # accepted before start/while paused
+        self._backlog = backlog
         self.endpoints = Endpoints()
         self.closed = False
 
-    async def _on_client(self, reader, writer):
+    def _on_made(self, stream: NativeStream) -> None:
         if self.closed:
-            writer.transport.abort()
+            stream.abort()
             return
-        await self._accepted.put(NativeStream(reader, writer))
-        if self.closed:  # closed while this connection waited for room
-            self._discard_unaccepted()
+        if self._sink is None or self._paused or self._waiting:
+            if len(self._waiting) >= self._backlog:
+                stream.abort()  # as a full OS backlog would refuse it
+                return
+            self._waiting.append(stream)
+            return
+        self._hand_over(stream)
 
-    async def accept(self):
-        if self.closed and self._accepted.empty():
-            return None
-        item = await self._accepted.get()
-        return item
+    def _hand_over(self, stream) -> None:
+        try:
+            self._sink.connection_made(stream)
+        except Exception as exc:
+            _report_sink_error(self._loop, exc, "connection_made", None)
 
-    def _discard_unaccepted(self):
-        """Reset connections the OS accepted that accept() never handed out, then leave the
-        None that wakes (and ends) a pending accept()."""
-        while True:
-            try:
-                stream = self._accepted.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            if stream is not None:
-                stream.abort()
-        self._accepted.put_nowait(None)
+    def _flush_waiting(self) -> None:
+        while self._waiting and not self._paused and not self.closed:
+            self._hand_over(self._waiting.popleft())
+
+    def start(self, sink) -> None:
+        self._sink = sink
+        self._loop.call_soon(self._flush_waiting)
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._loop.call_soon(self._flush_waiting)
 
     async def close(self):
         """Stop listening (the listening socket is closed when this returns) and reset the
-        connections not yet accepted. Accepted connections are their owners' to close; so this
+        connections not handed over. Accepted connections are their owners' to close; so this
         does not await Server.wait_closed(), which from Python 3.12 on also waits for every
         connection the server ever accepted to close."""
         if self.closed:
             return
         self.closed = True
         self._server.close()
-        self._discard_unaccepted()
+        while self._waiting:
+            self._waiting.popleft().abort()
+        if self._sink is not None:
+            sink = self._sink
+            self._loop.call_soon(lambda: sink.connection_lost(None))
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> NativeServer:
-    srv = NativeServer(backlog or 128)
     loop = asyncio.get_running_loop()
-
-    def factory():
-        reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, srv._on_client, loop=loop)
+    srv = NativeServer(loop, backlog or 128)
     try:
-        srv._server = await _unpatched(loop, "create_server")(factory, host, port, backlog=backlog or 128)
+        srv._server = await _unpatched(loop, "create_server")(
+            lambda: _StreamProtocol(loop, srv._on_made), host, port, backlog=backlog or 128)
     except OSError as e:
         raise _os_error(e, f"cannot listen on {host}:{port}") from None
     sockname = srv._server.sockets[0].getsockname()
