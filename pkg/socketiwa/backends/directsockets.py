@@ -168,12 +168,10 @@ class _Endpoint:
 
     # ---- writing
     def _request_pause(self) -> None:
-        # Never call the sink from inside send()/write(): tell it on the next loop turn.
+        # From inside send()/write(), as asyncio's own transports do (and native.py, which passes
+        # asyncio's through): a writer that never yields must see the pause before its next write.
         self._writing_paused = True
-        self._loop.call_soon(self._deliver_pause)
-
-    def _deliver_pause(self) -> None:
-        if self._writing_paused and not self._pause_delivered and not self._lost and self._sink:
+        if not self._lost and self._sink is not None:
             self._pause_delivered = True
             self._call_sink("pause_writing")
 
