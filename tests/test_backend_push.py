@@ -79,6 +79,8 @@ async def test_udp_push_delivers_in_order_batched(selenium, helpers, udp_echo):
     assert [int.from_bytes(d[:4], "big") for d in sink.data] == list(range(n))
     assert all(c[1:] == (host, port) for c in sink.kinds("datagram"))
     await t.close()
+    await sink.until(lambda: sink.kinds("lost"))
+    await asyncio.sleep(0.05)
     assert sink.kinds("lost") == [("lost", None)]
     assert sink.calls[-1][0] == "lost"
 
@@ -113,6 +115,7 @@ async def test_udp_push_bound_reports_sender_and_survives_sink_errors(selenium, 
     assert all(c[1:] == (host, port) for c in sink.kinds("datagram"))
     assert len(reported) == 1 and isinstance(reported[0], ValueError)
     await t.close()
+    await sink.until(lambda: sink.kinds("lost"))
     assert len(sink.kinds("lost")) == 1
 
 
@@ -186,6 +189,7 @@ async def test_tcp_push_echo_eof_and_write_backpressure(selenium, helpers, tcp_e
     got = b"".join(sink.data)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     await t.close()
+    await sink.until(lambda: sink.kinds("lost"))
     assert sink.calls[-1] == ("lost", None) and len(sink.kinds("lost")) == 1
 
     # A server that accepts and never reads: writes must pause, then resume once it reads.
@@ -217,6 +221,7 @@ async def test_tcp_push_echo_eof_and_write_backpressure(selenium, helpers, tcp_e
     await psink.until(lambda: psink.kinds("eof") or psink.kinds("lost"), timeout=10)
     await peer.close()
     await srv.close()
+    await accepted.until(lambda: accepted.kinds("lost"))
     assert accepted.calls[-1] == ("lost", None)
 
 
