@@ -42,7 +42,7 @@ def save_record(benchmark: str, results: dict) -> None:
 
 
 # Python cases whose plain-JS baseline is another function of bench/js_cases.mjs.
-JS_EQUIVALENT = {"udp_echo_rate_protocol": "udp_echo_rate"}
+JS_EQUIVALENT = {"udp_echo_rate_protocol": "udp_echo_rate", "udp_echo_rate_backend": "udp_echo_rate"}
 
 
 def cases(host, udp_port, tcp_port, seconds):
@@ -51,6 +51,10 @@ def cases(host, udp_port, tcp_port, seconds):
         ("udp_echo_w32", "udp_echo_rate", (host, udp_port), {"window": 32, "seconds": seconds}),
         ("udp_echo_protocol_w1", "udp_echo_rate_protocol", (host, udp_port), {"window": 1, "seconds": seconds}),
         ("udp_echo_protocol_w32", "udp_echo_rate_protocol", (host, udp_port), {"window": 32, "seconds": seconds}),
+        ("udp_echo_backend_w1", "udp_echo_rate_backend", (host, udp_port), {"window": 1, "seconds": seconds}),
+        ("udp_echo_backend_w32", "udp_echo_rate_backend", (host, udp_port), {"window": 32, "seconds": seconds}),
+        ("udp_profile_backend_w1", "udp_echo_backend_profile", (host, udp_port), {"window": 1, "seconds": seconds}),
+        ("udp_profile_backend_w32", "udp_echo_backend_profile", (host, udp_port), {"window": 32, "seconds": seconds}),
         ("udp_constant_2k", "udp_constant_rate", (host, udp_port), {"rate": 2000, "seconds": seconds}),
         ("tcp_echo_32mb", "tcp_echo_throughput", (host, tcp_port), {}),
     ]
@@ -61,6 +65,8 @@ def headline(name: str, result: dict) -> str:
         return "n/a"
     if result.get("stalled"):
         return f"stalled after {result['bytes'] / 1e6:.1f} MB"
+    if "python_us_per_round_trip" in result:
+        return f"{result['python_us_per_round_trip']}/{result['us_per_round_trip']} us Python/rt"
     if "round_trips_per_s" in result:
         return f"{result['round_trips_per_s']:,} rt/s"
     if "mb_per_s" in result:
@@ -157,13 +163,43 @@ def run_before(ref: str, runtimes: str, seconds: float) -> dict[str, dict]:
     return {f"{rt}@{ref}": r for rt, r in history[-1]["results"].items()}
 
 
+def run_iwa_paired(runner, case_list, rounds=3):
+    """Python and plain JS in the same IWA page, alternating case by case for ``rounds`` rounds:
+    machine load hits both alike. Each case reports the median round's numbers plus
+    ``js_round_trips_per_s`` and ``ratio_to_js`` (median of the per-round Python/JS ratios)."""
+    source = (ROOT / "bench" / "js_cases.mjs").read_text()
+    names = re.findall(r"^export async function (\w+)", source, re.M)
+    js_source = re.sub(r"^export async function (\w+)", r"globalThis.__bench.\1 = async function \1", source, flags=re.M)
+    runner.run_js("globalThis.__bench = {};" + js_source + "\nreturn true;")
+    py_source = (ROOT / "bench" / "transport_cases.py").read_text()
+    runner.load_package(["socketiwa"])
+    runner.run_async(py_source + "\nNone")
+    out = {}
+    for label, fn, args, kwargs in case_list:
+        js_fn = JS_EQUIVALENT.get(fn, fn)
+        if js_fn not in names or "round_trips" not in label and "echo" not in label:
+            continue
+        rows = []
+        for _ in range(rounds):
+            py = json.loads(runner.run_async(f"import json\njson.dumps(await {fn}(*{args!r}, **{kwargs!r}))"))
+            js = runner.run_js(f"return await __bench.{js_fn}(...{json.dumps(list(args))}, {json.dumps(kwargs)});")
+            rows.append((py["round_trips_per_s"] / js["round_trips_per_s"], py, js))
+        rows.sort(key=lambda r: r[0])
+        ratio, py, js = rows[len(rows) // 2]
+        out[label] = dict(py, js_round_trips_per_s=js["round_trips_per_s"], ratio_to_js=round(ratio, 3),
+                          ratios=[round(r[0], 3) for r in rows])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runtimes", default="cpython,node,iwa,iwa-task,iwa-microtask,iwa-js",
                     help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA; "
+                         "iwa-paired: Python and plain JS alternating in one IWA page, ratio per round; "
                          "iwa-task / iwa-microtask: batched WebLoop scheduling modes), "
                          "iwa-js (plain JavaScript in the same IWA page)")
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--cases", help="only the cases whose label contains one of these (comma-separated)")
     ap.add_argument("--before", metavar="REF",
                     help="also run commit REF's own benchmark in the IWA (iwa@REF), e.g. main")
     ap.add_argument("--before-runtimes", default="iwa", help="runtimes for --before (default iwa)")
@@ -174,6 +210,9 @@ def main() -> None:
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     _, udp_port, _, tcp_port = servers.stdout.readline().split()
     case_list = cases("127.0.0.1", int(udp_port), int(tcp_port), args.seconds)
+    if args.cases:
+        wanted = args.cases.split(",")
+        case_list = [c for c in case_list if any(w in c[0] for w in wanted)]
     results: dict[str, dict] = {}
     try:
         for rt in runtimes:
@@ -196,6 +235,8 @@ def main() -> None:
                 try:
                     if rt == "iwa-js":
                         results[rt] = run_iwa_js(runner, case_list)
+                    elif rt == "iwa-paired":
+                        results[rt] = run_iwa_paired(runner, case_list)
                     else:
                         results[rt] = run_pyodide(runner, case_list, webloop=rt.partition("-")[2] or None)
                 finally:
@@ -225,6 +266,9 @@ def main() -> None:
             b, v = headline_value(base.get(label, {})), headline_value(results[rt].get(label, {}))
             if rt != "cpython" and b and v is not None:
                 ratios.append(f"{rt} {v / b:.2f}")
+        paired = results.get("iwa-paired", {}).get(label)
+        if paired:
+            ratios.append(f"iwa-paired py/js {paired['ratio_to_js']:.2f} (js {paired['js_round_trips_per_s']:,})")
         js = headline_value(results.get("iwa-js", {}).get(label, {}))
         for rt in runtimes:
             py = headline_value(results.get(rt, {}).get(label, {}))
