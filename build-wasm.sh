@@ -4,6 +4,7 @@
 #   wheels      aioquic, pylsqpack and socketiwa-crypto (AWS-LC) for Pyodide 314.0.7
 #               -> dist/wasm/wheels; a check build for Pyodide 315.0.0-alpha.2 -> dist/wasm/wheels-315
 #   dist        build/pyodide-dist-314: the Pyodide runtime + every wheel the page loads
+#   user dist   dist/pyodide: runtime, wheels and pyodide-lock.json for your own page
 #   app         build/iwa (dev-mode layout) and build/socketiwa.swbn (signed; prints its ID)
 #
 # Usage: bash build-wasm.sh [--clean] [--help]
@@ -57,8 +58,8 @@ trap 'rc=$?; unmount_chroot; [ $rc = 0 ] || echo "build-wasm.sh: FAILED at step:
 case "${1:-}" in
   --help|-h) sed -n '2,12p' "$0"; exit 0 ;;
   --clean)
-    echo "==> --clean: removing build/, dist/wasm and $TC"
-    unmount_chroot; rm -rf build dist/wasm "$TC"; shift ;;
+    echo "==> --clean: removing build/, dist/wasm, dist/pyodide and $TC"
+    unmount_chroot; rm -rf build dist/wasm dist/pyodide "$TC"; shift ;;
   "") ;;
   *) die "unknown option $1 (see --help)" ;;
 esac
@@ -161,6 +162,10 @@ print(json.dumps({m["package"]["name"]: m["test"]["imports"] for m in
     || die "built wheels do not import in Pyodide $runtime"
   done_step
 done
+
+step "Pyodide wheels and lock for your own page (dist/pyodide; scripts/pyodide_user_dist.py)"
+.venv/bin/python scripts/pyodide_user_dist.py --out dist/pyodide >/dev/null
+done_step
 
 step "Isolated Web App and signed web bundle (build/iwa, build/socketiwa.swbn)"
 node iwa-shell/build.mjs --dev-dir build/iwa --swbn build/socketiwa.swbn | tee build/iwa-build.json

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -189,6 +191,29 @@ def test_build_refuses_a_dependency_with_c_extensions(tmp_path, wheelhouse):
     line = error_line(socketiwa("-q", "build", "native", cwd=tmp_path, env=wheelhouse), "build")
     assert "dependency fastthing has no pure-Python wheel" in line and "C extensions" in line
     assert not (tmp_path / "native" / "build" / "native-0.1.0.swbn").exists()
+    assert not (tmp_path / "native" / "socketiwa.lock").exists()
+
+
+def test_build_names_the_c_extension_deep_in_the_dependencies(tmp_path, wheelhouse):
+    """A pure wheel that needs a C-extension package, and a package with only a source
+    archive: the error names the package that cannot go into the bundle."""
+    folder = Path(wheelhouse["PIP_FIND_LINKS"])
+    make_wheel(folder, "speedy_parser", "2.1", requires=["fastthing>=0.3"],
+               files={"speedy_parser.py": "import fastthing\n"})
+    with tarfile.open(folder / "srconly-1.0.tar.gz", "w:gz") as tf:   # an sdist, no wheel at all
+        info = tarfile.TarInfo("srconly-1.0/setup.py")
+        code = b"from setuptools import setup, Extension\nsetup(ext_modules=[Extension('srconly', ['s.c'])])\n"
+        info.size = len(code)
+        tf.addfile(info, io.BytesIO(code))
+    assert socketiwa("new", "deep", cwd=tmp_path).returncode == 0
+    meta = tmp_path / "deep" / "pyproject.toml"
+    base = meta.read_text()
+    meta.write_text(base.replace("dependencies = []", 'dependencies = ["greeting", "speedy-parser"]'))
+    line = error_line(socketiwa("-q", "build", "deep", cwd=tmp_path, env=wheelhouse), "build")
+    assert "dependency fastthing" in line and "C extensions not built for Pyodide" in line
+    meta.write_text(base.replace("dependencies = []", 'dependencies = ["srconly"]'))
+    line = error_line(socketiwa("-q", "build", "deep", cwd=tmp_path, env=wheelhouse), "build")
+    assert "dependency srconly has no pure-Python wheel" in line and "ships only source" in line
 
 
 def test_build_with_the_index_unreachable(tmp_path):
@@ -208,6 +233,10 @@ def test_build_without_main_py(tmp_path):
     assert "has no main.py" in line and "socketiwa new" in line
     line = error_line(socketiwa("-q", "build", "missing-folder", cwd=tmp_path), "build")
     assert "is not a folder" in line
+    # run builds first: the same one line, before any Chromium starts
+    line = error_line(socketiwa("-q", "run", "nomain", cwd=tmp_path), "run")
+    assert "has no main.py" in line
+    assert not (tmp_path / "nomain" / "build").exists()
 
 
 def test_build_with_a_corrupt_key(tmp_path):
@@ -217,6 +246,43 @@ def test_build_with_a_corrupt_key(tmp_path):
     line = error_line(socketiwa("-q", "build", "hello", "--key", str(key), cwd=tmp_path), "build")
     assert str(key) in line and "not a valid Ed25519 PEM private key" in line
     assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----\nbm90")   # left as it was
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    assert "not a valid Ed25519 PEM private key" in error_line(
+        socketiwa("-q", "build", "hello", "--key", str(empty), cwd=tmp_path), "build")
+    assert empty.read_text() == ""
+    assert "not a valid Ed25519 PEM private key" in error_line(
+        socketiwa("-q", "build", "hello", "--key", str(tmp_path), cwd=tmp_path), "build")   # a folder
+
+
+def test_build_with_a_key_of_the_wrong_kind(tmp_path):
+    """A well-formed key that cannot sign a Web Bundle (RSA): one line naming the key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    key = tmp_path / "rsa.pem"
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key.write_bytes(pem)
+    line = error_line(socketiwa("-q", "build", "hello", "--key", str(key), cwd=tmp_path), "build")
+    assert f"the signing key {key} cannot sign the bundle" in line and "Ed25519" in line
+    assert key.read_bytes() == pem
+
+
+def test_build_with_a_relative_key_path(tmp_path):
+    """--key relative to where the command runs: an existing key is used from there, a new one
+    is made there (not in the socketiwa tree, where the signer runs)."""
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    out = socketiwa("-q", "build", "hello", "--key", "keys/mine.pem", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    made = tmp_path / "keys" / "mine.pem"
+    assert made.is_file() and f"key:     {made}" in out.stdout
+    assert not (ROOT / "keys" / "mine.pem").exists()
+    first_id = re.search(r"^id:\s+(\S+)", out.stdout, re.M).group(1)
+    again = socketiwa("-q", "build", str(tmp_path / "hello"), "--key", "mine.pem", cwd=tmp_path / "keys")
+    assert again.returncode == 0, again.stderr
+    assert f"id:      {first_id}" in again.stdout                  # the same key, so the same app
 
 
 # ---- run
@@ -307,26 +373,62 @@ def test_doctor_reports_both_chromiums(tmp_path):
     assert out.returncode == (1 if re.search(r"^NO ", text, re.M) else 0)
 
 
+def test_doctor_without_chromium(tmp_path):
+    """Neither Chromium present: doctor says so for each, with the command that fixes it."""
+    out = socketiwa("doctor", cwd=tmp_path, timeout=120,
+                    env={"SOCKETIWA_CHROMIUM": str(tmp_path / "no-chromium"),
+                         "SOCKETIWA_CACHE": str(tmp_path / "empty-cache")})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert re.search(rf"^NO\s+chromium \(dev mode\)\s+not found at {re.escape(str(tmp_path))}/no-chromium"
+                     r"\s+-> bash scripts/setup.sh$", out.stdout, re.M), out.stdout
+    assert re.search(r"^NO\s+chromium 150 \(signed\)\s+not found at .*empty-cache.*-> bash scripts/chromium150.sh$",
+                     out.stdout, re.M), out.stdout
+    assert "Traceback" not in out.stderr
+
+
 def test_pip_install_gives_the_cli(tmp_path):
-    """`pip install .` (not editable): the console script, py.typed and the starter template are
-    installed; with SOCKETIWA_ROOT it finds the toolkit, without it says so in one line."""
-    site = tmp_path / "site"
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                          "--target", str(site), str(ROOT)], capture_output=True, text=True, timeout=300)
+    """The built wheel in a fresh virtualenv (what `pip install .` gives, no editable install
+    and no dependencies): the console script, py.typed and the starter template are there;
+    `new` works anywhere; `doctor` runs and says what to set for the rest; `build` without
+    SOCKETIWA_ROOT is one line saying to set it, and with it builds."""
+    wheels = tmp_path / "wheels"
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                          "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert (site / "socketiwa" / "py.typed").exists()
-    assert (site / "bin" / "socketiwa").exists()
-    env = dict(os.environ, PYTHONPATH=str(site), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    env.pop("SOCKETIWA_ROOT", None)
+    (wheel,) = wheels.glob("socketiwa-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    assert {"socketiwa/py.typed", "socketiwa/_app/template/main.py", "socketiwa/h3/__init__.py"} <= names
+    venv = tmp_path / "venv"
+    # Nothing of the checkout may leak in: PYTHONPATH (the test run's pkg/, with its egg-info)
+    # would make pip think socketiwa is installed already.
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCKETIWA_ROOT", "PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=env)
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                          str(wheel)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert (venv / "bin" / "socketiwa").exists()
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), PATH=f"{venv / 'bin'}:{env['PATH']}")
     work = tmp_path / "work"
     work.mkdir()
-    run = lambda *a, **kw: subprocess.run([sys.executable, str(site / "bin" / "socketiwa"), *a], cwd=work,  # noqa: E731
-                                          env={**env, **kw}, capture_output=True, text=True, timeout=120)
+    run = lambda *a, **kw: subprocess.run(["socketiwa", *a], cwd=work, env={**env, **kw},  # noqa: E731
+                                          capture_output=True, text=True, timeout=240)
+    where = run("--help")
+    assert where.returncode == 0 and "socketiwa new DIR" in where.stdout
+    located = subprocess.run([str(venv / "bin" / "python"), "-c", "import socketiwa; print(socketiwa.__file__)"],
+                             cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert located.stdout.startswith(str(venv)), located   # the installed copy, not the checkout
     new = run("new", "app")
     assert new.returncode == 0, new.stderr
     assert {p.name for p in (work / "app").iterdir()} == {"main.py", "pyproject.toml", "icon.png", ".gitignore"}
+    doctor = run("doctor")
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr
+    assert re.search(r"^NO\s+socketiwa tree\s+.*set SOCKETIWA_ROOT=", doctor.stdout, re.M), doctor.stdout
+    assert re.search(r"^ok\s+node\s+v\d+", doctor.stdout, re.M), doctor.stdout
     lone = run("-q", "build", "app")
     assert "set SOCKETIWA_ROOT" in error_line(lone, "build")
+    doctor = run("doctor", SOCKETIWA_ROOT=str(ROOT))
+    assert re.search(rf"^ok\s+socketiwa tree\s+{re.escape(str(ROOT))}$", doctor.stdout, re.M), doctor.stdout
     built = run("-q", "build", "app", SOCKETIWA_ROOT=str(ROOT))
     assert built.returncode == 0, built.stderr
     assert "origin:  isolated-app://" in built.stdout

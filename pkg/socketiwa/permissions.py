@@ -27,6 +27,7 @@ async def direct_sockets() -> str:
 
 
 async def direct_sockets_multicast() -> str:
+    """'granted' if the permissions policy allows multicast on Direct Sockets UDP."""
     return (await state())["direct_sockets_multicast"]
 
 

@@ -10,14 +10,15 @@ import asyncio
 import os
 import tempfile
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 from . import aio
 
 try:
     from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+    from aioquic.asyncio.server import QuicServer
     from aioquic.quic.configuration import QuicConfiguration
-    from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
+    from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
     from aioquic.tls import CipherSuite
 except ImportError as exc:  # pragma: no cover - aioquic is an optional dependency
     raise ImportError("socketiwa.quic needs aioquic (pip install 'socketiwa[quic]'; in Pyodide "
@@ -45,7 +46,7 @@ def aes_hardware() -> bool:
     if not type(default_backend()).__module__.startswith("socketiwa_crypto"):
         return True
     from socketiwa_crypto import has_aes_hardware
-    return has_aes_hardware()
+    return bool(has_aes_hardware())
 
 
 def preferred_cipher_suites(*, is_client: bool) -> list[str]:
@@ -79,7 +80,10 @@ def _pem_file(data: bytes | str, suffix: str) -> str:
 
 def server_configuration(certificate: bytes | str, private_key: bytes | str, *,
                          alpn: str = ALPN_ECHO, cipher_suites: list[str] | None = None,
-                         **kwargs) -> QuicConfiguration:
+                         **kwargs: Any) -> QuicConfiguration:
+    """aioquic's server QuicConfiguration with a certificate chain and key (PEM bytes/str or
+    file paths), ALPN ``alpn`` and the suites of ``preferred_cipher_suites`` unless
+    ``cipher_suites`` names others. Further keyword arguments go to QuicConfiguration."""
     config = QuicConfiguration(is_client=False, alpn_protocols=[alpn], **kwargs)
     config.cipher_suites = [CIPHER_SUITES[c] for c in
                             cipher_suites or preferred_cipher_suites(is_client=False)]
@@ -95,7 +99,9 @@ def server_configuration(certificate: bytes | str, private_key: bytes | str, *,
 
 def client_configuration(*, cadata: bytes | str | None = None, server_name: str | None = None,
                          alpn: str = ALPN_ECHO, cipher_suites: list[str] | None = None,
-                         verify: bool = True, **kwargs) -> QuicConfiguration:
+                         verify: bool = True, **kwargs: Any) -> QuicConfiguration:
+    """aioquic's client QuicConfiguration: trusts ``cadata`` (PEM) when given, checks the
+    server's name (``server_name``; ``verify=False`` skips verification), ALPN ``alpn``."""
     import ssl
     config = QuicConfiguration(is_client=True, alpn_protocols=[alpn], server_name=server_name,
                                **kwargs)
@@ -113,7 +119,7 @@ class EchoServerProtocol(QuicConnectionProtocol):
 
     closed: list[tuple[int, str]] = []
 
-    def quic_event_received(self, event) -> None:
+    def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
             self._quic.send_stream_data(event.stream_id, event.data, end_stream=event.end_stream)
         elif isinstance(event, ConnectionTerminated):
@@ -121,15 +127,17 @@ class EchoServerProtocol(QuicConnectionProtocol):
 
 
 class EchoClientProtocol(QuicConnectionProtocol):
-    def __init__(self, *args, **kwargs):
+    """Client side of the echo ALPN: ``await echo(data)`` sends data on a new stream and
+    returns what came back; ``terminated`` holds the close event once the connection ended."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._streams: dict[int, tuple[bytearray, asyncio.Future]] = {}
+        self._streams: dict[int, tuple[bytearray, asyncio.Future[bytes]]] = {}
         self.terminated: ConnectionTerminated | None = None
 
     async def echo(self, data: bytes) -> bytes:
         """Send ``data`` on a new bidirectional stream; return what comes back."""
         stream_id = self._quic.get_next_available_stream_id()
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._streams[stream_id] = (bytearray(), waiter)
         self._quic.send_stream_data(stream_id, data, end_stream=True)
         self.transmit()
@@ -140,7 +148,7 @@ class EchoClientProtocol(QuicConnectionProtocol):
         self._quic.request_key_update()
         self.transmit()
 
-    def quic_event_received(self, event) -> None:
+    def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived) and event.stream_id in self._streams:
             buf, waiter = self._streams[event.stream_id]
             buf += event.data
@@ -156,7 +164,8 @@ class EchoClientProtocol(QuicConnectionProtocol):
 
 
 async def serve_echo(host: str, port: int, configuration: QuicConfiguration, *,
-                     retry: bool = False, protocol=EchoServerProtocol):
+                     retry: bool = False,
+                     protocol: type[QuicConnectionProtocol] = EchoServerProtocol) -> QuicServer:
     """Start a QUIC echo server; returns aioquic's QuicServer (``.close()`` to stop)."""
     aio.install()
     return await serve(host, port, configuration=configuration, create_protocol=protocol, retry=retry)
@@ -164,9 +173,9 @@ async def serve_echo(host: str, port: int, configuration: QuicConfiguration, *,
 
 @asynccontextmanager
 async def connect_echo(host: str, port: int, configuration: QuicConfiguration,
-                       **kwargs) -> AsyncIterator[EchoClientProtocol]:
+                       **kwargs: Any) -> AsyncIterator[EchoClientProtocol]:
     """Connect a QUIC echo client (aioquic's ``connect``, on socketiwa's transport)."""
     aio.install()
     async with connect(host, port, configuration=configuration,
                        create_protocol=EchoClientProtocol, **kwargs) as client:
-        yield client
+        yield cast(EchoClientProtocol, client)   # create_protocol made it; aioquic types the base class

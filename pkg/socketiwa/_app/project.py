@@ -121,7 +121,9 @@ class App:
 
     def key_path(self, override: Path | None = None) -> Path:
         if override:
-            return override
+            # absolute: build.mjs runs in the toolkit's folder, where a relative path would
+            # miss the user's key and make a new one in the wrong place
+            return override.expanduser().absolute()
         return config_dir() / "keys" / f"{self.slug}.pem"
 
     @property
@@ -444,8 +446,16 @@ def build(folder: Path, key: Path | None = None, sign: bool = True,
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
     if out.returncode:
         lines = [line for line in out.stderr.strip().splitlines() if line.startswith("build.mjs: ")]
-        raise AppError(lines[-1][len("build.mjs: "):] if lines else
-                       f"iwa-shell/build.mjs failed: {out.stderr.strip()[-500:]}")
+        if lines:
+            raise AppError(lines[-1][len("build.mjs: "):])
+        # An exception build.mjs did not expect: its message, on one line, not Node's trace
+        # (e.g. wbn-sign refusing an RSA key: "Only Ed25519 and ECDSA P-256 keys are ...").
+        thrown = re.findall(r"^\w*Error: (.+)$", out.stderr, re.M)
+        detail = thrown[0] if thrown else " ".join(out.stderr.split())[-300:]
+        if key_path and "key" in detail.lower():
+            raise AppError(f"the signing key {key_path} cannot sign the bundle: {detail} "
+                           "(use an Ed25519 key, or --key with another file)")
+        raise AppError(f"iwa-shell/build.mjs failed: {detail}")
     info = json.loads(out.stdout.strip().splitlines()[-1])
     result = BuildResult(app=app, id=info.get("id", ""), origin=info.get("origin", ""),
                          swbn=app.swbn if sign else None, dev_dir=app.dev_dir,

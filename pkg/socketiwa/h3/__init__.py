@@ -16,7 +16,10 @@ streams, flow control).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from aioquic.h3.connection import H3_ALPN
+from aioquic.quic.configuration import QuicConfiguration
 
 from .. import quic
 from ._protocol import (CapsuleParser, ConnectionTerminatedError, H3Protocol, RequestStream,
@@ -30,7 +33,8 @@ from .webtransport import WebTransportSession, WebTransportStream
 MAX_DATAGRAM_FRAME_SIZE = 65536
 
 
-def server_configuration(certificate, private_key, *, datagrams: bool = True, **kwargs):
+def server_configuration(certificate: bytes | str, private_key: bytes | str, *, datagrams: bool = True,
+                         **kwargs: Any) -> QuicConfiguration:
     """quic.server_configuration for HTTP/3 (ALPN h3; QUIC datagrams on unless ``datagrams``
     is False, which also turns off WebTransport and HTTP datagrams)."""
     if datagrams:
@@ -38,7 +42,7 @@ def server_configuration(certificate, private_key, *, datagrams: bool = True, **
     return quic.server_configuration(certificate, private_key, alpn=H3_ALPN[0], **kwargs)
 
 
-def client_configuration(*, datagrams: bool = True, **kwargs):
+def client_configuration(*, datagrams: bool = True, **kwargs: Any) -> QuicConfiguration:
     """quic.client_configuration for HTTP/3 (see server_configuration)."""
     if datagrams:
         kwargs.setdefault("max_datagram_frame_size", MAX_DATAGRAM_FRAME_SIZE)

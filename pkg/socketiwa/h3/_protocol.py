@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Mapping, TypeVar, Union
 
 from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.asyncio.protocol import QuicStreamHandler
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
 from aioquic.h3.connection import H3Connection, Setting
 from aioquic.h3.events import (DatagramReceived, DataReceived, H3Event, HeadersReceived,
@@ -28,7 +29,16 @@ from aioquic.quic.events import (ConnectionTerminated, HandshakeCompleted, Proto
 
 from ..errors import InvalidOptionError, MessageTooLargeError, SocketClosedError
 
+if TYPE_CHECKING:
+    from aioquic.quic.connection import QuicConnection
+
+    from .webtransport import WebTransportSession, WebTransportStream
+
 Headers = list[tuple[bytes, bytes]]
+# What callers may pass as headers: a mapping or pairs, names and values as str or bytes
+# (other values, e.g. ints, are sent as their str()).
+HeadersIn = Union[Mapping[Any, Any], Iterable[tuple[Any, Any]], None]
+T = TypeVar("T")
 logger = logging.getLogger("socketiwa.h3")
 
 SEND_HIGH_WATER = 512 * 1024
@@ -60,16 +70,16 @@ class ConnectionTerminatedError(SocketClosedError):
         self.reason = reason
 
 
-def to_bytes(value) -> bytes:
+def to_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def normalize_headers(headers) -> Headers:
+def normalize_headers(headers: HeadersIn) -> Headers:
     """Accept a mapping or pairs of str/bytes; return lower-case byte pairs (HTTP/3 requires
     lower-case field names, RFC 9114 section 4.2)."""
     if headers is None:
         return []
-    items = headers.items() if hasattr(headers, "items") else headers
+    items: Iterable[tuple[Any, Any]] = headers.items() if isinstance(headers, Mapping) else headers
     out = []
     for name, value in items:
         name, value = to_bytes(name).lower(), to_bytes(value)
@@ -102,6 +112,8 @@ class CapsuleParser:
         self.max_capsule = max_capsule
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Add stream data; return the capsules now complete as (type, payload).
+        MessageTooLargeError for a capsule over ``max_capsule``."""
         self._buf += data
         out = []
         while self._buf:
@@ -122,18 +134,19 @@ class CapsuleParser:
 
     @property
     def pending(self) -> int:
+        """Bytes buffered towards the next capsule."""
         return len(self._buf)
 
 
 class _ReceiveBuffer:
     """Chunks received on a stream and not yet read; the count of bytes feeds flow control."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.chunks: collections.deque[bytes] = collections.deque()
         self.size = 0
         self.ended = False
         self.error: BaseException | None = None
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def push(self, data: bytes, ended: bool) -> None:
         if data:
@@ -182,18 +195,18 @@ class _ReceiveBuffer:
         return chunk
 
 
-class _BoundedQueue:
+class _BoundedQueue(Generic[T]):
     """A FIFO with one waiting reader and a limit: ``push`` refuses what does not fit (returns
     False, counts it in ``dropped``); ``fail`` makes ``get`` raise once the queue is empty."""
 
     def __init__(self, limit: int):
-        self.items: collections.deque = collections.deque()
+        self.items: collections.deque[T] = collections.deque()
         self.limit = limit
         self.dropped = 0
         self.error: BaseException | None = None
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
-    def push(self, item) -> bool:
+    def push(self, item: T) -> bool:
         if len(self.items) >= self.limit:
             self.dropped += 1
             return False
@@ -207,7 +220,7 @@ class _BoundedQueue:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def get(self):
+    async def get(self) -> T:
         while not self.items:
             if self.error is not None:
                 raise self.error
@@ -219,7 +232,7 @@ class _BoundedQueue:
         return self.items.popleft()
 
 
-class _DatagramQueue(_BoundedQueue):
+class _DatagramQueue(_BoundedQueue[bytes]):
     """Bounded: datagrams are unreliable by definition, so when the application falls behind
     the newest are dropped (counted in ``dropped``) as a full UDP buffer would."""
 
@@ -236,7 +249,7 @@ class RequestStream:
         self.stream_id = stream_id
         self.headers: Headers | None = None   # the first (final) header block received
         self.trailers: Headers | None = None
-        self._headers_waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._headers_waiter: asyncio.Future[Headers] = asyncio.get_running_loop().create_future()
         self._body = _ReceiveBuffer()
         self._datagrams = _DatagramQueue()
         self.headers_sent = False
@@ -247,7 +260,7 @@ class RequestStream:
         self.on_data: Callable[[bytes, bool], None] | None = None  # replaces the body buffer
         self._release_pending = False
         # resolved when the peer abandons the stream (reset, stop sending, connection gone)
-        self.gone: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     # ------------------------------------------------------------ receiving (from the protocol)
     def _received_headers(self, headers: Headers, ended: bool) -> None:
@@ -305,10 +318,12 @@ class RequestStream:
 
     @property
     def unconsumed(self) -> int:
+        """Bytes received on this stream and not yet read by the application."""
         return self._body.size
 
     # ------------------------------------------------------------ public: receiving
     async def receive_headers(self) -> Headers:
+        """The first (final) header block from the peer; interim 1xx responses are skipped."""
         # Not shielded: the exchange has one waiter for its headers, and when that waiter is
         # cancelled the exchange is abandoned (a shield would log the later reset as unhandled).
         return await self._headers_waiter
@@ -322,6 +337,7 @@ class RequestStream:
         return data
 
     async def read_all(self, limit: int = 64 * 1024 * 1024) -> bytes:
+        """The whole rest of the body; MessageTooLargeError beyond ``limit`` bytes."""
         out = bytearray()
         while chunk := await self.read():
             out += chunk
@@ -331,13 +347,16 @@ class RequestStream:
 
     @property
     def receive_ended(self) -> bool:
+        """Whether the peer ended its side and everything was read."""
         return self._body.ended and not self._body.chunks
 
     async def receive_datagram(self) -> bytes:
+        """The next HTTP datagram for this stream (a bounded queue; see ``datagrams_dropped``)."""
         return await self._datagrams.get()
 
     @property
     def datagrams_dropped(self) -> int:
+        """HTTP datagrams dropped because the queue was full."""
         return self._datagrams.dropped
 
     # ------------------------------------------------------------ public: sending
@@ -349,12 +368,12 @@ class RequestStream:
         if self.send_ended:
             raise SocketClosedError(f"stream {self.stream_id} already ended")
 
-    async def send_headers(self, headers, end_stream: bool = False) -> None:
+    async def send_headers(self, headers: HeadersIn, end_stream: bool = False) -> None:
         """The first call sends the header block, a later one sends trailers (which end the
         stream)."""
         self._check_can_send()
         trailers = self.headers_sent
-        self.protocol.http.send_headers(self.stream_id, normalize_headers(headers),
+        self.protocol.h3.send_headers(self.stream_id, normalize_headers(headers),
                                         end_stream=end_stream or trailers)
         self.headers_sent = True
         self.send_ended = end_stream or trailers
@@ -365,12 +384,13 @@ class RequestStream:
         self._check_can_send()
         if not self.headers_sent:
             raise SocketClosedError("send_headers() first")
-        self.protocol.http.send_data(self.stream_id, bytes(data), end_stream=end_stream)
+        self.protocol.h3.send_data(self.stream_id, bytes(data), end_stream=end_stream)
         self.send_ended = end_stream
         self.protocol._transmit_soon()
         await self.protocol.drain(self.stream_id)
 
     async def end(self) -> None:
+        """End our side of the stream (FIN), unless it already ended."""
         if not self.send_ended:
             await self.send_data(b"", end_stream=True)
 
@@ -381,6 +401,7 @@ class RequestStream:
 
     @property
     def max_datagram_size(self) -> int:
+        """The largest HTTP datagram payload that fits one QUIC packet (0: datagrams off)."""
         return self.protocol.max_datagram_payload(self.stream_id)
 
     def reset(self, code: int = H3_REQUEST_CANCELLED) -> None:
@@ -404,23 +425,30 @@ class H3Protocol(QuicConnectionProtocol):
     """aioquic's QUIC protocol carrying HTTP/3. Subclasses decide what to do with a request
     stream's first headers (``request_received``)."""
 
-    def __init__(self, quic, stream_handler=None):
+    def __init__(self, quic: QuicConnection, stream_handler: QuicStreamHandler | None = None) -> None:
         super().__init__(quic, stream_handler)
         self.http: H3Connection | None = None
         self.streams: dict[int, RequestStream] = {}
         # WebTransport: session id -> session, stream id -> stream (set by webtransport.py)
-        self.wt_sessions: dict[int, object] = {}
-        self.wt_streams: dict[int, object] = {}
+        self.wt_sessions: dict[int, WebTransportSession] = {}
+        self.wt_streams: dict[int, WebTransportStream] = {}
         self.terminated: ConnectionTerminated | None = None
         self.handshake: HandshakeCompleted | None = None
-        self._progress: list[asyncio.Future] = []
-        self._state_waiters: list[asyncio.Future] = []
+        self._progress: list[asyncio.Future[None]] = []
+        self._state_waiters: list[asyncio.Future[None]] = []
         self._datagrams_enabled = quic.configuration.max_datagram_frame_size is not None
         self._bound_receive_windows()
         if quic.configuration.is_client:
             self._start_http()
 
     # ------------------------------------------------------------ setup
+    @property
+    def h3(self) -> H3Connection:
+        """The HTTP/3 layer (there once ALPN chose h3; on a client from the start)."""
+        if self.http is None:
+            raise SocketClosedError("HTTP/3 is not set up on this connection yet (no ALPN h3)")
+        return self.http
+
     def _start_http(self) -> None:
         # aioquic announces H3_DATAGRAM only together with WebTransport; both need the QUIC
         # datagram transport parameter, so they are on exactly when it is configured.
@@ -430,7 +458,7 @@ class H3Protocol(QuicConnectionProtocol):
         quic = self._quic
         original = quic._write_stream_limits
 
-        def write_stream_limits(builder, space, stream):
+        def write_stream_limits(builder: Any, space: Any, stream: Any) -> Any:
             held = self._unconsumed(stream.stream_id)
             if not held:
                 return original(builder=builder, space=space, stream=stream)
@@ -443,10 +471,13 @@ class H3Protocol(QuicConnectionProtocol):
                 return original(builder=builder, space=space, stream=stream)
             finally:
                 receiver.highest_offset = real
-        quic._write_stream_limits = write_stream_limits
+        quic._write_stream_limits = write_stream_limits  # type: ignore[method-assign]  # see above
+
+    def _stream(self, stream_id: int) -> RequestStream | WebTransportStream | None:
+        return self.streams.get(stream_id) or self.wt_streams.get(stream_id)
 
     def _unconsumed(self, stream_id: int) -> int:
-        s = self.streams.get(stream_id) or self.wt_streams.get(stream_id)
+        s = self._stream(stream_id)
         return s.unconsumed if s is not None else 0
 
     def _consumed(self, stream_id: int) -> None:
@@ -471,12 +502,15 @@ class H3Protocol(QuicConnectionProtocol):
         return stream.sender._buffer_stop - stream.sender._buffer_start
 
     async def drain(self, stream_id: int, high_water: int = SEND_HIGH_WATER) -> None:
+        """Wait while more than ``high_water`` bytes of the stream are unacknowledged.
+        Raises StreamResetError if the peer stopped the stream, ConnectionTerminatedError if the
+        connection ended."""
         while self.send_buffered(stream_id) > high_water:
             self._check_open()
-            stream = self.streams.get(stream_id) or self.wt_streams.get(stream_id)
-            if stream is not None and getattr(stream, "stop_code", None) is not None:
+            stream = self._stream(stream_id)
+            if stream is not None and stream.stop_code is not None:
                 raise StreamResetError(f"peer stopped stream {stream_id}", stream.stop_code)
-            waiter = self._loop.create_future()
+            waiter: asyncio.Future[None] = self._loop.create_future()
             self._progress.append(waiter)
             await waiter
 
@@ -486,7 +520,7 @@ class H3Protocol(QuicConnectionProtocol):
             if not w.done():
                 w.set_result(None)
 
-    def datagram_received(self, data, addr) -> None:
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
         super().datagram_received(data, addr)
         if self._progress:  # ACKs and window updates arrive in datagrams
             self._wake_progress()
@@ -504,6 +538,8 @@ class H3Protocol(QuicConnectionProtocol):
         return min(quic._max_datagram_size - overhead, remote - 3 - len(encode_uint_var(stream_id // 4)))
 
     def send_datagram(self, stream_id: int, data: bytes) -> None:
+        """Send an HTTP datagram bound to request stream ``stream_id`` (RFC 9297).
+        InvalidOptionError when datagrams are off, MessageTooLargeError when it cannot fit."""
         self._check_open()
         limit = self.max_datagram_payload(stream_id)
         if limit <= 0:
@@ -512,7 +548,7 @@ class H3Protocol(QuicConnectionProtocol):
         if len(data) > limit:
             # aioquic would keep an oversize datagram at the head of its queue forever
             raise MessageTooLargeError(f"datagram of {len(data)} bytes; at most {limit} fit", bytes(data[:64]))
-        self.http.send_datagram(stream_id, bytes(data))
+        self.h3.send_datagram(stream_id, bytes(data))
         self.transmit()
 
     async def wait_connected(self) -> None:
@@ -520,7 +556,7 @@ class H3Protocol(QuicConnectionProtocol):
         happened while someone waited, so after connect(wait_connected=False) it hangs.)"""
         while self.handshake is None:
             self._check_open()
-            waiter = self._loop.create_future()
+            waiter: asyncio.Future[None] = self._loop.create_future()
             self._state_waiters.append(waiter)   # woken by SETTINGS and HandshakeCompleted
             await waiter
 
@@ -530,25 +566,30 @@ class H3Protocol(QuicConnectionProtocol):
         Client: requests sent now travel as 0-RTT."""
         if self.handshake is not None:
             return False
-        return self._quic.configuration.is_client or self._quic.tls.early_data_accepted
+        return bool(self._quic.configuration.is_client or self._quic.tls.early_data_accepted)
 
     # ------------------------------------------------------------ settings
     @property
     def peer_settings(self) -> dict[int, int] | None:
+        """The peer's HTTP/3 SETTINGS once they arrived, else None."""
         return self.http.received_settings if self.http else None
 
     async def wait_peer_settings(self) -> dict[int, int]:
+        """The peer's HTTP/3 SETTINGS, waiting for them if needed."""
         while self.peer_settings is None:
             self._check_open()
-            waiter = self._loop.create_future()
+            waiter: asyncio.Future[None] = self._loop.create_future()
             self._state_waiters.append(waiter)
             await waiter
         return self.peer_settings
 
     def peer_supports(self, setting: int) -> bool:
+        """Whether the peer's SETTINGS turn ``setting`` on."""
         return bool((self.peer_settings or {}).get(setting))
 
     async def require_extended_connect(self, webtransport: bool = False) -> None:
+        """NotSupportedError unless the peer allows Extended CONNECT (and, with
+        ``webtransport``, WebTransport)."""
         from ..errors import NotSupportedError
         await self.wait_peer_settings()
         if not self.peer_supports(Setting.ENABLE_CONNECT_PROTOCOL):
@@ -558,6 +599,7 @@ class H3Protocol(QuicConnectionProtocol):
 
     # ------------------------------------------------------------ events
     def new_stream(self, stream_id: int) -> RequestStream:
+        """Track request stream ``stream_id`` and return its RequestStream."""
         stream = self.streams[stream_id] = RequestStream(self, stream_id)
         return stream
 
@@ -601,6 +643,7 @@ class H3Protocol(QuicConnectionProtocol):
             self._connection_terminated(event)
 
     def h3_event_received(self, event: H3Event) -> None:
+        """Route one aioquic HTTP/3 event to its stream or WebTransport session."""
         if isinstance(event, HeadersReceived):
             stream = self.streams.get(event.stream_id)
             if stream is None:
@@ -639,13 +682,13 @@ class H3Protocol(QuicConnectionProtocol):
             pass
 
     def _stream_reset(self, stream_id: int, code: int) -> None:
-        stream = self.streams.get(stream_id) or self.wt_streams.get(stream_id)
+        stream = self._stream(stream_id)
         if stream is not None:
             stream.reset_code = code
             stream._failed(StreamResetError(f"peer reset stream {stream_id} (code 0x{code:x})", code))
 
     def _stop_sending(self, stream_id: int, code: int) -> None:
-        stream = self.streams.get(stream_id) or self.wt_streams.get(stream_id)
+        stream = self._stream(stream_id)
         if stream is not None:
             stream.stop_code = code
             gone = getattr(stream, "gone", None)

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable, cast
 
 from aioquic.asyncio import connect as quic_connect
+from aioquic.quic.configuration import QuicConfiguration
 
 from .. import aio
 from ..errors import ConnectError, InvalidOptionError
-from ._protocol import (H3Protocol, Headers, RequestStream, header_value, normalize_headers)
+from ._protocol import H3Protocol, Headers, HeadersIn, RequestStream, header_value, normalize_headers
+
+if TYPE_CHECKING:
+    from .tickets import ClientTicketStore
+    from .websocket import WebSocket
+    from .webtransport import WebTransportSession
 
 Body = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes] | None
 
@@ -23,17 +29,19 @@ Body = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes] |
 class Response:
     """A response as soon as its headers arrived; the body streams (``read``, ``async for``)."""
 
-    def __init__(self, stream: RequestStream, headers: Headers, sender: asyncio.Task | None):
+    def __init__(self, stream: RequestStream, headers: Headers, sender: asyncio.Task[None] | None):
         self.stream = stream
         self.headers = [(k, v) for k, v in headers if not k.startswith(b":")]
-        self.status = int(header_value(headers, ":status"))
+        self.status = int(header_value(headers, ":status") or 0)   # aioquic refuses a response without one
         self._sender = sender
 
     @property
     def ok(self) -> bool:
+        """Whether the status is 2xx."""
         return 200 <= self.status < 300
 
     def header(self, name: str | bytes) -> str | None:
+        """The first value of response header ``name``, or None."""
         return header_value(self.headers, name)
 
     @property
@@ -72,13 +80,16 @@ class Response:
 
 
 class H3ClientProtocol(H3Protocol):
+    """A client connection (what ``h3.connect`` yields): ``request``, ``get``,
+    ``extended_connect``, ``webtransport`` and ``websocket``, many at once."""
     authority: bytes = b"localhost"
 
     def open_stream(self) -> RequestStream:
+        """A new request stream (client-initiated, bidirectional); nothing is sent yet."""
         stream_id = self._quic.get_next_available_stream_id()
         return self.new_stream(stream_id)
 
-    def _request_headers(self, method: str, target: str, headers, protocol: str | None) -> Headers:
+    def _request_headers(self, method: str, target: str, headers: HeadersIn, protocol: str | None) -> Headers:
         if "://" in target:  # an absolute URL: take scheme, authority and path from it
             from urllib.parse import urlsplit
             u = urlsplit(target)
@@ -94,8 +105,8 @@ class H3ClientProtocol(H3Protocol):
             pseudo.append((b":protocol", protocol.encode()))
         return pseudo + normalize_headers(headers)
 
-    async def request(self, method: str, target: str, *, headers=None, body: Body = None,
-                      trailers=None, protocol: str | None = None) -> Response:
+    async def request(self, method: str, target: str, *, headers: HeadersIn = None, body: Body = None,
+                      trailers: HeadersIn = None, protocol: str | None = None) -> Response:
         """Send a request; returns when the response headers arrive. ``body``: bytes, or an
         (async) iterable of bytes streamed while the response may already be arriving.
         ``trailers`` are sent after the body."""
@@ -104,14 +115,15 @@ class H3ClientProtocol(H3Protocol):
         stream = self.open_stream()
         early = self.in_early_data
         request_headers = self._request_headers(method.upper(), target, headers, protocol)
-        sender = None
+        sender: asyncio.Task[None] | None = None
         streaming = body is not None and not isinstance(body, (bytes, bytearray, memoryview))
         if streaming or protocol is not None:
             await stream.send_headers(request_headers)
             if streaming:
-                sender = asyncio.ensure_future(self._stream_body(stream, body, trailers))
+                sender = asyncio.ensure_future(self._stream_body(
+                    stream, cast("Iterable[bytes] | AsyncIterable[bytes]", body), trailers))
         else:
-            body = bytes(body or b"")
+            body = bytes(cast("bytes | bytearray | memoryview | None", body) or b"")
             await stream.send_headers(request_headers, end_stream=not body and not trailers)
             if body:
                 await stream.send_data(body, end_stream=not trailers)
@@ -134,8 +146,9 @@ class H3ClientProtocol(H3Protocol):
         return response
 
 
-    async def _stream_body(self, stream: RequestStream, body, trailers) -> None:
-        if hasattr(body, "__aiter__"):
+    async def _stream_body(self, stream: RequestStream, body: Iterable[bytes] | AsyncIterable[bytes],
+                           trailers: HeadersIn) -> None:
+        if isinstance(body, AsyncIterable):
             async for chunk in body:
                 if chunk:
                     await stream.send_data(bytes(chunk))
@@ -148,10 +161,11 @@ class H3ClientProtocol(H3Protocol):
         else:
             await stream.end()
 
-    async def get(self, target: str, **kwargs) -> Response:
+    async def get(self, target: str, **kwargs: Any) -> Response:
+        """``request("GET", target, ...)``."""
         return await self.request("GET", target, **kwargs)
 
-    async def extended_connect(self, target: str, protocol: str, *, headers=None) -> Response:
+    async def extended_connect(self, target: str, protocol: str, *, headers: HeadersIn = None) -> Response:
         """RFC 9220 Extended CONNECT: open a tunnel speaking ``protocol``. Raises ConnectError
         unless the server answers 2xx. The response's ``stream`` carries the tunnel: ``send_data``
         / ``read`` for its bytes, ``send_datagram`` / ``receive_datagram`` for HTTP datagrams."""
@@ -161,12 +175,13 @@ class H3ClientProtocol(H3Protocol):
             raise ConnectError(f"{protocol} CONNECT {target} refused with status {response.status}")
         return response
 
-    async def webtransport(self, target: str, *, headers=None):
+    async def webtransport(self, target: str, *, headers: HeadersIn = None) -> WebTransportSession:
         """Open a WebTransport session (draft-02, as Chromium speaks it)."""
         from .webtransport import open_session
         return await open_session(self, target, headers=headers)
 
-    async def websocket(self, target: str, *, headers=None, subprotocols=(), send_key: bool = False):
+    async def websocket(self, target: str, *, headers: HeadersIn = None, subprotocols: Iterable[str] = (),
+                        send_key: bool = False) -> WebSocket:
         """Open a WebSocket over HTTP/3 (RFC 9220)."""
         from .websocket import open_websocket
         return await open_websocket(self, target, headers=headers, subprotocols=subprotocols,
@@ -174,8 +189,8 @@ class H3ClientProtocol(H3Protocol):
 
 
 @asynccontextmanager
-async def connect(host: str, port: int, *, configuration, tickets=None,
-                  **kwargs) -> AsyncIterator[H3ClientProtocol]:
+async def connect(host: str, port: int, *, configuration: QuicConfiguration,
+                  tickets: ClientTicketStore | None = None, **kwargs: Any) -> AsyncIterator[H3ClientProtocol]:
     """Connect an HTTP/3 client (aioquic's ``connect`` on socketiwa's transport).
 
     ``tickets`` (a tickets.ClientTicketStore) keeps the session tickets the server issues and
@@ -194,6 +209,10 @@ async def connect(host: str, port: int, *, configuration, tickets=None,
                 kwargs.setdefault("wait_connected", False)
         kwargs["session_ticket_handler"] = tickets.handler_for(key)
     async with quic_connect(host, port, configuration=configuration,
-                            create_protocol=H3ClientProtocol, **kwargs) as client:
+                            create_protocol=H3ClientProtocol, **kwargs) as connected:
+        client = cast(H3ClientProtocol, connected)   # create_protocol made it; aioquic types the base class
         client.authority = f"{name}:{port}".encode() if port != 443 else name.encode()
         yield client
+
+
+__all__ = ["connect", "H3ClientProtocol", "Response", "Body"]

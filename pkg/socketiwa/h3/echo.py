@@ -10,6 +10,7 @@ bidirectional stream whose data is ``reset-me`` with code 42; closes the session
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from ._protocol import StreamResetError, header_value
 from .webtransport import WebTransportSession, WebTransportStream
@@ -21,8 +22,8 @@ class WebTransportEcho:
 
     def __init__(self, prefix: str = "/wt"):
         self.prefix = prefix
-        self.sessions: list[dict] = []
-        self.closes: list[dict] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.closes: list[dict[str, Any]] = []
         self.client_resets: list[int] = []
         self.connections: set[int] = set()
 
@@ -78,3 +79,6 @@ class WebTransportEcho:
                 self.client_resets.append(exc.code)
                 continue
             await (await session.create_unidirectional_stream()).write(b"uni-echo:" + data, end=True)
+
+
+__all__ = ["WebTransportEcho"]

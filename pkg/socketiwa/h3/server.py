@@ -17,23 +17,34 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, cast
 from urllib.parse import unquote
 
 from aioquic.asyncio import serve as quic_serve
+from aioquic.asyncio.protocol import QuicStreamHandler
+from aioquic.asyncio.server import QuicServer
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
 
 from .. import aio
+from ..errors import SocketClosedError
 from .tickets import SAFE_EARLY_METHODS
 from ._protocol import (H3_INTERNAL_ERROR, H3Protocol, Headers, RequestStream, StreamResetError,
                         ConnectionTerminatedError, header_value, to_bytes)
 
+if TYPE_CHECKING:
+    from .tickets import ServerTicketStore
+    from .webtransport import WebTransportHandler
+
 logger = logging.getLogger("socketiwa.h3")
 
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+Scope = dict[str, Any]       # ASGI scopes and messages are plain dicts
+Message = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 
-def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, scope_type: str) -> dict:
+def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, scope_type: str) -> Scope:
     pseudo = {k: v for k, v in headers if k.startswith(b":")}
     raw = pseudo.get(b":path", b"/")
     raw_path, _, query = raw.partition(b"?")
@@ -42,7 +53,8 @@ def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, s
         fields.insert(0, (b"host", pseudo[b":authority"]))  # ASGI apps look for Host
     client = protocol._quic._network_paths[0].addr if protocol._quic._network_paths else None
     sockname = protocol._transport.get_extra_info("sockname") if protocol._transport else None
-    scope = {
+    extensions: dict[str, Any] = {}
+    scope: Scope = {
         "type": scope_type,
         "asgi": dict(ASGI_VERSION),
         "http_version": "3",
@@ -55,15 +67,15 @@ def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, s
         "headers": fields,
         "client": tuple(client[:2]) if client else None,
         "server": tuple(sockname[:2]) if sockname else None,
-        "extensions": {},
+        "extensions": extensions,
     }
     if scope_type == "http":
         scope["method"] = pseudo.get(b":method", b"GET").decode()
-        scope["extensions"]["http.response.trailers"] = {}
+        extensions["http.response.trailers"] = {}
     # Not standard ASGI: the stream itself (flow-control state, HTTP datagrams) and the
     # Extended CONNECT protocol (None for ordinary requests).
     protocol_name = pseudo.get(b":protocol")
-    scope["extensions"]["socketiwa.h3"] = {
+    extensions["socketiwa.h3"] = {
         "protocol": protocol_name.decode() if protocol_name is not None else None, "stream": stream,
         # True when the request came in 0-RTT data, before the handshake completed (tickets.py)
         "early_data": protocol.in_early_data}
@@ -73,7 +85,7 @@ def build_scope(protocol: H3Protocol, stream: RequestStream, headers: Headers, s
 class HttpCycle:
     """One request/response exchange of an ASGI ``http`` scope."""
 
-    def __init__(self, protocol: "H3ServerProtocol", stream: RequestStream, scope: dict, app: ASGIApp):
+    def __init__(self, protocol: "H3ServerProtocol", stream: RequestStream, scope: Scope, app: ASGIApp):
         self.protocol = protocol
         self.stream = stream
         self.scope = scope
@@ -85,9 +97,9 @@ class HttpCycle:
         self.body_ended = False      # our response body is complete (trailers may follow)
         self.response_done = False
         self.request_complete = False   # the app was given the whole request body
-        self._finished = asyncio.get_running_loop().create_future()
+        self._finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def receive(self) -> dict:
+    async def receive(self) -> Message:
         if not self.request_complete:
             try:
                 body = await self.stream.read()
@@ -98,10 +110,11 @@ class HttpCycle:
             return {"type": "http.request", "body": body, "more_body": not self.request_complete}
         # The whole request was read: the next message is the disconnect, once it happens
         # (the response is complete, or the client abandoned the stream).
-        await asyncio.wait([self._finished, self.stream.gone], return_when=asyncio.FIRST_COMPLETED)
+        waiters: list[asyncio.Future[Any]] = [self._finished, self.stream.gone]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         return {"type": "http.disconnect"}
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         kind = message["type"]
         if self.response_done:
             raise RuntimeError(f"ASGI message {kind!r} after the response completed")
@@ -180,15 +193,18 @@ class HttpCycle:
 
 
 class H3ServerProtocol(H3Protocol):
-    def __init__(self, quic, stream_handler=None, *, app: ASGIApp | None = None,
-                 webtransport=None, state: dict | None = None):
+    """A server connection: ASGI ``http`` and ``websocket`` scopes, WebTransport sessions,
+    425 Too Early for unsafe requests in 0-RTT data. ``h3.serve`` creates one per client."""
+    def __init__(self, quic: QuicConnection, stream_handler: QuicStreamHandler | None = None, *,
+                 app: ASGIApp | None = None, webtransport: WebTransportHandler | None = None,
+                 state: dict[str, Any] | None = None):
         super().__init__(quic, stream_handler)
         self.app = app
         self.state = state     # ASGI lifespan state, copied into each request scope
         self.webtransport_handler = webtransport
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self._loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -224,7 +240,8 @@ class H3ServerProtocol(H3Protocol):
         stream.release()
 
 
-async def _not_found(scope, receive, send):
+async def _not_found(scope: Scope, receive: Callable[[], Awaitable[Message]],
+                     send: Callable[[Message], Awaitable[None]]) -> None:
     await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"no application\n"})
 
@@ -236,10 +253,10 @@ class Lifespan:
     def __init__(self, app: ASGIApp, mode: str):
         self.app = app
         self.mode = mode            # "auto": an app that does not speak lifespan is fine
-        self.state: dict = {}
-        self._inbox: asyncio.Queue = asyncio.Queue()
-        self._outbox: asyncio.Queue = asyncio.Queue()
-        self._task: asyncio.Task | None = None
+        self.state: dict[str, Any] = {}
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
         self.supported = False
 
     async def _run(self) -> None:
@@ -276,15 +293,19 @@ class Lifespan:
 class H3Server:
     """A listening HTTP/3 server (wraps aioquic's QuicServer)."""
 
-    def __init__(self, quic_server, lifespan: Lifespan | None = None):
+    def __init__(self, quic_server: QuicServer, lifespan: Lifespan | None = None):
         self.quic_server = quic_server
         self.lifespan = lifespan
+        if quic_server._transport is None:
+            raise SocketClosedError("the QUIC server's socket is closed")
         sockname = quic_server._transport.get_extra_info("sockname")
         self.host, self.port = sockname[0], sockname[1]
 
     @property
     def connections(self) -> list[H3ServerProtocol]:
-        return list(set(self.quic_server._protocols.values()))
+        """The open connections (one protocol object each)."""
+        # aioquic keys each connection by all its connection ids: one protocol, many keys
+        return list({cast(H3ServerProtocol, p) for p in self.quic_server._protocols.values()})
 
     def close(self) -> None:
         """Stop listening and drop every connection (aioquic's QuicServer.close)."""
@@ -303,9 +324,9 @@ class H3Server:
             await lifespan.shutdown()
 
 
-async def serve(host: str, port: int, *, configuration, app: ASGIApp | None = None,
-                webtransport=None, retry: bool = False, tickets=None, lifespan: str = "auto",
-                **kwargs) -> H3Server:
+async def serve(host: str, port: int, *, configuration: QuicConfiguration, app: ASGIApp | None = None,
+                webtransport: WebTransportHandler | None = None, retry: bool = False,
+                tickets: ServerTicketStore | None = None, lifespan: str = "auto", **kwargs: Any) -> H3Server:
     """Serve ``app`` (ASGI 3) over HTTP/3 on ``host:port`` (port 0: any). ``webtransport`` is an
     ``async def handler(session)`` for WebTransport sessions (see webtransport.py). ``tickets``
     (a tickets.ServerTicketStore) issues session tickets and allows resumption and 0-RTT.
@@ -324,3 +345,6 @@ async def serve(host: str, port: int, *, configuration, app: ASGIApp | None = No
     quic_server = await quic_serve(host, port, configuration=configuration, create_protocol=create,
                                    retry=retry, **kwargs)
     return H3Server(quic_server, life)
+
+
+__all__ = ["serve", "H3Server", "H3ServerProtocol", "ASGIApp", "Scope", "Message"]

@@ -17,19 +17,22 @@ side effects for this to be safe: an attacker may replay them within the ticket'
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import datetime
-from typing import Callable
+import json
+from typing import Any, Callable
 
 from aioquic.tls import CipherSuite, SessionTicket
 
 SAFE_EARLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def ticket_to_dict(ticket: SessionTicket) -> dict:
+def ticket_to_dict(ticket: SessionTicket) -> dict[str, Any]:
     """A JSON-able form of a ticket (it holds the resumption secret: store it as a secret)."""
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode()
     return {"age_add": ticket.age_add, "cipher_suite": int(ticket.cipher_suite),
             "not_valid_after": ticket.not_valid_after.timestamp(),
             "not_valid_before": ticket.not_valid_before.timestamp(),
@@ -38,7 +41,8 @@ def ticket_to_dict(ticket: SessionTicket) -> dict:
             "other_extensions": [[t, b64(v)] for t, v in ticket.other_extensions]}
 
 
-def ticket_from_dict(d: dict) -> SessionTicket:
+def ticket_from_dict(d: dict[str, Any]) -> SessionTicket:
+    """The SessionTicket of a ``ticket_to_dict`` result."""
     utc = datetime.timezone.utc
     return SessionTicket(
         age_add=int(d["age_add"]), cipher_suite=CipherSuite(int(d["cipher_suite"])),
@@ -61,12 +65,15 @@ class ServerTicketStore:
         self.unknown = 0      # presented tickets we do not have: foreign, replayed or evicted
 
     def add(self, ticket: SessionTicket) -> None:
+        """Keep a ticket the server issued (aioquic's ``session_ticket_handler``)."""
         self._tickets[ticket.ticket] = ticket
         self.issued += 1
         while len(self._tickets) > self.max_tickets:
             self._tickets.popitem(last=False)
 
     def fetch(self, label: bytes) -> SessionTicket | None:
+        """The ticket for ``label``, removed (single use), or None if unknown or expired
+        (aioquic's ``session_ticket_fetcher``)."""
         ticket = self._tickets.pop(label, None)   # single use: see the module docstring
         if ticket is None or not ticket.is_valid:
             self.unknown += 1
@@ -81,7 +88,7 @@ class ServerTicketStore:
 class ClientTicketStore:
     """Pass to ``h3.connect(..., tickets=store)``; keyed by ``host:port``."""
 
-    def __init__(self, max_per_server: int = 4, save: Callable[[list], object] | None = None):
+    def __init__(self, max_per_server: int = 4, save: Callable[[list[Any]], object] | None = None):
         self._tickets: dict[str, list[SessionTicket]] = {}
         self.max_per_server = max_per_server
         self.save = save
@@ -91,12 +98,14 @@ class ClientTicketStore:
             self.save(self.dump())
 
     def add(self, key: str, ticket: SessionTicket) -> None:
+        """Keep ``ticket`` for server ``key`` (newest first, at most ``max_per_server``)."""
         tickets = self._tickets.setdefault(key, [])
         tickets.insert(0, ticket)
         del tickets[self.max_per_server:]
         self._changed()
 
     def handler_for(self, key: str) -> Callable[[SessionTicket], None]:
+        """A session-ticket handler for aioquic that stores tickets under ``key``."""
         return lambda ticket: self.add(key, ticket)
 
     def take(self, key: str) -> SessionTicket | None:
@@ -111,16 +120,37 @@ class ClientTicketStore:
         return None
 
     def count(self, key: str) -> int:
+        """How many tickets are kept for ``key``."""
         return len(self._tickets.get(key, []))
 
-    def dump(self) -> list:
+    def dump(self) -> list[Any]:
+        """Every ticket as JSON-able data (holds resumption secrets: store it as a secret)."""
         return [[key, ticket_to_dict(t)] for key, tickets in self._tickets.items() for t in tickets]
 
-    def load(self, data: list) -> None:
+    def load(self, data: list[Any]) -> None:
+        """Add the still-valid tickets of ``dump()`` output."""
         for key, d in data:
             ticket = ticket_from_dict(d)
             if ticket.is_valid:
                 self._tickets.setdefault(key, []).append(ticket)
+
+
+async def _settled(request: Any) -> Any:
+    """The result of a JS IDBRequest, or OSError when it fails."""
+    from pyodide.ffi import create_once_callable
+
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def succeeded(event: Any) -> None:
+        if not future.done():
+            future.set_result(request.result)
+
+    def failed(event: Any) -> None:
+        if not future.done():
+            future.set_exception(OSError(f"IndexedDB: {request.error}"))
+    request.onsuccess = create_once_callable(succeeded)
+    request.onerror = create_once_callable(failed)
+    return await future
 
 
 class IndexedDBTicketStorage:
@@ -132,57 +162,48 @@ class IndexedDBTicketStorage:
         tickets.load(await storage.read())
     """
 
-    def __init__(self, db, name: str):
-        self._db = db
+    def __init__(self, db: Any, name: str):
+        self._db = db   # a JS IDBDatabase
         self.name = name
-        self._pending = None
+        self._pending: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, database: str = "socketiwa-tickets", name: str = "client") -> "IndexedDBTicketStorage":
-        import asyncio
-
+        """Open (creating it on first use) the IndexedDB database that holds the tickets."""
         from js import indexedDB
         from pyodide.ffi import create_once_callable
 
-        future = asyncio.get_running_loop().create_future()
         request = indexedDB.open(database, 1)
 
-        def upgrade(event):
+        def upgrade(event: Any) -> None:
             request.result.createObjectStore("tickets")
         request.onupgradeneeded = create_once_callable(upgrade)
-        request.onsuccess = create_once_callable(lambda e: future.done() or future.set_result(request.result))
-        request.onerror = create_once_callable(
-            lambda e: future.done() or future.set_exception(OSError(f"IndexedDB: {request.error}")))
-        return cls(await future, name)
+        return cls(await _settled(request), name)
 
-    async def _request(self, mode: str, action):
-        import asyncio
-
-        from pyodide.ffi import create_once_callable
-        future = asyncio.get_running_loop().create_future()
+    async def _request(self, mode: str, action: Callable[[Any], Any]) -> Any:
         store = self._db.transaction("tickets", mode).objectStore("tickets")
-        request = action(store)
-        request.onsuccess = create_once_callable(lambda e: future.done() or future.set_result(request.result))
-        request.onerror = create_once_callable(
-            lambda e: future.done() or future.set_exception(OSError(f"IndexedDB: {request.error}")))
-        return await future
+        return await _settled(action(store))
 
-    async def read(self) -> list:
-        import json
+    async def read(self) -> list[Any]:
+        """The stored tickets (``ClientTicketStore.load`` input); [] when none are stored."""
         raw = await self._request("readonly", lambda store: store.get(self.name))
         return json.loads(raw) if isinstance(raw, str) else []
 
-    async def write(self, data: list) -> None:
-        import json
+    async def write(self, data: list[Any]) -> None:
+        """Store ``data`` (``ClientTicketStore.dump`` output)."""
         text = json.dumps(data)
         await self._request("readwrite", lambda store: store.put(text, self.name))
 
-    def save(self, data: list) -> None:
+    def save(self, data: list[Any]) -> None:
         """For ``ClientTicketStore(save=...)``: writes in the background (stores call it
         synchronously from inside the TLS handshake)."""
-        import asyncio
         self._pending = asyncio.ensure_future(self.write(data))
 
     async def flush(self) -> None:
+        """Wait for the background write of the last ``save``."""
         if self._pending is not None:
             await self._pending
+
+
+__all__ = ["ServerTicketStore", "ClientTicketStore", "IndexedDBTicketStorage", "ticket_to_dict",
+           "ticket_from_dict", "SAFE_EARLY_METHODS"]

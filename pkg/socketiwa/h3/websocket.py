@@ -22,10 +22,12 @@ import base64
 import collections
 import hashlib
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
 
 try:
-    import wsproto
-    from wsproto.events import (BytesMessage, CloseConnection, Message, Ping, Pong,
+    from wsproto.connection import Connection, ConnectionState, ConnectionType
+    from wsproto.events import (BytesMessage, CloseConnection, Event, Message, Ping, Pong,
                                 TextMessage)
     from wsproto.frame_protocol import CloseReason
     from wsproto.utilities import LocalProtocolError, RemoteProtocolError
@@ -34,8 +36,13 @@ except ImportError as exc:  # pragma: no cover - optional dependency
                       "Pyodide load the wsproto wheel from the socketiwa distribution)") from exc
 
 from ..errors import ConnectError, InvalidOptionError, MessageTooLargeError, SocketClosedError
-from ._protocol import (ConnectionTerminatedError, H3Protocol, Headers, RequestStream,
+from ._protocol import (ConnectionTerminatedError, H3Protocol, Headers, HeadersIn, RequestStream,
                         StreamResetError, header_value, normalize_headers)
+
+if TYPE_CHECKING:
+    from .client import H3ClientProtocol
+    from .server import ASGIApp, Scope
+    from .server import Message as ASGIMessage
 
 logger = logging.getLogger("socketiwa.h3.websocket")
 
@@ -69,19 +76,19 @@ class WebSocket:
         self.stream = stream
         self.subprotocol = subprotocol
         self.max_message_size = max_message_size
-        self._ws = wsproto.Connection(wsproto.ConnectionType.CLIENT if client else wsproto.ConnectionType.SERVER)
-        self._messages: collections.deque = collections.deque()
+        self._ws = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
+        self._messages: collections.deque[str | bytes] = collections.deque()
         self._max_queue = max_queue
-        self._message_ready: asyncio.Future | None = None
-        self._space: asyncio.Future | None = None
-        self._partial: list = []
+        self._message_ready: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._partial: list[Any] = []   # str or bytes pieces of one message
         self._partial_size = 0
         self._partial_text: bool | None = None
-        self._pings: dict[bytes, asyncio.Future] = {}
+        self._pings: dict[bytes, asyncio.Future[None]] = {}
         self.close_code: int | None = None        # set when the socket is closed
         self.close_reason = ""
         self.pings_received = 0
-        self._close_received = asyncio.get_running_loop().create_future()
+        self._close_received: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
         self._send_lock = asyncio.Lock()
         self._reader = asyncio.ensure_future(self._read_loop())
 
@@ -112,7 +119,7 @@ class WebSocket:
             if not self._close_received.done():
                 self._close_received.set_result((1006, ""))
             self._closed(*self._close_received.result())
-            if not self.stream.send_ended and self._ws.state != wsproto.connection.ConnectionState.LOCAL_CLOSING:
+            if not self.stream.send_ended and self._ws.state != ConnectionState.LOCAL_CLOSING:
                 try:  # the peer is gone or done: end our side too
                     await self.stream.end()
                 except (StreamResetError, ConnectionTerminatedError, SocketClosedError):
@@ -120,7 +127,7 @@ class WebSocket:
             if self.stream.send_ended:
                 self.stream.release()
 
-    async def _handle(self, event) -> None:
+    async def _handle(self, event: Event) -> None:
         if isinstance(event, Message):
             text = isinstance(event, TextMessage)
             if self._partial_text is not None and text != self._partial_text:
@@ -131,7 +138,7 @@ class WebSocket:
             if self._partial_size > self.max_message_size:
                 raise MessageTooLargeError(f"WebSocket message over {self.max_message_size} bytes")
             if event.message_finished:
-                message = ("" if text else b"").join(self._partial)
+                message: str | bytes = ("" if text else b"").join(self._partial)
                 self._partial, self._partial_size, self._partial_text = [], 0, None
                 while len(self._messages) >= self._max_queue:  # bounded: stop reading
                     self._space = asyncio.get_running_loop().create_future()
@@ -149,7 +156,7 @@ class WebSocket:
             code = event.code if event.code is not None else 1005
             if not self._close_received.done():
                 self._close_received.set_result((int(code), event.reason or ""))
-            if self._ws.state == wsproto.connection.ConnectionState.REMOTE_CLOSING:
+            if self._ws.state == ConnectionState.REMOTE_CLOSING:
                 await self._send_frame(event.response(), end=True)   # answer, then FIN
 
     def _wake_receiver(self) -> None:
@@ -181,17 +188,17 @@ class WebSocket:
             self._space.set_result(None)
         return message
 
-    def __aiter__(self):
+    def __aiter__(self) -> WebSocket:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> str | bytes:
         try:
             return await self.receive()
         except WebSocketClosed:
             raise StopAsyncIteration from None
 
     # ------------------------------------------------------------ sending
-    async def _send_frame(self, event, end: bool = False) -> None:
+    async def _send_frame(self, event: Event, end: bool = False) -> None:
         async with self._send_lock:
             if self.stream.send_ended:
                 return
@@ -206,7 +213,7 @@ class WebSocket:
 
     def _check_open(self) -> None:
         if self.close_code is not None or self._close_received.done() or \
-                self._ws.state != wsproto.connection.ConnectionState.OPEN:
+                self._ws.state != ConnectionState.OPEN:
             code, reason = (self._close_received.result() if self._close_received.done()
                             else (self.close_code or 1006, self.close_reason))
             raise WebSocketClosed(code, reason)
@@ -215,6 +222,7 @@ class WebSocket:
         """Send a text (str) or binary (bytes) message. ``final=False`` sends a fragment; the
         message continues with the next calls (same type) until one with ``final=True``."""
         self._check_open()
+        event: Message[Any]
         if isinstance(message, str):
             event = TextMessage(data=message, message_finished=final)
         elif isinstance(message, (bytes, bytearray, memoryview)):
@@ -227,7 +235,7 @@ class WebSocket:
         """Ping and wait for the pong; returns the round trip in seconds."""
         self._check_open()
         payload = payload or asyncio.get_running_loop().time().hex().encode()[:16]
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pings[payload] = waiter
         start = asyncio.get_running_loop().time()
         await self._send_frame(Ping(payload=payload))
@@ -238,7 +246,7 @@ class WebSocket:
         """The closing handshake: our close frame, the peer's answer (up to ``timeout``), FIN."""
         if not (1000 <= code <= 4999) or len(reason.encode()) > 123:
             raise InvalidOptionError("close code must be 1000-4999 and the reason at most 123 bytes")
-        if self._ws.state == wsproto.connection.ConnectionState.OPEN:
+        if self._ws.state == ConnectionState.OPEN:
             await self._send_frame(CloseConnection(code=code, reason=reason))
             try:
                 await asyncio.wait_for(asyncio.shield(self._close_received), timeout)
@@ -263,8 +271,9 @@ class WebSocket:
 
 
 # ---------------------------------------------------------------- client
-async def open_websocket(protocol: H3Protocol, target: str, *, headers=None, subprotocols=(),
-                         send_key: bool = False, **options) -> WebSocket:
+async def open_websocket(protocol: H3ClientProtocol, target: str, *, headers: HeadersIn = None,
+                         subprotocols: Iterable[str] = (), send_key: bool = False, **options: Any) -> WebSocket:
+    subprotocols = list(subprotocols)   # iterated twice below
     await protocol.require_extended_connect()
     stream = protocol.open_stream()
     request = protocol._request_headers("CONNECT", target, headers, "websocket")
@@ -282,7 +291,7 @@ async def open_websocket(protocol: H3Protocol, target: str, *, headers=None, sub
     except BaseException:
         stream.release()
         raise
-    status = int(header_value(response, ":status"))
+    status = int(header_value(response, ":status") or 0)   # aioquic refuses a response without one
     if not 200 <= status < 300:
         stream.release()
         raise ConnectError(f"WebSocket {target} refused with status {status}")
@@ -297,20 +306,28 @@ async def open_websocket(protocol: H3Protocol, target: str, *, headers=None, sub
 
 
 # ---------------------------------------------------------------- server: the ASGI websocket scope
-async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: dict, app) -> None:
+@dataclass
+class _ServedSocket:
+    """Where one ASGI websocket exchange stands (shared by its receive and send)."""
+    connect_sent: bool = False
+    ws: WebSocket | None = None
+    denied: bool = False
+
+
+async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: Scope, app: ASGIApp | None) -> None:
     request = stream.headers or []
     offered = header_value(request, "sec-websocket-protocol")
     scope["subprotocols"] = [p.strip() for p in offered.split(",")] if offered else []
-    state = {"connect_sent": False, "ws": None, "denied": False}
-    accepted = asyncio.get_running_loop().create_future()
+    state = _ServedSocket()
+    accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def receive() -> dict:
-        if not state["connect_sent"]:
-            state["connect_sent"] = True
+    async def receive() -> ASGIMessage:
+        if not state.connect_sent:
+            state.connect_sent = True
             return {"type": "websocket.connect"}
-        if state["ws"] is None:
+        if state.ws is None:
             await asyncio.shield(accepted)
-        ws = state["ws"]
+        ws = state.ws
         if ws is None:
             return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         try:
@@ -321,11 +338,11 @@ async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: di
             return {"type": "websocket.receive", "text": message}
         return {"type": "websocket.receive", "bytes": message}
 
-    async def send(message: dict) -> None:
+    async def send(message: ASGIMessage) -> None:
         kind = message["type"]
-        ws = state["ws"]
+        ws = state.ws
         if kind == "websocket.accept":
-            if ws is not None or state["denied"]:
+            if ws is not None or state.denied:
                 raise RuntimeError("websocket.accept twice or after close")
             response: Headers = [(b":status", b"200")]
             subprotocol = message.get("subprotocol")
@@ -336,7 +353,7 @@ async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: di
                 response.append((b"sec-websocket-accept", accept_value(key)))
             response += normalize_headers(message.get("headers"))
             await stream.send_headers(response)
-            state["ws"] = WebSocket(stream, client=False, subprotocol=subprotocol)
+            state.ws = WebSocket(stream, client=False, subprotocol=subprotocol)
             accepted.set_result(None)
         elif kind == "websocket.send":
             if ws is None:
@@ -345,7 +362,7 @@ async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: di
             await ws.send(data if data is not None else message.get("text", ""))
         elif kind == "websocket.close":
             if ws is None:  # closing before accepting denies the connection (ASGI: 403)
-                state["denied"] = True
+                state.denied = True
                 if not stream.headers_sent:
                     await stream.send_headers([(b":status", b"403")], end_stream=True)
                 if not accepted.done():
@@ -363,13 +380,13 @@ async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: di
         pass
     except Exception:
         logger.exception("ASGI websocket app failed on %s", scope.get("path"))
-        if state["ws"] is not None and state["ws"].close_code is None:
-            await state["ws"].close(1011, "server error")
+        if state.ws is not None and state.ws.close_code is None:
+            await state.ws.close(1011, "server error")
     finally:
-        ws = state["ws"]
+        ws = state.ws
         if ws is None and not stream.headers_sent:
             await stream.send_headers([(b":status", b"403")], end_stream=True)
-        elif ws is not None and ws.close_code is None and ws._ws.state == wsproto.connection.ConnectionState.OPEN:
+        elif ws is not None and ws.close_code is None and ws._ws.state == ConnectionState.OPEN:
             await ws.close(1000, "")
         if not accepted.done():
             accepted.set_result(None)
@@ -377,3 +394,6 @@ async def serve_websocket(protocol: H3Protocol, stream: RequestStream, scope: di
             await ws.wait_closed()
         else:
             stream.release()
+
+
+__all__ = ["WebSocket", "WebSocketClosed", "accept_value"]

@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aioquic.quic.connection import stream_is_unidirectional
 
 from ..errors import ConnectError, InvalidOptionError, SocketClosedError
 from ._protocol import (CAPSULE_DATAGRAM, CapsuleParser, ConnectionTerminatedError, H3Protocol,
                         Headers, RequestStream, StreamResetError, _BoundedQueue, _ReceiveBuffer,
-                        encode_capsule, header_value, normalize_headers)
+                        encode_capsule, header_value, normalize_headers, HeadersIn)
+
+if TYPE_CHECKING:
+    from .client import H3ClientProtocol
 
 logger = logging.getLogger("socketiwa.h3.webtransport")
 
@@ -52,6 +56,7 @@ _WT_CODE_LAST = 0x52E5AC983162
 
 
 def code_to_http3(code: int) -> int:
+    """The HTTP/3 error code carrying WebTransport application error ``code`` (0..2**32-1)."""
     if not 0 <= code <= 0xFFFFFFFF:
         raise InvalidOptionError(f"WebTransport error code out of range: {code}")
     return _WT_CODE_FIRST + code + code // 0x1E
@@ -65,6 +70,10 @@ def code_from_http3(http_code: int) -> int | None:
     if shifted % 0x1F == 0x1E:
         return None
     return shifted - shifted // 0x1F
+
+
+# A server's session handler: ``async def on_session(session)`` (see the module docstring).
+WebTransportHandler = Callable[["WebTransportSession"], Awaitable[None]]
 
 
 class WebTransportStream:
@@ -84,10 +93,12 @@ class WebTransportStream:
 
     @property
     def is_unidirectional(self) -> bool:
+        """Whether this is a unidirectional stream."""
         return stream_is_unidirectional(self.stream_id)
 
     @property
     def unconsumed(self) -> int:
+        """Bytes received on this stream and not yet read by the application."""
         return self._buffer.size
 
     def _received(self, data: bytes, ended: bool) -> None:
@@ -124,6 +135,7 @@ class WebTransportStream:
         return data
 
     async def read_all(self, limit: int = 64 * 1024 * 1024) -> bytes:
+        """Everything until the peer ends the stream; MessageTooLargeError beyond ``limit``."""
         out = bytearray()
         while chunk := await self.read():
             out += chunk
@@ -179,10 +191,10 @@ class WebTransportStream:
         self._maybe_forget()
 
 
-class _StreamQueue(_BoundedQueue):
+class _StreamQueue(_BoundedQueue[WebTransportStream]):
     """Incoming streams not yet accepted by the application (at most MAX_PENDING_STREAMS)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(MAX_PENDING_STREAMS)
 
 
@@ -199,7 +211,8 @@ class WebTransportSession:
         self.accepted = False
         self.close_info: tuple[int, str] | None = None   # set once the session is over
         self.closed_by_peer = False
-        self._closed = asyncio.get_running_loop().create_future()
+        self._closed: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self.response_headers: Headers | None = None   # client: the server's answer to the CONNECT
         self._incoming_bidi = _StreamQueue()
         self._incoming_uni = _StreamQueue()
         self._capsules = CapsuleParser(max_capsule=65536)
@@ -214,10 +227,12 @@ class WebTransportSession:
 
     @property
     def is_client(self) -> bool:
-        return self.protocol._quic.configuration.is_client
+        """Whether this end opened the session."""
+        return bool(self.protocol._quic.configuration.is_client)
 
     # ------------------------------------------------------------ server side: the decision
-    async def accept(self, headers=None) -> None:
+    async def accept(self, headers: HeadersIn = None) -> None:
+        """Server: accept the session (200), with extra response ``headers``."""
         if self.is_client or self.accepted:
             raise InvalidOptionError("accept() is for a server's new session, once")
         self.accepted = True
@@ -226,7 +241,8 @@ class WebTransportSession:
             response.append((b"sec-webtransport-http3-draft", b"draft02"))
         await self.stream.send_headers(response + normalize_headers(headers))
 
-    async def reject(self, status: int = 404, headers=None) -> None:
+    async def reject(self, status: int = 404, headers: HeadersIn = None) -> None:
+        """Server: refuse the session with ``status``; it is over at once."""
         if self.is_client or self.accepted:
             raise InvalidOptionError("reject() is for a server's new session, before accept()")
         await self.stream.send_headers([(b":status", str(status).encode())] + normalize_headers(headers),
@@ -240,14 +256,17 @@ class WebTransportSession:
         self.stream.send_datagram(data)
 
     async def receive_datagram(self) -> bytes:
+        """The next datagram of the session (a bounded queue; see ``datagrams_dropped``)."""
         return await self.stream.receive_datagram()
 
     @property
     def max_datagram_size(self) -> int:
+        """The largest datagram payload that fits one QUIC packet."""
         return self.stream.max_datagram_size
 
     @property
     def datagrams_dropped(self) -> int:
+        """Datagrams dropped because the queue was full."""
         return self.stream.datagrams_dropped
 
     # ------------------------------------------------------------ streams
@@ -257,14 +276,16 @@ class WebTransportSession:
         self.protocol._check_open()
 
     async def create_bidirectional_stream(self) -> WebTransportStream:
+        """Open a bidirectional stream in this session."""
         return self._create_stream(unidirectional=False)
 
     async def create_unidirectional_stream(self) -> WebTransportStream:
+        """Open a unidirectional (send-only) stream in this session."""
         return self._create_stream(unidirectional=True)
 
     def _create_stream(self, unidirectional: bool) -> WebTransportStream:
         self._check_open()
-        stream_id = self.protocol.http.create_webtransport_stream(self.session_id,
+        stream_id = self.protocol.h3.create_webtransport_stream(self.session_id,
                                                                   is_unidirectional=unidirectional)
         stream = WebTransportStream(self, stream_id, readable=not unidirectional, writable=True)
         # Replies on a bidirectional stream we opened carry no header: they bypass aioquic's
@@ -274,9 +295,11 @@ class WebTransportSession:
         return stream
 
     async def accept_bidirectional_stream(self) -> WebTransportStream:
+        """The next bidirectional stream the peer opened (waits for one)."""
         return await self._incoming_bidi.get()
 
     async def accept_unidirectional_stream(self) -> WebTransportStream:
+        """The next unidirectional stream the peer opened (waits for one)."""
         return await self._incoming_uni.get()
 
     def _stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
@@ -384,7 +407,7 @@ class WebTransportSession:
         return await asyncio.shield(self._closed)
 
 
-async def serve_session(session: WebTransportSession, handler) -> None:
+async def serve_session(session: WebTransportSession, handler: WebTransportHandler | None) -> None:
     """Run the server's handler for a new session (created as its CONNECT arrived, so streams
     and datagrams that follow at once find it)."""
     protocol = session.protocol
@@ -408,7 +431,7 @@ async def serve_session(session: WebTransportSession, handler) -> None:
         await session.close(0, "")
 
 
-async def open_session(protocol: H3Protocol, target: str, *, headers=None) -> WebTransportSession:
+async def open_session(protocol: H3ClientProtocol, target: str, *, headers: HeadersIn = None) -> WebTransportSession:
     await protocol.require_extended_connect(webtransport=True)
     stream = protocol.open_stream()
     request = protocol._request_headers("CONNECT", target, headers, "webtransport")
@@ -420,7 +443,7 @@ async def open_session(protocol: H3Protocol, target: str, *, headers=None) -> We
     except BaseException:
         session._finish((0, "no response"), by_peer=False)
         raise
-    status = int(header_value(response, ":status"))
+    status = int(header_value(response, ":status") or 0)   # aioquic refuses a response without one
     if not 200 <= status < 300:
         session._finish((0, f"refused with status {status}"), by_peer=True)
         raise ConnectError(f"WebTransport session {target} refused with status {status}")
