@@ -210,6 +210,9 @@ class DirectUdp(_Endpoint):
         self._connected = handle.connected
         self._remote = self.endpoints.remote_address or ""
         self._remote_port = self.endpoints.remote_port or 0
+        # Bound once: a JsProxy attribute lookup per datagram costs more than the call.
+        self._send_from = handle.sendFrom
+        self._send_to = handle.sendTo
         self._addresses: dict[bytes, str] = {}
         self._groups: list[tuple[str, str | None, str | None]] = []
 
@@ -266,9 +269,9 @@ class DirectUdp(_Endpoint):
         _memory.send_view[:n] = data
         try:
             if address is None or self._connected:
-                full = self._h.sendFrom(n)
+                full = self._send_from(n)
             else:
-                full = self._h.sendTo(n, address, port)
+                full = self._send_to(n, address, port)
         except JsException as e:
             raise _error(e, "UDP send failed") from None
         if full and not self._writing_paused:
@@ -343,6 +346,7 @@ class DirectStream(_Endpoint):
 
     def __init__(self, handle):
         super().__init__(handle)
+        self._write_from = handle.writeFrom
 
     def _event(self, kind, a, b):
         if kind == EV_DATA:
@@ -368,7 +372,7 @@ class DirectStream(_Endpoint):
         try:
             if n <= _SEND_BYTES:
                 _memory.send_view[:n] = data
-                full = self._h.writeFrom(n)
+                full = self._write_from(n)
             else:
                 full = self._h.writeArray(to_js(data if isinstance(data, bytes) else bytes(data)))
         except JsException as e:
