@@ -169,7 +169,8 @@ def run_iwa_paired(runner, case_list, rounds=3):
     ``js_round_trips_per_s`` and ``ratio_to_js`` (median of the per-round Python/JS ratios)."""
     source = (ROOT / "bench" / "js_cases.mjs").read_text()
     names = re.findall(r"^export async function (\w+)", source, re.M)
-    js_source = re.sub(r"^export async function (\w+)", r"globalThis.__bench.\1 = async function \1", source, flags=re.M)
+    js_source = re.sub(r"^export async function (\w+)", r"globalThis.__bench.\1 = async function \1",
+                       source, flags=re.M)
     runner.run_js("globalThis.__bench = {};" + js_source + "\nreturn true;")
     py_source = (ROOT / "bench" / "transport_cases.py").read_text()
     runner.load_package(["socketiwa"])
@@ -193,11 +194,12 @@ def run_iwa_paired(runner, case_list, rounds=3):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runtimes", default="cpython,node,iwa,iwa-task,iwa-microtask,iwa-js",
-                    help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA; "
-                         "iwa-paired: Python and plain JS alternating in one IWA page, ratio per round; "
-                         "iwa-task / iwa-microtask: batched WebLoop scheduling modes), "
-                         "iwa-js (plain JavaScript in the same IWA page)")
+    ap.add_argument("--runtimes", default="cpython,node,iwa,iwa-js,iwa-paired",
+                    help="cpython, node (Pyodide in Node), iwa (Python in the Chromium IWA with "
+                         "socketiwa's default WebLoop mode; iwa-task / iwa-off / iwa-microtask: "
+                         "that configure_webloop mode), iwa-js (plain JavaScript in the same IWA "
+                         "page), iwa-paired (Python and plain JS alternating in one IWA page, "
+                         "ratio per round: the robust comparison on a loaded machine)")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--cases", help="only the cases whose label contains one of these (comma-separated)")
     ap.add_argument("--before", metavar="REF",

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (Recorder, asyncio, skip_without_push come from the helpers source, exec'd in each body)
 """The push interface of the transport backends (backends/base.py), exercised directly: a sink
 receives what arrives, in order; pause/resume; errors in sinks; close; the JS pump's memory and
 proxies (Pyodide); the WebLoop adaptation's ordering and timers (Pyodide).
