@@ -98,6 +98,7 @@ class _Batcher:
         self._seq = itertools.count()
         self.cancelled = 0
         self.js_timer = bridge.timer(self._proxies[2])
+        self._js_arm = self.js_timer.arm   # bound once: called per re-arm
         self.armed_at: float | None = None
         self.timer_arms = 0  # JS timer (re)arms: tests check per-packet re-arms do not cost one
 
@@ -157,7 +158,9 @@ class _Batcher:
             return handle
         handle._scheduled = True
         heapq.heappush(self.timers, (when, next(self._seq), handle))
-        if self.armed_at is None or when < self.armed_at:
+        # Re-arm only for a deadline clearly earlier: setTimeout has 1 ms granularity anyway, and
+        # a re-arm is a JS call (aioquic moves its timer a little earlier many times a second).
+        if self.armed_at is None or when < self.armed_at - _TIMER_SLACK_S:
             self._arm(when)
         return handle
 
@@ -176,7 +179,7 @@ class _Batcher:
         self.armed_at = when
         self.timer_arms += 1
         ms = max(0.0, (when - self.loop.time()) * 1000)
-        self.js_timer.arm(min(ms, _MAX_TIMEOUT_MS))
+        self._js_arm(min(ms, _MAX_TIMEOUT_MS))
 
     def _timer_fired(self) -> None:
         self.armed_at = None
