@@ -34,6 +34,7 @@ const MIME = {
   '.mjs': 'text/javascript; charset=utf-8', '.json': 'application/json',
   '.webmanifest': 'application/manifest+json', '.wasm': 'application/wasm', '.zip': 'application/zip',
   '.png': 'image/png', '.py': 'text/plain; charset=utf-8', '.whl': 'application/zip',
+  '.gz': 'application/gzip',
 };
 export const mimeType = (name) => MIME[path.extname(name).toLowerCase()] || 'application/octet-stream';
 
@@ -56,8 +57,77 @@ function signingKey() {
   return { keyPath, key };
 }
 
+// Bytecode for the Python the app ships (iwa-shell/precompile.py, why there): the stdlib zip and
+// every wheel of the runtime get unchecked-hash .pyc files, compiled by the runtime's own CPython
+// in Pyodide under Node. Results are cached by content (SOCKETIWA_CACHE, else ~/.cache/socketiwa):
+// the first build pays a few seconds, later ones reuse the same bytes. SOCKETIWA_PRECOMPILE=0
+// ships the runtime as it is (to compare launch times).
+const PRECOMPILE = process.env.SOCKETIWA_PRECOMPILE !== '0';
+const sha256Of = (data) => crypto.createHash('sha256').update(data).digest('hex');
+// Every changed input adds files to a cache: keep the most recently used `keep`.
+function pruneCache(dir, keep) {
+  const entries = fs.readdirSync(dir).map((name) => path.join(dir, name))
+    .map((file) => ({ file, used: fs.statSync(file).mtimeMs })).sort((a, b) => b.used - a.used);
+  for (const { file } of entries.slice(keep)) fs.rmSync(file, { force: true });
+}
+// Mark a cache entry used (pruneCache keeps the recent ones).
+const touch = (file) => { const now = new Date(); fs.utimesSync(file, now, now); return file; };
+
+async function precompile(dist) {
+  const cache = path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'pyc');
+  const script = fs.readFileSync(path.join(ROOT, 'iwa-shell', 'precompile.py'));
+  const runtime = fs.readFileSync(path.join(dist, 'pyodide.asm.wasm'));
+  // The output depends on the input file, the compiler (the runtime) and the script.
+  const salt = sha256Of(Buffer.concat([Buffer.from(sha256Of(runtime)), Buffer.from(sha256Of(script))]));
+  const lockPath = path.join(dist, 'pyodide-lock.json');
+  const lock = JSON.parse(fs.readFileSync(lockPath, 'utf8'));
+  const inputs = ['python_stdlib.zip', ...Object.values(lock.packages).map((p) => p.file_name)
+    .filter((f) => f.endsWith('.whl') && fs.existsSync(path.join(dist, f)))];
+  const out = new Map();   // url path under pyodide/ -> cached file
+  const todo = [];
+  for (const name of inputs) {
+    const data = fs.readFileSync(path.join(dist, name));
+    const cached = path.join(cache, `${sha256Of(Buffer.concat([Buffer.from(salt), data])).slice(0, 32)}-${name}`);
+    out.set(name, cached);
+    if (fs.existsSync(cached)) touch(cached);
+    else todo.push({ name, data, cached });
+  }
+  if (todo.length) {
+    fs.mkdirSync(cache, { recursive: true });
+    const { loadPyodide } = await import(path.join(dist, 'pyodide.mjs'));
+    const py = await loadPyodide({ indexURL: dist + path.sep, stdout: () => {}, stderr: (s) => console.error(s) });
+    py.FS.writeFile('/tmp/precompile.py', script);
+    const mod = py.pyimport('sys');
+    mod.path.insert(0, '/tmp');
+    mod.destroy();
+    const pc = py.pyimport('precompile');
+    for (const { name, data, cached } of todo) {
+      py.FS.writeFile('/tmp/in', data);
+      if (name === 'python_stdlib.zip') {
+        const [major, minor] = py.runPython('import sys; sys.version_info[:2]').toJs();
+        pc.precompile_zip('/tmp/in', '/tmp/out', `/lib/python${major}${minor}.zip`);
+      } else {
+        pc.precompile_wheel('/tmp/in', '/tmp/out');
+      }
+      fs.writeFileSync(`${cached}.tmp`, py.FS.readFile('/tmp/out'));
+      fs.renameSync(`${cached}.tmp`, cached);   // never a half-written file in the cache
+    }
+    pc.destroy();
+  }
+  // The lock names each wheel's hash: point it at the precompiled wheels.
+  for (const pkg of Object.values(lock.packages)) {
+    if (out.has(pkg.file_name)) pkg.sha256 = sha256Of(fs.readFileSync(out.get(pkg.file_name)));
+  }
+  const lockText = JSON.stringify(lock, null, 1);
+  const lockOut = path.join(cache, `${sha256Of(lockText).slice(0, 32)}-pyodide-lock.json`);
+  if (!fs.existsSync(lockOut)) fs.writeFileSync(lockOut, lockText);
+  out.set('pyodide-lock.json', touch(lockOut));
+  pruneCache(cache, 80);
+  return out;
+}
+
 // Every file of the app: [url path, absolute source path].
-function collect() {
+async function collect() {
   const files = new Map();
   const addDir = (dir, prefix) => {
     for (const name of fs.readdirSync(dir).sort()) {
@@ -72,6 +142,9 @@ function collect() {
     fail(`${dist} has no Pyodide runtime: run 'python scripts/pyodide_dist.py' (scripts/setup.sh does) first`);
   }
   addDir(dist, 'pyodide/');
+  if (PRECOMPILE) {
+    for (const [name, cached] of await precompile(dist)) files.set(`pyodide/${name}`, cached);
+  }
   files.set('bridge/adapter.mjs', path.join(ROOT, 'bridge', 'adapter.mjs'));
   if (args.overlay) addDir(path.resolve(args.overlay), '');
   if (args.main) files.set('app/main.py', path.resolve(args.main));
@@ -106,9 +179,120 @@ async function sign(files, key, out) {
   return { id, origin, bytes: signedWebBundle.length, sha256 };
 }
 
-const files = collect();
+// A Pyodide memory snapshot taken right after `import socketiwa`: the page restores it instead
+// of starting the interpreter and importing socketiwa (loader.mjs startPyodide; measured: 3.3 s
+// less from navigation to ready on this loaded machine, results/startup.md). loadPyodide's
+// _makeSnapshot / _loadSnapshot are private options of Pyodide 314, so this is optional: no
+// snapshot (SOCKETIWA_SNAPSHOT=0, no Chromium, or making it failed) only means a slower start.
+// It is made in headless Chromium, not Node: the interpreter records at start-up whether the
+// engine can switch stacks (JSPI), and a Node-made snapshot leaves run_sync, so blocking
+// socketiwa.compat, broken in the page. Made from the laid-out app, so the stdlib zip (whose
+// directory Python's import caches hold) and the socketiwa wheel are exactly the shipped ones.
+// Cached by content; gzip (31 MB of memory -> about 5 MB).
+const SNAPSHOT = PRECOMPILE && process.env.SOCKETIWA_SNAPSHOT !== '0';
+const SNAPSHOT_FILE = 'pyodide/startup-snapshot.bin.gz';
+const SNAPSHOT_PAGE = `<!doctype html><meta charset="utf-8"><script type="module">
+const { loadPyodide } = await import('/pyodide/pyodide.mjs');
+let result;
+try {
+  const lock = await (await fetch('/pyodide/pyodide-lock.json')).json();
+  const wheel = await (await fetch('/pyodide/' + lock.packages.socketiwa.file_name)).arrayBuffer();
+  const py = await loadPyodide({ indexURL: '/pyodide/', _makeSnapshot: true });
+  // The wheel's files straight into site-packages: loadPackage leaves JS state behind
+  // (pyodide.loadedPackages) that makeMemorySnapshot refuses. The page installs it again.
+  py.unpackArchive(new Uint8Array(wheel), 'wheel', { extractDir: py.runPython('import site; site.getsitepackages()[0]') });
+  py.runPython('import socketiwa');
+  result = new Blob([py.makeMemorySnapshot()]).stream().pipeThrough(new CompressionStream('gzip'));
+} catch (e) {
+  result = 'error: ' + (e && e.stack ? e.stack : e);
+}
+await fetch('/__snapshot', { method: 'POST', body: await new Response(result).arrayBuffer() });
+</script>`;
+
+async function makeSnapshot(devDir) {
+  try {
+    return await snapshotFor(devDir);
+  } catch (e) {
+    console.error(`build.mjs: no start-up snapshot (${e.message}); the app starts without one`);
+    return null;
+  }
+}
+
+async function snapshotFor(devDir) {
+  const cache = path.join(process.env.SOCKETIWA_CACHE || path.join(os.homedir(), '.cache', 'socketiwa'), 'snapshot');
+  const lock = JSON.parse(fs.readFileSync(path.join(devDir, 'pyodide', 'pyodide-lock.json'), 'utf8'));
+  const inputs = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip',
+    lock.packages.socketiwa.file_name].map((f) => sha256Of(fs.readFileSync(path.join(devDir, 'pyodide', f))));
+  const out = path.join(cache, `${sha256Of(inputs.join() + SNAPSHOT_PAGE).slice(0, 32)}-startup-snapshot.bin.gz`);
+  if (fs.existsSync(out)) return touch(out);
+  const chromium = process.env.SOCKETIWA_CHROMIUM || '/usr/lib/chromium/chromium';
+  if (!fs.existsSync(chromium)) {
+    console.error(`build.mjs: no start-up snapshot (no Chromium at ${chromium}); the app starts without one`);
+    return null;
+  }
+  const { default: http } = await import('node:http');
+  const { spawn } = await import('node:child_process');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'socketiwa-snapshot-'));
+  let browser;
+  let server;
+  try {
+    const body = await new Promise((resolve, reject) => {
+      server = http.createServer((req, res) => {
+        if (req.method === 'POST' && req.url === '/__snapshot') {
+          const chunks = [];
+          req.on('data', (c) => chunks.push(c));
+          req.on('end', () => { res.end(); resolve(Buffer.concat(chunks)); });
+          return;
+        }
+        const rel = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
+        const file = path.join(devDir, rel);
+        if (rel === '__snapshot.html') {
+          res.writeHead(200, { 'Content-Type': 'text/html' }).end(SNAPSHOT_PAGE);
+        } else if (!rel.includes('..') && fs.existsSync(file) && fs.statSync(file).isFile()) {
+          res.writeHead(200, { 'Content-Type': mimeType(rel) }).end(fs.readFileSync(file));
+        } else {
+          res.writeHead(404).end();
+        }
+      });
+      server.listen(0, '127.0.0.1', () => {
+        browser = spawn(chromium, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+          '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+          `--user-data-dir=${profile}`, `http://127.0.0.1:${server.address().port}/__snapshot.html`],
+        // Its own process group: at the end the whole browser goes, helpers included.
+        { stdio: 'ignore', env: { ...process.env, HOME: profile }, detached: true });
+        browser.on('exit', (code) => reject(new Error(`Chromium exited (${code}) before sending the snapshot`)));
+      });
+      setTimeout(() => reject(new Error('no snapshot within 300 s')), 300000).unref();
+    });
+    if (body.subarray(0, 6).toString() === 'error:') throw new Error(body.toString().split('\n')[0]);
+    fs.mkdirSync(cache, { recursive: true });
+    fs.writeFileSync(`${out}.tmp`, body);
+    fs.renameSync(`${out}.tmp`, out);
+    pruneCache(cache, 6);
+    return out;
+  } finally {
+    if (browser && browser.exitCode === null && browser.signalCode === null) {
+      const exited = new Promise((resolve) => browser.once('exit', resolve));
+      try { process.kill(-browser.pid, 'SIGKILL'); } catch { /* gone already */ }
+      await exited;
+    }
+    if (server) server.close();
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    } catch (e) {
+      console.error(`build.mjs: could not remove ${profile}: ${e.message}`);
+    }
+  }
+}
+
+const files = await collect();
 const devDir = path.resolve(ROOT, args['dev-dir']);
 layOut(files, devDir);
+const snapshot = SNAPSHOT ? await makeSnapshot(devDir) : null;
+if (snapshot) {
+  files.set(SNAPSHOT_FILE, snapshot);
+  fs.copyFileSync(snapshot, path.join(devDir, SNAPSHOT_FILE));
+}
 const result = { devDir, files: files.size };
 if (args.swbn !== 'none') {
   const { key, keyPath } = signingKey();

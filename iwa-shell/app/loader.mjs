@@ -13,7 +13,11 @@ const params = new URLSearchParams(location.search);
 const logEl = document.getElementById('log');
 const stateEl = document.getElementById('state');
 const state = { phase: 'loading', detail: '', error: null, startedAt: performance.now(), timings: {},
-  output: [], exitCode: null };
+  output: [], exitCode: null, marks: {} };
+// Start-up phases for benchmarks (bench/bench_startup.py): performance.now() at each step; the
+// page's performance.timeOrigin turns them into wall-clock times.
+const mark = (name) => { state.marks[name] = performance.now(); };
+mark('loader_start');
 
 // One text node per line: appending stays cheap however much was printed (rewriting textContent
 // would copy the whole log per line); the page keeps the last LOG_LINES lines.
@@ -52,20 +56,29 @@ async function main() {
   setPhase('loading', 'Pyodide');
   const t0 = performance.now();
   const { loadPyodide } = await import('/pyodide/pyodide.mjs');
-  const pyodide = await loadPyodide({
+  mark('pyodide_imported');
+  const pyodide = await startPyodide(loadPyodide, {
     indexURL: new URL('/pyodide/', location.href).href,
     // An IWA has no terminal: input() gets end-of-file instead of a blocking prompt() dialog.
     stdin: () => null,
     stdout: (s) => { keepOutput('stdout', s); log(s); },
     stderr: (s) => { keepOutput('stderr', s); log(s); },
+    // Called once the wasm module is instantiated, before the interpreter starts.
+    fsInit: () => mark('wasm_ready'),
   });
+  mark('pyodide_loaded');
   state.timings.pyodide_ms = Math.round(performance.now() - t0);
   shell.pyodide = pyodide;
   shell.loadPyodide = loadPyodide;
   setPhase('loading', 'socketiwa');
   const t1 = performance.now();
   await pyodide.loadPackage(['socketiwa'], { messageCallback: () => {}, errorCallback: (m) => log(m) });
+  mark('packages_loaded');
   state.timings.packages_ms = Math.round(performance.now() - t1);
+  // Every program here starts with socketiwa: import it now, so "ready" means ready to use it
+  // (a restored snapshot has it imported already).
+  pyodide.runPython('import socketiwa');
+  mark('socketiwa_imported');
   log(`Pyodide ${pyodide.version} ready in ${state.timings.pyodide_ms} ms; socketiwa in ${state.timings.packages_ms} ms`);
   // Run Python code in this page; used by automation and by the entry point below.
   shell.run = async (code) => {
@@ -91,6 +104,49 @@ async function main() {
   state.result = value === undefined ? null : value;
   state.exitCode = 0;
   setPhase('done', entry);
+}
+
+// Start Pyodide from the build's memory snapshot (iwa-shell/build.mjs makeSnapshot: the
+// interpreter started and socketiwa imported, in headless Chromium at build time), else the
+// normal way. What Python read from its surroundings when the snapshot was made is set again
+// here. A snapshot the runtime refuses costs one failed attempt, then the normal start.
+const SNAPSHOT_URL = '/pyodide/startup-snapshot.bin.gz';
+
+async function startPyodide(loadPyodide, options) {
+  const response = await fetch(SNAPSHOT_URL);
+  if (!response.ok) {
+    state.snapshot = 'none';
+    return loadPyodide(options);
+  }
+  const memory = new Response(response.body.pipeThrough(new DecompressionStream('gzip'))).arrayBuffer()
+    .then((buffer) => { mark('snapshot_fetched'); return new Uint8Array(buffer); });
+  let pyodide;
+  try {
+    pyodide = await loadPyodide({ ...options, _loadSnapshot: memory });
+  } catch (e) {
+    state.snapshot = `refused: ${e && e.message ? e.message.split('\n')[0] : e}`;
+    log(`start-up snapshot ${state.snapshot}; starting Python normally`);
+    return loadPyodide(options);
+  }
+  state.snapshot = 'restored';
+  // os.environ (the language, options.env) is the build's; the random module was seeded then,
+  // so every launch would repeat its numbers. (str hashes keep the build's seed: a restored
+  // interpreter cannot change it. SOCKETIWA_SNAPSHOT=0 at build time opts out.)
+  const lang = `${((navigator.languages && navigator.languages[0]) || 'C').replace('-', '_')}.UTF-8`;
+  const scope = pyodide.toPy({ _env: { ...(options.env || {}), LANG: lang } });
+  try {
+    pyodide.runPython(`
+import os, sys
+os.environ.update(_env)
+if "random" in sys.modules:
+    sys.modules["random"].seed()
+while sys.path.count("") > 1:  # loadPyodide put "" first again
+    sys.path.remove("")
+`, { globals: scope });
+  } finally {
+    scope.destroy();
+  }
+  return pyodide;
 }
 
 // A `socketiwa build` app: its code (a zip), the wheels its dependencies resolved to at build
