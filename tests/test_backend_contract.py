@@ -20,6 +20,8 @@ async def test_udp_backend_pushes_pauses_and_survives_a_failing_sink(selenium):
 
     class Sink:
         def datagram_received(self, data, address, port):
+            if self is not receiver:
+                return
             got.append((data, address, port))
             if data == b"boom":
                 raise RuntimeError("sink failed")
@@ -34,8 +36,11 @@ async def test_udp_backend_pushes_pauses_and_survives_a_failing_sink(selenium):
             pass
 
         def connection_lost(self, exc):
-            lost.append(exc)
-    rx.start(Sink())
+            if self is receiver:
+                lost.append(exc)
+    receiver = Sink()
+    rx.start(receiver)
+    tx.start(Sink())          # base.py: every transport is started right after open
     dest = ("127.0.0.1", rx.endpoints.local_port)
 
     async def wait_for(n):

@@ -163,7 +163,8 @@ def _igmp6_groups(ifname="lo"):
 
 def test_ipv6_multicast_membership_is_real():
     """add/drop_membership on an IPv6 socket change the kernel's membership (read back from
-    /proc/net/igmp6), for link-local (ff02::) and transient (ff12::) groups; TTL and loopback
+    /proc/net/igmp6), for link-local (ff02::) and transient (ff12::) groups, and source-specific
+    membership its source filter (/proc/net/mcfilter6); TTL and loopback
     setters reach IPV6_MULTICAST_HOPS/LOOP; bad interfaces and groups are typed errors."""
     import asyncio
     import socketiwa
@@ -188,6 +189,13 @@ def test_ipv6_multicast_membership_is_real():
         m.set_multicast_loopback(True)
         assert raw.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS) == 7
         assert raw.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP) == 1
+        # source-specific (RFC 4607 range ff3x::): the kernel's filter lists the source
+        await m.add_source_specific_membership("::1", "ff32::8000:1", "lo")
+        assert "ff320000000000000000000080000001 00000000000000000000000000000001" in \
+            open("/proc/net/mcfilter6").read()
+        assert "::1->ff32::8000:1" in m.joined_groups
+        await m.drop_source_specific_membership("::1", "ff32::8000:1", "lo")
+        assert "ff320000000000000000000080000001" not in open("/proc/net/mcfilter6").read()
         for group, iface in (("ff02::1:4", "no-such-if0"), ("ff02::1:4", "::%no-such-if0"),
                              ("239.1.2.3", None), ("fe80::1", "lo")):
             try:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from .errors import AckTimeoutError, SocketClosedError
 from .events import EventEmitter
-from .session import (AckFailed, AckReceived, AckTimedOut, CloseInfo, CloseReceived,
+from .session import (AckFailed, AckReceived, CloseInfo, CloseReceived,
                       EventReceived, MessageReceived, PeerClosed, ProtocolError,
                       RESERVED_EVENTS, ReadyState, Session, ack_value)
 _CLOSED = object()  # what a reader gets once the queue has ended and is empty
