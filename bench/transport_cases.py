@@ -37,6 +37,99 @@ async def udp_echo_rate(host, port, window=32, seconds=2.0, size=64):
             "seconds": round(elapsed, 3), "round_trips_per_s": round(received / elapsed) if elapsed else 0}
 
 
+async def udp_echo_rate_protocol(host, port, window=32, seconds=2.0, size=64):
+    """The same echo loop written as an asyncio DatagramProtocol (what aioquic and most asyncio
+    code use): each datagram_received sends the next datagram, no await per packet. In Pyodide
+    through socketiwa.aio (loop.create_datagram_endpoint on Direct Sockets)."""
+    import sys
+    loop = asyncio.get_running_loop()
+    if sys.platform == "emscripten":
+        from socketiwa import aio
+        aio.install(loop)
+    payload = b"x" * size
+    done = loop.create_future()
+    state = {"sent": 0, "received": 0, "start": 0.0, "last": 0.0}
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            state["received"] += 1
+            now = state["last"] = time.perf_counter()
+            if now < state["start"] + seconds:
+                self.transport.sendto(payload)
+                state["sent"] += 1
+            elif state["received"] >= state["sent"] and not done.done():
+                done.set_result(None)
+
+    transport, proto = await loop.create_datagram_endpoint(Echo, remote_addr=(host, port))
+    state["start"] = state["last"] = time.perf_counter()
+    for _ in range(window):
+        transport.sendto(payload)
+        state["sent"] += 1
+    while not done.done():      # a lost datagram: stop 0.5 s after the last one arrived
+        await asyncio.sleep(0.1)
+        if time.perf_counter() - state["last"] > 0.5:
+            break
+    transport.close()
+    elapsed = state["last"] - state["start"]
+    received = state["received"]
+    return {"window": window, "sent": state["sent"], "received": received,
+            "lost": state["sent"] - received, "seconds": round(elapsed, 3),
+            "round_trips_per_s": round(received / elapsed) if elapsed else 0}
+
+
+async def udp_echo_rate_backend(host, port, window=32, seconds=2.0, size=64):
+    """The protocol-style echo straight on socketiwa's transport backend (the push interface of
+    socketiwa/backends/base.py, no asyncio transport layer on top): what the backend costs."""
+    from socketiwa.backends import get_backend
+    from socketiwa.backends.base import UdpOptions
+    loop = asyncio.get_running_loop()
+    payload = b"x" * size
+    done = loop.create_future()
+    state = {"sent": 0, "received": 0, "start": 0.0, "last": 0.0}
+    transport = await get_backend().open_udp(UdpOptions(remote_address=host, remote_port=port))
+
+    class Echo:
+        def datagram_received(self, data, address, port):
+            state["received"] += 1
+            now = state["last"] = time.perf_counter()
+            if now < state["start"] + seconds:
+                transport.send(payload, None, None)
+                state["sent"] += 1
+            elif state["received"] >= state["sent"] and not done.done():
+                done.set_result(None)
+
+        def error_received(self, exc):
+            pass
+
+        def pause_writing(self):
+            pass
+
+        def resume_writing(self):
+            pass
+
+        def connection_lost(self, exc):
+            pass
+
+    transport.start(Echo())
+    state["start"] = state["last"] = time.perf_counter()
+    for _ in range(window):
+        transport.send(payload, None, None)
+        state["sent"] += 1
+    while not done.done():      # a lost datagram: stop 0.5 s after the last one arrived
+        await asyncio.sleep(0.1)
+        if time.perf_counter() - state["last"] > 0.5:
+            break
+    await transport.close()
+    elapsed = state["last"] - state["start"]
+    received = state["received"]
+    return {"window": window, "sent": state["sent"], "received": received,
+            "lost": state["sent"] - received, "seconds": round(elapsed, 3),
+            "round_trips_per_s": round(received / elapsed) if elapsed else 0}
+
+
 async def udp_constant_rate(host, port, rate=2000, seconds=2.0, size=64):
     """Send at a fixed rate; report how many echoes came back and the median round trip."""
     import socketiwa
@@ -96,4 +189,34 @@ async def tcp_echo_throughput(host, port, total=32 * 1024 * 1024, chunk=256 * 10
     if stalled:
         result["stalled"] = True
         result["mb_per_s"] = None
+    return result
+
+
+async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64):
+    """udp_echo_rate_backend with the time inside Python's per-socket event function measured
+    (Pyodide only): how much of a round trip is Python (parse, sink, send into JS) and how much
+    is everything else (Chromium's socket tasks, the JS pump, the FFI crossing)."""
+    import sys
+    if sys.platform != "emscripten":
+        return {"skipped": "Pyodide only"}
+    from socketiwa.backends import directsockets
+    spent = [0.0, 0]
+    original = directsockets.DirectUdp._event
+
+    def timed(self, kind, a, b):
+        t0 = time.perf_counter()
+        try:
+            return original(self, kind, a, b)
+        finally:
+            spent[0] += time.perf_counter() - t0
+            spent[1] += 1
+    directsockets.DirectUdp._event = timed
+    try:
+        result = await udp_echo_rate_backend(host, port, window=window, seconds=seconds, size=size)
+    finally:
+        directsockets.DirectUdp._event = original
+    rt = result["received"] or 1
+    result["us_per_round_trip"] = round(result["seconds"] / rt * 1e6, 1)
+    result["python_us_per_round_trip"] = round(spent[0] / rt * 1e6, 1)
+    result["events"] = spent[1]
     return result

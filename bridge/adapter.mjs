@@ -1,22 +1,90 @@
 // socketiwa JS adapter: what Python in Pyodide calls to reach Direct Sockets.
 //
-// Every call moves a whole batch: received datagrams are packed into one Uint8Array, so Python
-// crosses the FFI once per batch and copies the bytes once (JsProxy.to_bytes), never per field.
-// Packed UDP message (big-endian): u32 length, u16 port, u8 address length, address (ASCII), data.
-// Options arrive as one JSON string for the same reason.
+// The push protocol (issue 9). JS owns every socket's receive loop ("pump") and calls ONE
+// long-lived Python function per socket, created when Python starts the socket and destroyed when
+// it ends: sink(kind, a, b) with plain ints, never a promise Python has to await.
+//   EV_DATA   a = datagrams (UDP) or bytes (TCP), b = bytes used in the receive buffer
+//   EV_EOF    the readable ended (TCP: the peer's FIN)
+//   EV_ERROR  the readable failed; the error is handle.errorName / handle.errorMessage
+//   EV_RESUME_WRITING  queued sends drained below the low-water mark
+//   EV_WRITE_ERROR     a send failed after it was queued (same error fields)
+//   EV_ACCEPT a = the accepted connection's TcpHandle (servers only)
+// Bytes never cross as JS objects: Python owns two bytearrays in wasm memory (attachMemory), a
+// receive buffer the pumps fill before calling the sink (UDP: a batch of every datagram already
+// queued, each `u32 length, u16 port, u8 address length, address (ASCII), data`, little-endian;
+// the address is empty on connected sockets) and a send region Python fills before calling
+// sendFrom/sendTo/writeFrom, which copy it out and write without Python awaiting anything.
+// Views of wasm memory are re-read after the heap grows (PyMemory). Backpressure: sends return 1
+// when the queue passed its high-water mark (Python then pauses its writer) and EV_RESUME_WRITING
+// follows; pause()/resume() stop and restart a pump. A sink that throws never stops a pump.
 //
-// The page (iwa-shell loader, or bridge/node/register.mjs under Node) does:
+// The page (iwa-shell loader, or bridge/register-adapter.mjs under Node) does:
 //   globalThis.socketiwaBridge = createBridge();
 
-const UDP_HEAD = 7;
-const DEFAULT_MAX_QUEUE = 1024;        // datagrams held before we stop reading (backpressure)
-const TCP_HIGH_WATER = 1 << 20;        // bytes held before we stop reading
-const TCP_MAX_READ = 4 << 20;          // largest single read() handed to Python
+export const EV_DATA = 0;
+export const EV_EOF = 1;
+export const EV_ERROR = 2;
+export const EV_RESUME_WRITING = 3;
+export const EV_WRITE_ERROR = 4;
+export const EV_ACCEPT = 5;
 
-const asciiEncode = (s, out, pos) => {
-  for (let i = 0; i < s.length; i++) out[pos + i] = s.charCodeAt(i);
-};
-const asciiDecode = (u8, pos, len) => String.fromCharCode.apply(null, u8.subarray(pos, pos + len));
+export const UDP_HEAD = 7;
+const UDP_MAX_BATCH = 256;             // datagrams per sink call
+const UDP_WRITE_HIGH_WATER = 256 << 10; // bytes sent but not yet taken by the socket: pause Python
+const UDP_WRITE_LOW_WATER = 64 << 10;   // ... and resume it below this
+const PUMP_BUDGET_MS = 8;              // a pump that never waits yields a task after this long
+
+const nextTask = (ms = 0) => new Promise((resolve) => { setTimeout(resolve, ms); });
+const ignore = () => {};
+
+// A new task without setTimeout's clamping (nested timeouts wait >= 4 ms in browsers): a
+// MessageChannel message in the page, setImmediate under Node.
+const yieldTask = (() => {
+  if (typeof setImmediate === 'function') return () => new Promise((resolve) => { setImmediate(resolve); });
+  if (typeof MessageChannel === 'function') {
+    const channel = new MessageChannel();
+    const waiting = [];
+    channel.port1.onmessage = () => { const resolve = waiting.shift(); if (resolve) resolve(); };
+    return () => new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(0); });
+  }
+  return () => nextTask();
+})();
+
+// Python-owned bytes in wasm memory, seen through a PyProxy of a bytearray. The Uint8Array view
+// is detached when the wasm heap grows (its byteLength becomes 0): take a fresh one then. The
+// bytearray cannot move while the buffer is held (Python forbids resizing an exported buffer).
+export class PyMemory {
+  constructor(proxy) {
+    this.proxy = proxy;
+    this.buffer = proxy.getBuffer('u8');
+    this.view = this.buffer.data;
+    this.refreshes = 0;
+  }
+
+  bytes() {
+    if (this.view.byteLength === 0) this.refresh();
+    return this.view;
+  }
+
+  refresh() {
+    try { this.buffer.release(); } catch { /* the old view is gone already */ }
+    this.buffer = this.proxy.getBuffer('u8');
+    this.view = this.buffer.data;
+    this.refreshes++;
+  }
+
+  release() {
+    try { this.buffer.release(); } catch { /* released */ }
+  }
+}
+
+// Resolves to the read result if `p` had already settled (the stream had a chunk queued), else
+// to null, after two microtask ticks and no task: lets a pump batch what is already there.
+function settledNow(p) {
+  let out = null;
+  p.then((v) => { out = v; }, ignore);
+  return Promise.resolve().then(() => out);
+}
 
 function endpoints(info) {
   return JSON.stringify({
@@ -25,101 +93,200 @@ function endpoints(info) {
   });
 }
 
-// A queue that a single pump fills and Python drains, with a wake-up for a waiting reader.
-class Inbox {
-  constructor() { this.items = []; this.size = 0; this.done = false; this.error = null; this.waiter = null; this.room = null; }
-  push(item, size) { this.items.push(item); this.size += size; this.wake(); }
-  finish(error = null) { this.done = true; this.error = error; this.wake(); if (this.room) { this.room(); this.room = null; } }
-  wake() { if (this.waiter) { const w = this.waiter; this.waiter = null; w(); } }
-  waitForData() { return new Promise((resolve) => { this.waiter = resolve; }); }
-  waitForRoom() { return new Promise((resolve) => { this.room = resolve; }); }
-  // The stream's end: its error once (then plain end), so a reader sees the failure exactly once.
-  takeEnd() { const e = this.error; this.error = null; return e ? Promise.reject(e) : Promise.resolve(undefined); }
-  drained() { this.items = []; this.size = 0; if (this.room) { const r = this.room; this.room = null; r(); } }
+// What every handle with a pump shares: the sink, pausing, the time budget, the error fields.
+class Pumped {
+  constructor(mem) {
+    this.mem = mem;             // { recv: PyMemory, send: PyMemory } shared by all sockets
+    this.sink = null;
+    this.paused = false;
+    this.resumeWaiter = null;
+    this.errorName = '';
+    this.errorMessage = '';
+    this.sinkErrors = 0;
+    this.busySince = 0;
+  }
+
+  // The socket's Python function, given once when Python takes the socket (before start, so
+  // write-side events reach it even while nothing is read).
+  attach(sink) {
+    if (this.sink || this.detached) throw new Error('socket already attached');
+    this.sink = sink;
+  }
+
+  // Start the pump (once). `sink` may be given here instead of attach().
+  start(sink) {
+    if (this.started) throw new Error('socket already started');
+    if (sink) this.attach(sink);
+    if (!this.sink) throw new Error('start() before attach()');
+    this.started = true;
+    this.busySince = performance.now();
+    this.pump();
+  }
+
+  pause() { this.paused = true; }
+  resume() {
+    this.paused = false;
+    if (this.resumeWaiter) { const r = this.resumeWaiter; this.resumeWaiter = null; r(); }
+  }
+
+  async waitWhilePaused() {
+    while (this.paused && this.sink) await new Promise((r) => { this.resumeWaiter = r; });
+  }
+
+  // Drop the sink: nothing is called after this (close, abort, or the end was reported).
+  detach() {
+    this.sink = null;
+    this.detached = true;
+    this.resume();
+  }
+
+  call(kind, a = 0, b = 0) {
+    const sink = this.sink;
+    if (!sink) return;
+    try {
+      sink(kind, a, b);
+    } catch (e) {
+      // Python reports its own callbacks' errors to the loop's exception handler; this is only
+      // a failure of the call itself. Count it, say it, keep pumping.
+      this.sinkErrors++;
+      console.error('socketiwa: socket callback failed', e);
+    }
+  }
+
+  fail(kind, e) {
+    this.errorName = (e && e.name) || 'Error';
+    this.errorMessage = (e && e.message) || String(e);
+    this.call(kind);
+  }
+
+  // A pump that keeps finding data already queued runs only microtasks; after PUMP_BUDGET_MS
+  // of that it gives the page a task (rendering, input, other sockets).
+  async budget(waited) {
+    const now = performance.now();
+    if (waited) { this.busySince = now; return; }
+    if (now - this.busySince > PUMP_BUDGET_MS) {
+      await yieldTask();
+      this.busySince = performance.now();
+    }
+  }
+
+  // The next read result, and whether the pump had to wait for it (a task boundary).
+  async next(pending) {
+    const r = await settledNow(pending);
+    if (r !== null) return [r, false];
+    return [await pending, true];
+  }
 }
 
-class UdpHandle {
-  constructor(socket, info, maxQueue) {
+class UdpHandle extends Pumped {
+  constructor(socket, info, mem) {
+    super(mem);
     this.socket = socket;
     this.info = info;
     this.infoJson = endpoints(info);
     this.connected = info.remoteAddress !== undefined && info.remoteAddress !== null;
     this.reader = info.readable.getReader();
     this.writer = info.writable.getWriter();
-    this.inbox = new Inbox();
-    this.maxQueue = maxQueue;
-    this.sendError = null;
-    this.pump();
+    this.writeError = null;
+    this.writePaused = false;
+    this.pendingBytes = 0;        // sent, not yet taken by the socket
+    this.inflight = [];           // their sizes, oldest first (writes settle in order)
+    this.inflightHead = 0;
+    this.onSent = () => this.settled();
+    this.onSendFailed = (e) => {
+      this.settled();
+      if (!this.writeError) { this.writeError = e; this.fail(EV_WRITE_ERROR, e); }
+    };
   }
 
   async pump() {
-    const inbox = this.inbox;
     try {
+      let pending = this.reader.read();
       for (;;) {
-        if (inbox.items.length >= this.maxQueue) await inbox.waitForRoom();
-        if (inbox.done) return;
-        const { value, done } = await this.reader.read();
-        if (done) break;
-        const data = value.data instanceof Uint8Array ? value.data : new Uint8Array(value.data);
-        const addr = value.remoteAddress ?? this.info.remoteAddress ?? '';
-        const port = value.remotePort ?? this.info.remotePort ?? 0;
-        inbox.push([data, addr, port], data.byteLength + UDP_HEAD + addr.length);
+        await this.waitWhilePaused();
+        if (!this.sink) return;
+        let [r, waited] = await this.next(pending);
+        if (r.done) break;
+        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
+        if (!this.sink) return;
+        const recv = this.mem.recv;
+        let u8 = recv.bytes();
+        let count = 0;
+        let pos = 0;
+        for (;;) {
+          const v = r.value;
+          const data = v.data instanceof Uint8Array ? v.data : new Uint8Array(v.data);
+          const addr = this.connected ? '' : (v.remoteAddress ?? '');
+          const need = UDP_HEAD + addr.length + data.byteLength;
+          if (pos + need > u8.byteLength) {   // buffer full: hand over what it holds first
+            this.call(EV_DATA, count, pos);
+            count = 0;
+            pos = 0;
+            u8 = recv.bytes();                 // the call may have grown the heap
+          }
+          const n = data.byteLength;
+          u8[pos] = n & 0xff; u8[pos + 1] = (n >>> 8) & 0xff; u8[pos + 2] = (n >>> 16) & 0xff; u8[pos + 3] = n >>> 24;
+          const port = this.connected ? 0 : (v.remotePort ?? 0);
+          u8[pos + 4] = port & 0xff; u8[pos + 5] = port >>> 8;
+          u8[pos + 6] = addr.length;
+          pos += UDP_HEAD;
+          for (let i = 0; i < addr.length; i++) u8[pos + i] = addr.charCodeAt(i);
+          pos += addr.length;
+          u8.set(data, pos);
+          pos += n;
+          count++;
+          pending = this.reader.read();
+          if (count >= UDP_MAX_BATCH) break;
+          r = await settledNow(pending);       // more already queued? same batch
+          if (r === null || r.done) break;
+          if (!this.sink) return;
+          u8 = recv.bytes();
+        }
+        this.call(EV_DATA, count, pos);
+        await this.budget(waited);
       }
-      inbox.finish();
+      this.call(EV_EOF);
     } catch (e) {
-      inbox.finish(e);
+      if (this.sink) this.fail(EV_ERROR, e);
     }
   }
 
-  // Resolves to every datagram queued so far, packed; undefined once the socket is closed.
-  // (undefined, not null: Pyodide maps undefined to None but null to pyodide.ffi.jsnull.)
-  recv() {
-    const inbox = this.inbox;
-    if (inbox.items.length) return Promise.resolve(this.pack());
-    if (inbox.done) return inbox.takeEnd();
-    return inbox.waitForData().then(() => this.recv());
+  settled() {
+    this.pendingBytes -= this.inflight[this.inflightHead++];
+    if (this.inflightHead >= 1024 && this.inflightHead * 2 >= this.inflight.length) {
+      this.inflight = this.inflight.slice(this.inflightHead);
+      this.inflightHead = 0;
+    }
+    if (this.writePaused && this.pendingBytes <= UDP_WRITE_LOW_WATER) {
+      this.writePaused = false;
+      this.call(EV_RESUME_WRITING);
+    }
   }
 
-  pack() {
-    const { items, size } = this.inbox;
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
-    let pos = 0;
-    for (const [data, addr, port] of items) {
-      view.setUint32(pos, data.byteLength);
-      view.setUint16(pos + 4, port);
-      out[pos + 6] = addr.length;
-      asciiEncode(addr, out, pos + UDP_HEAD);
-      pos += UDP_HEAD + addr.length;
-      out.set(data, pos);
-      pos += data.byteLength;
+  write(msg, n) {
+    if (this.writeError) throw this.writeError;
+    this.writer.write(msg).then(this.onSent, this.onSendFailed);
+    this.inflight.push(n);
+    this.pendingBytes += n;
+    if (!this.writePaused && this.pendingBytes >= UDP_WRITE_HIGH_WATER && !(this.writer.desiredSize > 0)) {
+      this.writePaused = true;
+      return 1;
     }
-    this.inbox.drained();
-    return out;
+    return 0;
   }
 
-  // One packed batch of outgoing datagrams. Returns undefined, or a promise when the writable is
-  // full (Python awaits it: backpressure).
-  send(batch) {
-    if (this.sendError) { const e = this.sendError; this.sendError = null; throw e; }
-    const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
-    let pos = 0;
-    let last = null;
-    while (pos < batch.byteLength) {
-      const len = view.getUint32(pos);
-      const port = view.getUint16(pos + 4);
-      const alen = batch[pos + 6];
-      const msg = { data: batch.subarray(pos + UDP_HEAD + alen, pos + UDP_HEAD + alen + len) };
-      if (alen) { msg.remoteAddress = asciiDecode(batch, pos + UDP_HEAD, alen); msg.remotePort = port; }
-      pos += UDP_HEAD + alen + len;
-      last = this.writer.write(msg);
-      last.catch((e) => { this.sendError = e; });
-    }
-    return this.writer.desiredSize > 0 ? undefined : this.writer.ready;
+  // Send the first n bytes of Python's send region (connected socket). Returns 1 when Python
+  // should pause writing (EV_RESUME_WRITING follows), else 0. Throws once a send has failed.
+  sendFrom(n) {
+    return this.write({ data: this.mem.send.bytes().slice(0, n) }, n);
+  }
+
+  sendTo(n, address, port) {
+    return this.write({ data: this.mem.send.bytes().slice(0, n), remoteAddress: address, remotePort: port }, n);
   }
 
   async close() {
-    this.inbox.finish();
+    this.detach();
     try { await this.reader.cancel(); } catch { /* already errored */ }
     this.reader.releaseLock();
     try { await this.writer.close(); } catch { /* already errored */ }
@@ -158,7 +325,6 @@ const TCP_CLOSE_LINGER_MS = 250;            // time after the last write for the
 const TCP_QUIET_MS = 2;                     // no writes for this long: the pipe had time to drain
 const tcpPipe = { bytes: DEFAULT_TCP_PIPE_BYTES, measured: false, probe: null };
 
-const nextTask = (ms = 0) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // Writes `chunk`; resolves to true when the write settled before any task could run (it fitted in
 // the pipe, or was dropped), false when it had to wait for the pipe. Rejects if the write failed.
@@ -379,69 +545,96 @@ class TcpSender {
   }
 }
 
-class TcpHandle {
-  constructor(socket, info, pipeBytes) {
+class TcpHandle extends Pumped {
+  constructor(socket, info, pipeBytes, mem) {
+    super(mem);
     this.socket = socket;
     this.info = info;
     this.infoJson = endpoints(info);
     this.reader = info.readable.getReader();
     this.writer = info.writable.getWriter();
     this.sender = new TcpSender(this.writer, pipeBytes);
-    this.inbox = new Inbox();
-    this.pump();
+    this.writePaused = false;
+    this.ended = false;           // the readable finished (EOF, error, or we cancelled it)
   }
 
   async pump() {
-    const inbox = this.inbox;
     try {
+      let pending = this.reader.read();
       for (;;) {
-        if (inbox.size >= TCP_HIGH_WATER) await inbox.waitForRoom();
-        if (inbox.done) return;
-        const { value, done } = await this.reader.read();
-        if (done) break;
-        inbox.push(value, value.byteLength);
+        await this.waitWhilePaused();
+        if (!this.sink) return;
+        let [r, waited] = await this.next(pending);
+        if (r.done) break;
+        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
+        if (!this.sink) return;
+        const recv = this.mem.recv;
+        let u8 = recv.bytes();
+        let pos = 0;
+        for (;;) {
+          const chunk = r.value;
+          for (let off = 0; off < chunk.byteLength;) {
+            if (pos === u8.byteLength) {        // buffer full: hand it over, then go on
+              this.call(EV_DATA, pos, pos);
+              pos = 0;
+              u8 = recv.bytes();
+              if (!this.sink) return;
+            }
+            const k = Math.min(chunk.byteLength - off, u8.byteLength - pos);
+            u8.set(k === chunk.byteLength ? chunk : chunk.subarray(off, off + k), pos);
+            pos += k;
+            off += k;
+          }
+          pending = this.reader.read();
+          if (this.paused) break;
+          r = await settledNow(pending);
+          if (r === null || r.done) break;
+          if (!this.sink) return;
+          u8 = recv.bytes();
+        }
+        if (pos) this.call(EV_DATA, pos, pos);
+        await this.budget(waited);
       }
-      inbox.finish();
+      this.ended = true;
+      this.call(EV_EOF);
     } catch (e) {
-      inbox.finish(e);
+      this.ended = true;
+      if (this.sink) this.fail(EV_ERROR, e);
     }
   }
 
-  // Resolves to the bytes received so far (one Uint8Array), or undefined at end of stream.
-  read() {
-    const inbox = this.inbox;
-    if (inbox.items.length) {
-      if (inbox.items.length === 1) { const only = inbox.items[0]; inbox.drained(); return Promise.resolve(only); }
-      let total = 0;
-      let n = 0;
-      while (n < inbox.items.length && total < TCP_MAX_READ) total += inbox.items[n++].byteLength;
-      const out = new Uint8Array(total);
-      let pos = 0;
-      for (let i = 0; i < n; i++) { out.set(inbox.items[i], pos); pos += inbox.items[i].byteLength; }
-      const rest = inbox.items.slice(n);
-      inbox.drained();
-      for (const c of rest) { inbox.items.push(c); inbox.size += c.byteLength; }
-      return Promise.resolve(out);
-    }
-    if (inbox.done) return inbox.takeEnd();
-    return inbox.waitForData().then(() => this.read());
-  }
-
-  // Returns undefined, or a promise while too much is queued (backpressure). Throws once a write
-  // has failed (connection reset).
+  // JS callers (tests, the pipe probe): returns undefined, or a promise while too much is queued.
+  // Throws once a write has failed (connection reset).
   write(bytes) {
     return this.sender.write(bytes);
   }
+
+  // Python's write: the first n bytes of its send region, or a Uint8Array it made for a large
+  // write. Returns 1 when Python should pause writing (EV_RESUME_WRITING follows), else 0.
+  writeFrom(n) { return this.queue(this.mem.send.bytes().slice(0, n)); }
+  writeArray(bytes) { return this.queue(bytes); }
+
+  queue(bytes) {
+    const room = this.sender.write(bytes);
+    if (!room) return 0;
+    if (this.writePaused) { room.then(ignore, ignore); return 1; }
+    this.writePaused = true;
+    room.then(() => { this.writePaused = false; this.call(EV_RESUME_WRITING); },
+      (e) => { this.writePaused = false; this.fail(EV_WRITE_ERROR, e); });
+    return 1;
+  }
+
+  queuedBytes() { return this.sender.queued; }
 
   writeStats() { return JSON.stringify(this.sender.stats); }
 
   // Close now without flushing (TCPSocket.close timeout / abort): unsent data is discarded and a
   // write() waiting for room rejects. Returns at once; the teardown finishes in the background.
   abort() {
+    this.detach();
     const error = new Error('connection aborted');
     error.name = 'AbortError';
     this.sender.fail(error);
-    this.inbox.finish();
     (async () => {
       try { await this.writer.abort(error); } catch { /* already errored */ }
       this.writer.releaseLock();
@@ -452,24 +645,38 @@ class TcpHandle {
   }
 
   async close() {
-    // Every queued byte into the pipe, then time for the pipe to drain before the socket goes:
-    // Chromium destroys what is still in the pipe, and closing the writable sends no FIN.
+    // No more calls into Python; every queued byte into the pipe, then time for the pipe to
+    // drain before the socket goes: Chromium destroys what is still in the pipe, and closing the
+    // writable sends no FIN.
+    this.detach();
     let flushError = null;
     try { await this.sender.flush(); } catch (e) { flushError = e; }
     try { await this.writer.close(); } catch { /* peer already gone */ }
     this.writer.releaseLock();
     const linger = this.sender.lastWriteAt + TCP_CLOSE_LINGER_MS - performance.now();
-    if (!flushError && linger > 0 && !this.inbox.done) await nextTask(linger);
-    this.inbox.finish();
+    if (!flushError && linger > 0 && !this.ended) await this.lingerUnlessEnded(linger);
     try { await this.reader.cancel(); } catch { /* already errored */ }
     this.reader.releaseLock();
     try { await this.socket.close(); } catch { /* already closed */ }
     if (flushError) throw flushError;
   }
+
+  // Wait `ms`, or less if the peer ends the stream first (nothing more can drain then). The
+  // pump may be running (it watches the readable) or not (never started, or stopped): read
+  // here only when no pump holds a read.
+  async lingerUnlessEnded(ms) {
+    if (this.started) { await nextTask(ms); return; }
+    const timer = nextTask(ms).then(() => 'timeout');
+    for (;;) {
+      const r = await Promise.race([timer, this.reader.read().catch(() => ({ done: true }))]);
+      if (r === 'timeout' || r.done) return;
+    }
+  }
 }
 
-class ServerHandle {
-  constructor(server, info, g) {
+class ServerHandle extends Pumped {
+  constructor(server, info, g, mem) {
+    super(mem);
     this.server = server;
     this.g = g;
     this.info = info;
@@ -477,15 +684,33 @@ class ServerHandle {
     this.reader = info.readable.getReader();
   }
 
-  // Next accepted connection as a TcpHandle, or undefined once the server is closed.
-  async accept() {
-    const { value, done } = await this.reader.read();
-    if (done) return undefined;
-    const info = await value.opened;
-    return new TcpHandle(value, info, await tcpPipeBytes(this.g));
+  // Accepts while started and not paused; each connection goes to the sink as EV_ACCEPT with
+  // its TcpHandle (not yet started: its owner starts it).
+  async pump() {
+    try {
+      for (;;) {
+        await this.waitWhilePaused();
+        if (!this.sink) return;
+        const { value, done } = await this.reader.read();
+        if (done) break;
+        let handle;
+        try {
+          const info = await value.opened;
+          handle = new TcpHandle(value, info, await tcpPipeBytes(this.g), this.mem);
+        } catch {
+          continue;   // the client went away before it was accepted
+        }
+        if (!this.sink) { handle.abort(); return; }
+        this.call(EV_ACCEPT, handle);
+      }
+      this.call(EV_EOF);
+    } catch (e) {
+      if (this.sink) this.fail(EV_ERROR, e);
+    }
   }
 
   async close() {
+    this.detach();
     try { await this.reader.cancel(); } catch { /* already errored */ }
     this.reader.releaseLock();
     await this.server.close();
@@ -538,19 +763,35 @@ export function createBridge(g = globalThis) {
     }
     return g[name];
   };
+  // Python's receive buffer and send region (attachMemory), shared by every socket: Python
+  // copies a delivery out before its sink returns, and JS copies a send out before sendFrom
+  // returns, so one of each serves all sockets.
+  const mem = { recv: null, send: null };
+  const requireMemory = () => {
+    if (!mem.recv) throw new Error('socketiwa: attachMemory() was not called');
+    return mem;
+  };
   return {
-    version: 1,
-    async openUdp(optionsJson, maxQueue) {
+    version: 2,
+    // recvProxy / sendProxy: PyProxies of Python bytearrays (kept alive by Python).
+    attachMemory(recvProxy, sendProxy) {
+      if (mem.recv) { mem.recv.release(); mem.send.release(); }
+      mem.recv = new PyMemory(recvProxy);
+      mem.send = new PyMemory(sendProxy);
+    },
+    memoryRefreshes() { return mem.recv ? mem.recv.refreshes + mem.send.refreshes : 0; },
+    async openUdp(optionsJson) {
       const Udp = need('UDPSocket');
+      requireMemory();
       const socket = new Udp(translate(optionsJson, UDP_OPTION_NAMES));
       const info = await socket.opened;
-      return new UdpHandle(socket, info, maxQueue || DEFAULT_MAX_QUEUE);
+      return new UdpHandle(socket, info, mem);
     },
     async openTcp(host, port, optionsJson) {
       const Tcp = need('TCPSocket');
       const socket = new Tcp(host, port, translate(optionsJson, TCP_OPTION_NAMES));
       const [info, pipeBytes] = await Promise.all([socket.opened, tcpPipeBytes(g)]);
-      return new TcpHandle(socket, info, pipeBytes);
+      return new TcpHandle(socket, info, pipeBytes, mem);
     },
     async openTcpServer(host, optionsJson) {
       const Server = need('TCPServerSocket');
@@ -561,18 +802,27 @@ export function createBridge(g = globalThis) {
       if (o.ipv6_only !== null && o.ipv6_only !== undefined) opts.ipv6Only = o.ipv6_only;
       const server = new Server(host, opts);
       const info = await server.opened;
-      return new ServerHandle(server, info, g);
+      return new ServerHandle(server, info, g, mem);
     },
     // The measured TCP data-pipe size (bytes), measuring it on first use.
     tcpPipeBytes() { return tcpPipeBytes(g); },
     async permissions() {
       return JSON.stringify(await permissionState(g));
     },
-    // For socketiwa's batched WebLoop scheduling (pkg/socketiwa/_webloop.py): a zero-argument
-    // function that queues `fn` as a microtask. Lives here because the IWA's CSP forbids
-    // creating JS functions from Python strings.
+    // For socketiwa's WebLoop scheduling (pkg/socketiwa/_webloop.py): a zero-argument function
+    // that queues `fn` as a microtask, and one-timer helpers. They live here because the IWA's
+    // CSP forbids creating JS functions from Python strings.
     microtaskScheduler(fn) {
       return () => queueMicrotask(() => fn());
+    },
+    // One re-armable timer calling `fn` (a long-lived proxy): arm(ms) replaces any earlier arming.
+    timer(fn) {
+      let id = null;
+      const fire = () => { id = null; fn(); };
+      return {
+        arm(ms) { if (id !== null) clearTimeout(id); id = setTimeout(fire, ms); },
+        cancel() { if (id !== null) clearTimeout(id); id = null; },
+      };
     },
   };
 }

@@ -155,7 +155,9 @@ async def test_tcp_backpressure_bounded_queue_nothing_lost(selenium):
     conns = []
     srv.on("connection", conns.append)
     client = await socketiwa.create_tcp("127.0.0.1", srv.local_port)
-    count, size = 3000, 4096
+    # 32 MB: more than every buffer on the way holds (socketiwa's ~3 MB plus the kernel's
+    # loopback buffers, about 11 MB in the IWA here), so a finished producer means no backpressure.
+    count, size = 8000, 4096
 
     async def produce():
         for i in range(count):
@@ -166,7 +168,7 @@ async def test_tcp_backpressure_bounded_queue_nothing_lost(selenium):
     conn = conns[0]
     await asyncio.sleep(0.5)                     # the reader stalls
     assert conn._queue.qsize() <= 4
-    assert not producer.done(), "12 MB went through a stalled reader: no backpressure"
+    assert not producer.done(), "32 MB went through a stalled reader: no backpressure"
     for i in range(count):
         msg = await conn.receive(timeout=10)
         assert int.from_bytes(msg[:4], "big") == i and len(msg) == size

@@ -3,6 +3,7 @@ with the same API on CPython."""
 from __future__ import annotations
 
 from . import permissions
+from ._webloop import configure_webloop
 from ._base import Ack, Datagram, ReadyState, RemoteInfo
 from .session import CloseInfo
 from .backends import get_backend
@@ -25,7 +26,7 @@ def backend_name() -> str:
 
 __all__ = [
     "create_udp", "create_tcp", "create_tcp_server", "create_multicast_socket", "permissions",
-    "assert_permissions", "backend_name", "UDPSocket", "TCPSocket", "TCPServer", "MulticastSocket",
+    "assert_permissions", "backend_name", "configure_webloop", "UDPSocket", "TCPSocket", "TCPServer", "MulticastSocket",
     "ReadyState", "RemoteInfo", "Datagram", "Ack", "CloseInfo", "SocketIwaError", "PermissionDeniedError",
     "ConnectError", "SocketClosedError", "InvalidOptionError", "NotSupportedError", "FrameError",
     "MessageTooLargeError", "AckTimeoutError", "BackpressureError",

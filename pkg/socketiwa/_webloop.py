@@ -1,38 +1,81 @@
-"""Pyodide's WebLoop, adapted for networking: asyncio's timer semantics and cheaper ``call_soon``.
+"""Pyodide's WebLoop, adapted for networking: asyncio's timer semantics, cheap ``call_soon`` and
+timers that cost no browser hop per re-arm.
 
-WebLoop's ``call_at``/``call_later`` raise ``ValueError("Can't schedule in the past")`` for a
-deadline already passed, where asyncio runs the callback as soon as possible. Protocol code
-relies on that (aioquic re-arms its loss-detection timer with deadlines that have just expired,
-and the error killed QUIC transfers after a few packets), so past deadlines are clamped to now.
+Choose the adaptation with ``socketiwa.configure_webloop(mode)`` (or ``adapt_webloop(mode=)``),
+before or after sockets open; the Direct Sockets backend applies the configured mode (default
+``"microtask"``) when the first socket opens. Modes:
 
-WebLoop turns every ``call_soon`` into its own browser task: a new once-callable proxy, a
-``postMessage`` round trip and, where JSPI exists (the IWA), a second hop plus a stack switch
-so the callback may block with ``run_sync``. Measured in the IWA that is 140-460 us per
-callback, and a single UDP round trip costs several (task wake-up, send flush, timeouts).
+``"microtask"`` (default, fastest)
+    Ready callbacks queue in Python and are drained, in asyncio's FIFO order, in one JavaScript
+    microtask right after the JS callback that made them ready (a socket event, a timer): no
+    browser task per callback. Timers live in one Python heap behind ONE JS ``setTimeout``,
+    re-armed only when the earliest deadline moves earlier, so protocol code that re-arms a
+    timer per packet (aioquic's ``call_at``) costs a heap push, not a browser call. Callbacks run
+    without JSPI: blocking ``socketiwa.compat`` calls (``run_sync``) raise a clear error inside
+    them (top-level code and ``await`` keep working).
+``"task"``
+    The same queue and timer heap, but each drain is a WebLoop browser task, so callbacks keep
+    JSPI (``run_sync`` works in them). One browser hop per batch of callbacks.
+``"off"``
+    Pyodide's own WebLoop: one browser task (``setTimeout``) per ``call_soon`` and per timer.
 
-``adapt_webloop(loop)`` keeps asyncio's order and cancellation but queues ready callbacks in
-Python and drains them all in one scheduled turn, so a burst of N callbacks pays the browser
-hop once instead of N times. Mode "task" schedules that turn with WebLoop's own ``call_soon``
-(so callbacks keep JSPI and ``run_sync`` works inside them); mode "microtask" runs the drain as
-a JavaScript microtask right after the current JS callback, which is much cheaper but runs
-without JSPI (blocking ``socketiwa.compat`` calls then raise a clear error).
+In every mode a deadline already in the past runs as soon as possible instead of raising
+``ValueError("Can't schedule in the past")`` (WebLoop's behaviour; aioquic re-arms expired
+timers and died of it).
 
-The drain runs until the queue is empty or a time budget is used up; leftover work is handed
-back to the browser as a task so socket events and rendering are never starved.
+Why: WebLoop turns every ``call_soon`` into a browser task (a new once-callable proxy, a
+``postMessage`` round trip and, with JSPI, a stack switch): 140-460 us per callback in the IWA,
+and one UDP round trip makes several. A drain runs until the queue is empty or a 4 ms budget is
+used up; the rest is handed back to the browser as a task so sockets and rendering are not starved.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import os
+import heapq
+import itertools
+import math
+import sys
 import time
 
 _BUDGET_S = 0.004
-_MODES = ("task", "microtask", "off")
+MODES = ("microtask", "task", "off")
+DEFAULT_MODE = "microtask"
+_TIMER_SLACK_S = 0.001   # setTimeout has 1 ms granularity: run what is due within it
+_MAX_TIMEOUT_MS = 2**31 - 1
+
+_configured: str | None = None
+
+
+def configure_webloop(mode: str) -> str:
+    """Set how socketiwa adapts Pyodide's WebLoop ("microtask", "task" or "off"; see the module
+    docstring). Applies at once if a WebLoop is running, else when the first socket opens.
+    Returns the mode. A no-op outside Pyodide."""
+    global _configured
+    if mode not in MODES:
+        raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {MODES}")
+    _configured = mode
+    if sys.platform != "emscripten":
+        return mode
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        return mode
+    if type(loop).__name__ == "WebLoop" and getattr(loop, "_socketiwa_mode", None) is not None:
+        adapt_webloop(loop, mode)
+    return mode
+
+
+def webloop_mode(loop=None) -> str | None:
+    """The adaptation in force on ``loop`` (None: not adapted, or not a WebLoop)."""
+    loop = loop or asyncio.get_event_loop()
+    return getattr(loop, "_socketiwa_mode", None)
 
 
 class _Batcher:
-    def __init__(self, loop, mode: str):
+    """call_soon queue drained in FIFO order, plus a timer heap behind one JS timer."""
+
+    def __init__(self, loop, mode: str, webloop_call_later):
         import js  # type: ignore[import-not-found]
         from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
         self.loop = loop
@@ -43,13 +86,23 @@ class _Batcher:
         # its drain mid-queue while the browser keeps running other tasks.
         self.draining = 0
         self.stall_check_pending = False
-        self.browser_call_soon = loop.call_soon  # WebLoop's own: one browser task per call
-        # One proxy and one JS closure each for the loop's lifetime: scheduling is one call.
-        microtask = js.socketiwaBridge.microtaskScheduler
-        self._proxies = [create_proxy(self.drain), create_proxy(self._check_stalled)]
-        self._microtask_drain = microtask(self._proxies[0]) if mode == "microtask" else None
-        self._microtask_stall_check = microtask(self._proxies[1])
+        # WebLoop's own one-browser-task scheduling (JSPI-capable), bypassing our overrides.
+        self.browser_call_soon = lambda cb: webloop_call_later(0, cb)
+        bridge = js.socketiwaBridge
+        self._proxies = [create_proxy(self.drain), create_proxy(self._check_stalled),
+                         create_proxy(self._timer_fired)]
+        self._microtask_drain = bridge.microtaskScheduler(self._proxies[0]) if mode == "microtask" else None
+        self._microtask_stall_check = bridge.microtaskScheduler(self._proxies[1])
+        # Timers: (when, seq, TimerHandle) in a heap; one JS timer armed for the earliest.
+        self.timers: list = []
+        self._seq = itertools.count()
+        self.cancelled = 0
+        self.js_timer = bridge.timer(self._proxies[2])
+        self._js_arm = self.js_timer.arm   # bound once: called per re-arm
+        self.armed_at: float | None = None
+        self.timer_arms = 0  # JS timer (re)arms: tests check per-packet re-arms do not cost one
 
+    # ---- call_soon
     def call_soon(self, callback, *args, context=None):
         handle = asyncio.Handle(callback, args, self.loop, context=context)
         self.ready.append(handle)
@@ -81,6 +134,9 @@ class _Batcher:
     def drain(self) -> None:
         self.scheduled = False
         self.draining += 1
+        install = getattr(self.loop, "_install_running_loop", None)
+        if install is not None:
+            install()
         ready = self.ready
         deadline = time.perf_counter() + _BUDGET_S
         try:
@@ -95,10 +151,59 @@ class _Batcher:
             if ready and not self.scheduled:
                 self._schedule(from_drain=True)
 
+    # ---- timers
+    def call_at(self, when, callback, *args, context=None):
+        handle = asyncio.TimerHandle(when, callback, args, self.loop, context=context)
+        if when == math.inf:
+            return handle
+        handle._scheduled = True
+        heapq.heappush(self.timers, (when, next(self._seq), handle))
+        # Re-arm only for a deadline clearly earlier: setTimeout has 1 ms granularity anyway, and
+        # a re-arm is a JS call (aioquic moves its timer a little earlier many times a second).
+        if self.armed_at is None or when < self.armed_at - _TIMER_SLACK_S:
+            self._arm(when)
+        return handle
 
-def _clamp_past_deadlines(loop) -> None:
-    webloop_call_later = loop.call_later
+    def call_later(self, delay, callback, *args, context=None):
+        return self.call_at(self.loop.time() + max(delay, 0), callback, *args, context=context)
 
+    def timer_cancelled(self, handle) -> None:
+        self.cancelled += 1
+        # Per-packet re-arms cancel a lot: drop cancelled entries once they are most of the heap.
+        if self.cancelled > 64 and self.cancelled * 2 > len(self.timers):
+            self.timers = [t for t in self.timers if not t[2]._cancelled]
+            heapq.heapify(self.timers)
+            self.cancelled = 0
+
+    def _arm(self, when: float) -> None:
+        self.armed_at = when
+        self.timer_arms += 1
+        ms = max(0.0, (when - self.loop.time()) * 1000)
+        self._js_arm(min(ms, _MAX_TIMEOUT_MS))
+
+    def _timer_fired(self) -> None:
+        self.armed_at = None
+        timers = self.timers
+        now = self.loop.time() + _TIMER_SLACK_S
+        due = False
+        while timers and (timers[0][2]._cancelled or timers[0][0] <= now):
+            _, _, handle = heapq.heappop(timers)
+            if handle._cancelled:
+                self.cancelled = max(0, self.cancelled - 1)
+                continue
+            handle._scheduled = False
+            self.ready.append(handle)
+            due = True
+        if timers:
+            self._arm(timers[0][0])
+        if due and not self.scheduled:
+            if self.mode == "microtask" and not self.draining:
+                self.drain()           # already in a JS task: run now
+            else:
+                self._schedule(from_drain=True)
+
+
+def _clamp_past_deadlines(loop, webloop_call_later) -> None:
     def call_later(delay, callback, *args, context=None):
         return webloop_call_later(max(delay, 0), callback, *args, context=context)
 
@@ -109,33 +214,72 @@ def _clamp_past_deadlines(loop) -> None:
     loop.call_at = call_at
 
 
+_OVERRIDDEN = ("call_soon", "call_soon_threadsafe", "call_later", "call_at", "_timer_handle_cancelled")
+
+
+def _restore(loop) -> None:
+    batcher = getattr(loop, "_socketiwa_batcher", None)
+    for attr in _OVERRIDDEN:
+        loop.__dict__.pop(attr, None)
+    loop._socketiwa_batcher = None
+    loop._socketiwa_mode = None
+    if batcher is not None:
+        # Hand what is still queued to the new scheduling, in order.
+        batcher.js_timer.cancel()
+        pending = list(batcher.ready)
+        timers = [t for t in batcher.timers if not t[2]._cancelled]
+        batcher.ready.clear()
+        batcher.timers = []
+        # Its proxies stay alive: a drain or check it already queued (this switch may run inside
+        # its own drain) must find an empty queue, not a destroyed function. Three per switch.
+        loop._socketiwa_handover = (pending, timers)
+
+
 def adapt_webloop(loop=None, mode: str | None = None) -> str:
-    """Adapt Pyodide's WebLoop (idempotent; other loops are left alone). Returns the call_soon
-    mode in use: $SOCKETIWA_WEBLOOP or "off" by default; "off" keeps WebLoop's own call_soon
-    (past deadlines are clamped in every mode)."""
+    """Adapt Pyodide's WebLoop (other loops are left alone and "off" is returned). ``mode``
+    overrides the configured one (configure_webloop; default "microtask"); calling again with
+    another mode switches, keeping queued callbacks and timers. Returns the mode in force."""
     loop = loop or asyncio.get_event_loop()
     if type(loop).__name__ != "WebLoop":
         return "off"
+    mode = mode or _configured or DEFAULT_MODE
+    if mode not in MODES:
+        raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {MODES}")
     current = getattr(loop, "_socketiwa_mode", None)
-    if current is not None:
+    if current == mode:
         return current
-    # "off" by default: batching passed every test here but two CI runs on a clean clone hung
-    # in QUIC/aio tests with it on, cause not found yet; opt in with SOCKETIWA_WEBLOOP.
-    mode = mode or os.environ.get("SOCKETIWA_WEBLOOP", "off")
-    if mode not in _MODES:
-        raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {_MODES}")
-    _clamp_past_deadlines(loop)
+    if current is not None:
+        _restore(loop)
+    webloop_call_later = type(loop).call_later.__get__(loop)
+    import js  # type: ignore[import-not-found]
+    if mode != "off" and not hasattr(getattr(js, "socketiwaBridge", None), "timer"):
+        # Without socketiwa's adapter there is no microtask or timer hook: WebLoop's own.
+        mode = "off"
+    handover = loop.__dict__.pop("_socketiwa_handover", ([], []))
     loop._socketiwa_mode = mode
     if mode == "off":
+        _clamp_past_deadlines(loop, webloop_call_later)
+        def run(handle):
+            if not handle._cancelled:
+                handle._run()
+        for handle in handover[0]:
+            webloop_call_later(0, run, handle)
+        for when, _, handle in handover[1]:
+            webloop_call_later(max(when - loop.time(), 0), run, handle)
         return mode
-    import js  # type: ignore[import-not-found]
-    if not hasattr(getattr(js, "socketiwaBridge", None), "microtaskScheduler"):
-        # Without socketiwa's adapter there is no cheap microtask hook to detect a drain
-        # suspended by JSPI, so batching could stall: keep WebLoop's own call_soon.
-        loop._socketiwa_mode = "off"
-        return "off"
-    batcher = _Batcher(loop, mode)
-    loop._socketiwa_mode = batcher.mode
+    batcher = _Batcher(loop, mode, webloop_call_later)
+    loop._socketiwa_batcher = batcher
     loop.call_soon = batcher.call_soon
     loop.call_soon_threadsafe = batcher.call_soon
+    loop.call_at = batcher.call_at
+    loop.call_later = batcher.call_later
+    loop._timer_handle_cancelled = batcher.timer_cancelled
+    for handle in handover[0]:
+        batcher.ready.append(handle)
+    for when, _, handle in handover[1]:
+        heapq.heappush(batcher.timers, (when, next(batcher._seq), handle))
+    if batcher.ready:
+        batcher._schedule(from_drain=True)
+    if batcher.timers:
+        batcher._arm(batcher.timers[0][0])
     return mode

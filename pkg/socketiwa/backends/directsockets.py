@@ -1,11 +1,14 @@
-"""Pyodide backend: Chrome's Direct Sockets through the JS adapter (bridge/adapter.mjs).
+"""Pyodide backend: Chrome's Direct Sockets through the JS adapter (bridge/adapter.mjs), push model.
 
-The page sets ``globalThis.socketiwaBridge = createBridge()``. Each call here crosses the FFI
-once and moves whole batches: received datagrams arrive packed in one Uint8Array (copied once by
-``to_bytes``), and datagrams sent in the same event-loop turn leave in one packed call.
+The page sets ``globalThis.socketiwaBridge = createBridge()``. JS owns every socket's receive
+loop and calls one long-lived Python function per socket (``_Endpoint._on_event``, made a proxy
+once in ``start`` and destroyed when the socket ends) with plain ints: no JS promise is awaited
+per packet. Received bytes arrive in a Python-owned buffer in wasm memory (UDP: every datagram
+already queued, in one call); sends are copied into a Python-owned region that JS copies out and
+writes without Python awaiting. The call protocol is described at the top of bridge/adapter.mjs.
 
-This is the *transitional* push adapter for base.py's interface over the JS handles' pull API
-(a pump task per socket); the push-native version (JS calls the sinks) replaces it.
+Sink methods (base.py's push interface) run inside those calls; an exception in one goes to the
+loop's exception handler and delivery goes on.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import json
 import struct
 
 import js  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
 from .._webloop import adapt_webloop
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
@@ -22,8 +25,13 @@ from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, No
 from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOptions
 
 name = "directsockets"
-_UDP_HEAD = struct.Struct("!IHB")
-_SEND_HIGH_WATER = 2 << 20  # what the JS handle holds before its write() asks to wait
+
+# The JS -> Python events (bridge/adapter.mjs EV_*).
+EV_DATA, EV_EOF, EV_ERROR, EV_RESUME_WRITING, EV_WRITE_ERROR, EV_ACCEPT = range(6)
+
+_UDP_HEAD = struct.Struct("<IHB")   # length, port, address length (then address, data)
+_RECV_BYTES = 256 * 1024            # one delivery: a batch of datagrams, or a piece of a stream
+_SEND_BYTES = 64 * 1024             # >= MAX_UDP_PAYLOAD; larger TCP writes go as one JS array
 
 # DOMException names Chromium's Direct Sockets raise, mapped to socketiwa's errors.
 _ERRORS = {
@@ -39,23 +47,48 @@ _ERRORS = {
 }
 
 
-def _error(exc: BaseException, what: str) -> SocketIwaError:
-    js_name = getattr(exc, "name", "") or type(exc).__name__
-    message = getattr(exc, "message", "") or str(exc)
+def _make_error(js_name: str, message: str, what: str) -> SocketIwaError:
     cls = _ERRORS.get(js_name, ConnectError)
     err = cls(f"{what}: {js_name}: {message}")
     err.js_name = js_name
     return err
 
 
+def _error(exc: BaseException, what: str) -> SocketIwaError:
+    js_name = getattr(exc, "name", "") or type(exc).__name__
+    message = getattr(exc, "message", "") or str(exc)
+    return _make_error(js_name, message, what)
+
+
+class _Memory:
+    """The receive buffer and send region in wasm memory, shared by every socket (a delivery is
+    copied out before the sink call returns; a send is copied out by JS before sendFrom returns)."""
+
+    def __init__(self, bridge):
+        self.recv = bytearray(_RECV_BYTES)
+        self.send = bytearray(_SEND_BYTES)
+        # Exported views pin both bytearrays (they can never be resized or moved).
+        self.recv_view = memoryview(self.recv)
+        self.send_view = memoryview(self.send)
+        self._proxies = [create_proxy(self.recv), create_proxy(self.send)]
+        bridge.attachMemory(*self._proxies)
+
+
+_memory: _Memory | None = None
+live_proxies = 0  # sink proxies alive now (tests check that closed sockets release theirs)
+
+
 def _bridge():
+    global _memory
     bridge = getattr(js, "socketiwaBridge", None)
-    if bridge is None:
+    if bridge is None or not hasattr(bridge, "attachMemory"):
         raise NotSupportedError(
-            "socketiwa's JS adapter is not loaded: the page must import bridge/adapter.mjs and set "
-            "globalThis.socketiwaBridge = createBridge()")
-    # Every socket wakes the loop per message; batch those wake-ups (see _webloop.py).
-    adapt_webloop()
+            "socketiwa's JS adapter is not loaded: the page must import bridge/adapter.mjs "
+            "(version 2) and set globalThis.socketiwaBridge = createBridge()")
+    if _memory is None:
+        # Every socket event wakes asyncio callbacks: schedule them cheaply (see _webloop.py).
+        adapt_webloop()
+        _memory = _Memory(bridge)
     return bridge
 
 
@@ -63,183 +96,200 @@ def _endpoints(handle) -> Endpoints:
     return Endpoints(**json.loads(handle.infoJson))
 
 
-def _unpack_udp(buf: bytes) -> list[tuple[bytes, str, int]]:
-    out = []
-    pos, end = 0, len(buf)
-    head = _UDP_HEAD.unpack_from
-    while pos < end:
-        length, port, alen = head(buf, pos)
-        pos += 7
-        address = buf[pos:pos + alen].decode("ascii")
-        pos += alen
-        out.append((buf[pos:pos + length], address, port))
-        pos += length
-    return out
-
-
 def _options_json(opts, names) -> str:
     return json.dumps({k: getattr(opts, k) for k in names if getattr(opts, k) is not None})
 
 
-class _Pump:
-    """Transitional push adapter (until bridge/adapter.mjs pushes itself): one task per socket
-    awaits the JS handle's batched receive promise and calls the sink; pause/resume gate it.
-    Writes go to the handle without awaiting; its backpressure promise drives pause_writing."""
+class _Endpoint:
+    """What UDP, TCP and server transports share: the sink proxy, pause/resume, the end."""
 
-    def __init__(self):
+    _what = "socket"
+
+    def __init__(self, handle):
+        global live_proxies
+        self._h = handle
+        self._loop = asyncio.get_running_loop()
+        self.endpoints = _endpoints(handle)
         self._sink = None
-        self._task: asyncio.Task | None = None
-        self._reading = asyncio.Event()
-        self._reading.set()
+        self._started = False
         self._lost = False
-        self._waits = 0              # backpressure promises not yet settled
-        self._paused_bytes = 0       # written while the handle said wait
-        self._write_error: BaseException | None = None
-        self._closed = False
+        self._closed = False            # close()/abort() called
+        self._writing_paused = False    # JS said the send queue is full
+        self._pause_delivered = False   # ... and the sink was told
+        self._send_error: BaseException | None = None
+        # The one JS -> Python entry for this socket, for its whole life (destroyed in _finish).
+        self._proxy = create_proxy(self._on_event)
+        live_proxies += 1
+        handle.attach(self._proxy)
 
-    def _loop(self):
-        return asyncio.get_running_loop()
-
-    def _call(self, name, *args):
-        if self._sink is None:  # not started yet: nothing to tell
-            return
-        try:
-            getattr(self._sink, name)(*args)
-        except Exception as exc:  # base.py: to the loop's handler, and delivery goes on
-            self._loop().call_exception_handler({
-                "message": f"Exception in socketiwa sink {name}()", "exception": exc})
-
-    def _start(self, sink, pump) -> None:
-        if self._sink is not None:
+    # ---- receiving
+    def start(self, sink) -> None:
+        if self._started:
             raise RuntimeError("start() may be called once")
+        if self._lost or self._closed:
+            raise SocketClosedError(f"{self._what} closed")
+        self._started = True
         self._sink = sink
-        self._task = asyncio.ensure_future(pump())
+        self._h.start()
 
     def pause_reading(self) -> None:
-        self._reading.clear()
+        self._h.pause()
 
     def resume_reading(self) -> None:
-        self._reading.set()
+        self._h.resume()
 
-    def _lose(self, exc) -> None:
-        if not self._lost and self._sink is not None:
-            self._lost = True
-            self._reading.set()
-            self._call("connection_lost", exc)
-
-    def _lose_soon(self, exc) -> None:
-        # Never re-entrant from a transport method (base.py)
-        asyncio.get_running_loop().call_soon(self._lose, exc)
-
-    def _backpressure(self, ready, nbytes: int) -> None:
-        if ready is None:
+    def _on_event(self, kind: int, a, b: int) -> None:
+        loop = self._loop
+        if asyncio._get_running_loop() is not loop:  # a JS callback may find no running loop
+            asyncio._set_running_loop(loop)
+        if self._lost:
             return
-        if self._waits == 0:
-            self._call("pause_writing")
-        self._waits += 1
-        self._paused_bytes += nbytes
-        fut = asyncio.ensure_future(ready)
-        fut.add_done_callback(self._settled)
+        try:
+            self._event(kind, a, b)
+        except Exception as exc:  # a bug here must not stop the JS pump
+            self._report("socketiwa: socket event failed", exc)
 
-    def _settled(self, fut) -> None:
-        self._waits -= 1
-        if not fut.cancelled() and fut.exception() is not None and self._write_error is None:
-            self._write_error = SocketClosedError(f"write failed: {fut.exception()}")
-        if self._waits == 0:
-            self._paused_bytes = 0
-            if self._sink is not None and not self._lost:
-                self._call("resume_writing")
+    def _event(self, kind: int, a, b: int) -> None:  # pragma: no cover - per kind
+        raise NotImplementedError
 
-    def get_write_buffer_size(self) -> int:
-        return _SEND_HIGH_WATER + self._paused_bytes if self._waits else 0
+    def _report(self, message: str, exc: BaseException) -> None:
+        self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self})
+
+    def _call_sink(self, method: str, *args) -> None:
+        if self._sink is None:
+            return
+        try:
+            getattr(self._sink, method)(*args)
+        except Exception as exc:
+            self._report(f"socketiwa: exception in {type(self._sink).__name__}.{method}", exc)
+
+    def _handle_error(self, what: str) -> SocketIwaError:
+        return _make_error(str(self._h.errorName), str(self._h.errorMessage), what)
+
+    # ---- writing
+    def _request_pause(self) -> None:
+        # From inside send()/write(), as asyncio's own transports do (and native.py, which passes
+        # asyncio's through): a writer that never yields must see the pause before its next write.
+        self._writing_paused = True
+        if not self._lost and self._sink is not None:
+            self._pause_delivered = True
+            self._call_sink("pause_writing")
+
+    def _resumed(self) -> None:
+        self._writing_paused = False
+        if self._pause_delivered:
+            self._pause_delivered = False
+            self._call_sink("resume_writing")
+
+    # ---- the end
+    def _finish(self, exc: BaseException | None) -> None:
+        """connection_lost(exc) exactly once, last; release the JS side and the proxy."""
+        global live_proxies
+        if self._lost:
+            return
+        self._lost = True
+        self._h.detach()
+        sink, self._sink = self._sink, None
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            live_proxies -= 1
+            # Not inside its own call (this may run in _on_event): destroy on the next turn.
+            self._loop.call_soon(proxy.destroy)
+        if sink is not None:
+            try:
+                sink.connection_lost(exc)
+            except Exception as e:
+                self._report(f"socketiwa: exception in {type(sink).__name__}.connection_lost", e)
 
 
-class DirectUdp(_Pump):
+class DirectUdp(_Endpoint):
+    _what = "UDP socket"
+
     def __init__(self, handle, opts: UdpOptions):
-        super().__init__()
-        self._h = handle
-        self.endpoints = _endpoints(handle)
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        self._flush_scheduled = False
+        super().__init__(handle)
+        self._connected = handle.connected
+        self._remote = self.endpoints.remote_address or ""
+        self._remote_port = self.endpoints.remote_port or 0
+        # Bound once: a JsProxy attribute lookup per datagram costs more than the call.
+        self._send_from = handle.sendFrom
+        self._send_to = handle.sendTo
+        self._addresses: dict[bytes, str] = {}
         self._groups: list[tuple[str, str | None, str | None]] = []
 
-    def start(self, sink) -> None:
-        self._start(sink, self._pump)
+    def _event(self, kind, a, b):
+        if kind == EV_DATA:
+            view = _memory.recv_view
+            head = _UDP_HEAD.unpack_from
+            sink = self._sink
+            pos = 0
+            for _ in range(a):
+                length, port, alen = head(view, pos)
+                pos += 7
+                if alen:
+                    raw = view[pos:pos + alen].tobytes()
+                    address = self._addresses.get(raw)
+                    if address is None:
+                        address = raw.decode("ascii")
+                        if len(self._addresses) < 1024:
+                            self._addresses[raw] = address
+                    pos += alen
+                else:
+                    address, port = self._remote, self._remote_port
+                data = view[pos:pos + length].tobytes()
+                pos += length
+                try:
+                    sink.datagram_received(data, address, port)
+                except Exception as exc:
+                    self._report(f"socketiwa: exception in {type(sink).__name__}.datagram_received", exc)
+                if self._lost:
+                    return
+        elif kind == EV_RESUME_WRITING:
+            self._resumed()
+        elif kind == EV_WRITE_ERROR:
+            err = self._handle_error("UDP send failed")
+            self._send_error = err
+            self._call_sink("error_received", err)
+        elif kind == EV_EOF:
+            self._finish(None)
+        elif kind == EV_ERROR:
+            self._finish(self._handle_error("UDP receive failed"))
 
-    async def _pump(self):
-        exc = None
-        while not self._closed:
-            if not self._reading.is_set():
-                await self._reading.wait()
-                continue
-            try:
-                packed = await self._h.recv()
-            except JsException as e:
-                err = _error(e, "UDP receive failed")
-                if isinstance(err, ConnectError):  # ICMP-like: the socket goes on
-                    self._call("error_received", err)
-                    continue
-                exc = err
-                break
-            if packed is None:
-                break
-            for data, address, port in _unpack_udp(packed.to_bytes()):
-                if not self._reading.is_set():  # paused meanwhile: hold the rest until resumed
-                    await self._reading.wait()
-                if self._closed:
-                    break
-                self._call("datagram_received", data, address, port)
-        self._lose(None if self._closed else exc)
-
-    def send(self, data, address, port):
-        """Queue one datagram; everything queued in one event-loop turn leaves in one FFI call."""
+    def send(self, data, address=None, port=None):
+        """Queue one datagram; never blocks (pause_writing() says when to stop)."""
         if self._closed or self._lost:
             raise SocketClosedError("UDP socket closed")
-        if self._write_error is not None:
-            err, self._write_error = self._write_error, None
+        if self._send_error is not None:
+            err, self._send_error = self._send_error, None
             raise err
-        if len(data) > MAX_UDP_PAYLOAD:
-            raise MessageTooLargeError(f"datagram of {len(data)} bytes exceeds {MAX_UDP_PAYLOAD}")
-        addr = (address or "").encode("ascii")
-        self._out.append(_UDP_HEAD.pack(len(data), port or 0, len(addr)) + addr + data)
-        self._out_bytes += len(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if not self._out or self._closed:
-            return
-        batch = b"".join(self._out)
-        nbytes = self._out_bytes
-        self._out.clear()
-        self._out_bytes = 0
+        n = len(data)
+        if n > MAX_UDP_PAYLOAD:
+            raise MessageTooLargeError(f"datagram of {n} bytes exceeds {MAX_UDP_PAYLOAD}")
+        if n == 0:
+            raise NotSupportedError("empty datagrams are refused by Chromium's UDPSocket")
+        _memory.send_view[:n] = data
         try:
-            ready = self._h.send(to_js(batch))
+            if address is None or self._connected:
+                full = self._send_from(n)
+            else:
+                full = self._send_to(n, address, port)
         except JsException as e:
-            self._write_error = _error(e, "UDP send failed")
-            return
-        self._backpressure(ready, nbytes)
+            raise _error(e, "UDP send failed") from None
+        if full and not self._writing_paused:
+            self._request_pause()
 
     def get_write_buffer_size(self) -> int:
-        return self._out_bytes + super().get_write_buffer_size()
+        return int(self._h.pendingBytes)
 
     async def close(self):
         if self._closed:
             return
-        self._flush()
         self._closed = True
         try:
             await self._h.close()
         except JsException as e:
+            self._finish(None)
             raise _error(e, "UDP close failed") from None
-        finally:
-            if self._task is None:
-                self._lost = True
-            else:
-                self._lose_soon(None)
+        self._finish(None)
 
     async def join_group(self, group, interface=None, source=None):
         # MulticastController is joinGroup(ipAddress) only: the OS picks the interface, and there
@@ -279,77 +329,80 @@ class DirectUdp(_Pump):
             "multicast_loopback= to create_multicast_socket")
 
 
+
 async def open_udp(opts: UdpOptions) -> DirectUdp:
     fields = ("local_address", "local_port", "remote_address", "remote_port", "send_buffer_size",
               "receive_buffer_size", "dns_query_type", "ipv6_only", "multicast_time_to_live",
               "multicast_loopback", "multicast_allow_address_sharing")
     try:
-        handle = await _bridge().openUdp(_options_json(opts, fields), opts.max_queue)
+        handle = await _bridge().openUdp(_options_json(opts, fields))
     except JsException as e:
         raise _error(e, "cannot open UDP socket") from None
     return DirectUdp(handle, opts)
 
 
-class DirectStream(_Pump):
+class DirectStream(_Endpoint):
+    _what = "TCP connection"
+
     def __init__(self, handle):
-        super().__init__()
-        self._h = handle
-        self.endpoints = _endpoints(handle)
-        self._aborted = False
+        super().__init__(handle)
+        self._write_from = handle.writeFrom
 
-    def start(self, sink) -> None:
-        self._start(sink, self._pump)
+    def _event(self, kind, a, b):
+        if kind == EV_DATA:
+            data = _memory.recv_view[:a].tobytes()
+            self._call_sink("data_received", data)
+        elif kind == EV_RESUME_WRITING:
+            self._resumed()
+        elif kind == EV_EOF:
+            self._call_sink("eof_received")
+        elif kind in (EV_ERROR, EV_WRITE_ERROR):
+            err = self._handle_error("connection lost")
+            self._closed = True
+            self._h.abort()
+            self._finish(err)
 
-    async def _pump(self):
-        while not self._closed:
-            if not self._reading.is_set():
-                await self._reading.wait()
-                continue
-            try:
-                chunk = await self._h.read()
-            except JsException as e:
-                if not self._closed:
-                    self._lose(_error(e, "connection lost"))
-                return
-            if chunk is None:
-                if not self._closed:
-                    self._call("eof_received")
-                return  # connection_lost follows from close()/abort()
-            if not self._reading.is_set():  # paused while the read was pending
-                await self._reading.wait()
-            if not self._closed:
-                self._call("data_received", chunk.to_bytes())
-
-    def write(self, data) -> None:
+    def write(self, data):
+        """Queue ``data``; never blocks (pause_writing() says when to stop)."""
         if self._closed or self._lost:
             raise SocketClosedError("TCP connection closed")
-        if self._write_error is not None:
-            raise self._write_error
+        n = len(data)
+        if n == 0:
+            return
         try:
-            ready = self._h.write(to_js(data))
+            if n <= _SEND_BYTES:
+                _memory.send_view[:n] = data
+                full = self._write_from(n)
+            else:
+                full = self._h.writeArray(to_js(data if isinstance(data, bytes) else bytes(data)))
         except JsException as e:
             raise SocketClosedError(f"TCP write failed: {getattr(e, 'name', '')}: {e}") from None
-        self._backpressure(ready, len(data))
+        if full and not self._writing_paused:
+            self._request_pause()
+
+    def get_write_buffer_size(self) -> int:
+        return int(self._h.queuedBytes())
 
     async def close(self):
         """Flush (every queued byte is written, checked against Chromium's write loss), then
         close; see TcpHandle.close in bridge/adapter.mjs."""
-        if not self._closed:
-            self._closed = True
-            try:
-                await self._h.close()
-            except JsException:
-                pass  # the peer may already have reset the connection; it is closed either way
-        self._lose(None if not self._aborted else SocketClosedError("connection aborted"))
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._h.close()
+        except JsException:
+            pass  # the peer may already have reset the connection; it is closed either way
+        self._finish(None)
 
     def abort(self):
-        """Close now: queued bytes are discarded and a write waiting for room fails."""
-        if self._aborted:
+        """Close now: queued bytes are discarded; connection_lost follows on the next turn."""
+        if self._closed:
             return
-        self._aborted = True
         self._closed = True
         self._h.abort()
-        self._lose_soon(None)
+        self._loop.call_soon(self._finish, None)
+
 
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
@@ -362,33 +415,24 @@ async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
     return DirectStream(handle)
 
 
-class DirectServer(_Pump):
+class DirectServer(_Endpoint):
+    _what = "TCP server"
+
     def __init__(self, handle):
-        super().__init__()
-        self._h = handle
-        self.endpoints = _endpoints(handle)
+        super().__init__(handle)
 
-    def start(self, sink) -> None:
-        self._start(sink, self._pump)
-
-    async def _pump(self):
-        while not self._closed:
-            if not self._reading.is_set():
-                await self._reading.wait()
-                continue
+    def _event(self, kind, a, b):
+        if kind == EV_ACCEPT:
+            stream = DirectStream(a)
             try:
-                handle = await self._h.accept()
-            except JsException as e:
-                self._lose(None if self._closed else _error(e, "accept failed"))
-                return
-            if handle is None:
-                break
-            stream = DirectStream(handle)
-            if self._closed:
+                self._sink.connection_made(stream)
+            except Exception as exc:
+                self._report(f"socketiwa: exception in {type(self._sink).__name__}.connection_made", exc)
                 stream.abort()
-                break
-            self._call("connection_made", stream)
-        self._lose(None)
+        elif kind == EV_EOF:
+            self._finish(None)
+        elif kind == EV_ERROR:
+            self._finish(self._handle_error("accept failed"))
 
     async def close(self):
         if self._closed:
@@ -398,7 +442,8 @@ class DirectServer(_Pump):
             await self._h.close()
         except JsException:
             pass
-        self._lose_soon(None)
+        self._finish(None)
+
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> DirectServer:
