@@ -185,6 +185,9 @@ function tcpStreams(sock, onBothClosed) {
     cancel() { readableDone = true; settle(); },
   }, { highWaterMark: TCP_READ_HWM });
   sock.on('data', (d) => {
+    // After the readable is cancelled Chromium discards what still arrives (the writable may
+    // still be open); enqueueing into the closed controller would throw out of Node's socket.
+    if (readableDone) return;
     controller.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     if (controller.desiredSize <= 0) sock.pause();
   });

@@ -57,7 +57,9 @@ class Endpoints:
 # Rules every backend keeps:
 # - Sink methods are called on the event loop's thread, one at a time, never re-entrantly from
 #   inside a transport method (start/pause/resume/send/write/close must not call back
-#   synchronously; schedule instead).
+#   synchronously; schedule instead), with one exception as in asyncio: pause_writing() is called
+#   from inside send()/write() when that call takes the queue over the high-water mark (a writer
+#   that never yields must see the pause at once, or it queues without bound).
 # - An exception raised by a sink method goes to the loop's exception handler
 #   (loop.call_exception_handler) and delivery continues: a bad handler never stops receiving.
 # - pause_reading() stops sink calls promptly (at most the arrivals already handed over in the
