@@ -149,16 +149,9 @@ class _UdpProtocol(_Pusher, asyncio.DatagramProtocol):
                        if isinstance(exc, OSError) else exc)
 
 
-class NativeUdp:
-    """A UdpTransport (base.py) over asyncio's datagram transport."""
-
-    def __init__(self, sock: socket.socket, transport, protocol: _UdpProtocol, opts: UdpOptions):
-        self._sock = sock
-        self._transport = transport
-        self._proto = protocol
-        self._groups: list[tuple[str, str | None, str | None]] = []
-        self.endpoints = _endpoints(sock, not opts.bound)
-        self.family = sock.family
+class _Reading:
+    """start/pause_reading/resume_reading for a transport over an asyncio transport + protocol
+    (``self._transport``, ``self._proto``); shared by NativeUdp and NativeStream."""
 
     def start(self, sink) -> None:
         self._proto.start(sink)
@@ -170,6 +163,18 @@ class NativeUdp:
     def resume_reading(self) -> None:
         if not self._transport.is_closing():
             self._transport.resume_reading()
+
+
+class NativeUdp(_Reading):
+    """A UdpTransport (base.py) over asyncio's datagram transport."""
+
+    def __init__(self, sock: socket.socket, transport, protocol: _UdpProtocol, opts: UdpOptions):
+        self._sock = sock
+        self._transport = transport
+        self._proto = protocol
+        self._groups: list[tuple[str, str | None, str | None]] = []
+        self.endpoints = _endpoints(sock, not opts.bound)
+        self.family = sock.family
 
     def send(self, data, address, port):
         """Queue one datagram (asyncio's DatagramTransport.sendto semantics)."""
@@ -321,7 +326,7 @@ class _StreamProtocol(_Pusher, asyncio.Protocol):
         return True  # half-closed: the owner still writes, then closes (base.py: close())
 
 
-class NativeStream:
+class NativeStream(_Reading):
     """A StreamTransport (base.py) over asyncio's socket transport."""
 
     def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol):
@@ -329,17 +334,6 @@ class NativeStream:
         self._proto = protocol
         self._aborted = False
         self.endpoints = _endpoints(transport.get_extra_info("socket"), True)
-
-    def start(self, sink) -> None:
-        self._proto.start(sink)
-
-    def pause_reading(self) -> None:
-        if not self._transport.is_closing():
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self._transport.is_closing():
-            self._transport.resume_reading()
 
     def write(self, data) -> None:
         if self._transport.is_closing() or self._proto.lost.done():
