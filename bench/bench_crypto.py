@@ -6,7 +6,8 @@
   node / iwa        Pyodide under Node / in the Chromium IWA: the provider compiled to WebAssembly
                     (iwa-task, iwa-microtask: batched WebLoop scheduling modes, see socketiwa/_webloop.py)
   node+baseline     (also iwa+baseline) the same, with the provider's extension taken from the wheel
-                    given as --baseline-wheel (e.g. the build before a change), for before/after in one run;
+                    given as --baseline-wheel (e.g. the build before a change) under the current Python
+                    layer, and AWS-LC's C loop from --baseline-c-bench, for before/after in one run;
                     with --baseline-wheel, node and iwa also time both builds' AEADs in alternating rounds
                     in one process (paired_*: robust to machine load)
 
@@ -73,14 +74,21 @@ def baseline_extension(wheel: Path) -> str:
 
 
 def swap_provider_extension(runner, wheel: Path) -> None:
-    """Overwrite the loaded provider's _awslc extension with the one in ``wheel`` before anything
-    imports it (the Python side of the provider stays; only the compiled AWS-LC differs)."""
+    """Load the provider's _awslc extension from ``wheel`` under its own name before anything imports
+    it (the Python side of the provider stays the current one; only the compiled part differs).
+    Pyodide loads a package's shared libraries when it installs the package, so overwriting the
+    installed .so file afterwards would change nothing: the baseline is loaded from its own path."""
     runner.run_async(
         "import base64, importlib.util, os, sys\n"
         "assert 'socketiwa_crypto._awslc' not in sys.modules\n"
-        "pkg = importlib.util.find_spec('socketiwa_crypto').submodule_search_locations[0]\n"
-        "[so] = [n for n in os.listdir(pkg) if n.startswith('_awslc') and n.endswith('.so')]\n"
-        f"open(os.path.join(pkg, so), 'wb').write(base64.b64decode({baseline_extension(wheel)!r}))\nNone")
+        "os.makedirs('/tmp/baseline_ext', exist_ok=True)\n"
+        f"open('/tmp/baseline_ext/_awslc.so', 'wb').write(base64.b64decode({baseline_extension(wheel)!r}))\n"
+        "spec = importlib.util.spec_from_file_location('socketiwa_crypto._awslc', '/tmp/baseline_ext/_awslc.so')\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['socketiwa_crypto._awslc'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "from socketiwa_crypto import primitives\n"
+        "assert primitives._awslc is module\nNone")
 
 
 def paired_aead(runner, wheel: Path) -> dict:
