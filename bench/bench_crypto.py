@@ -13,9 +13,9 @@
 
 AEAD seals/s for 1200-byte packets (1-second means), a breakdown of one seal (best of short rounds:
 through cryptography's API, the provider's extension directly, and AWS-LC's own C loop and its
-parts from build/aead-bench, made by crypto/bench/build.sh), header-protection masks/s, QUIC handshake time and one-stream
-echo MB/s against aioquic on CPython (with the runtime's default suite, and with each suite
-forced). Prints a table with ratios to cpython and appends to results/bench.json.
+parts from build/aead-bench, made by crypto/bench/build.sh), header-protection masks/s, QUIC
+handshake time and one-stream echo MB/s against aioquic on CPython (with the runtime's default
+suite, and with each suite forced). Prints a table with ratios to cpython and appends to results/bench.json.
 
     .venv/bin/python bench/bench_crypto.py [--runtimes cpython,cpython-provider,node,iwa]
         [--baseline-wheel dist/old/socketiwa_crypto-...whl --runtimes node+baseline,node,...]
@@ -126,7 +126,8 @@ BREAKDOWN = tuple(f"{a}_{k}" for a in ("aes128gcm", "chacha20poly1305")
                   for k in ("api_seals_per_s", "api_empty_seals_per_s", "direct_seals_per_s", "c_seals_per_s",
                             "c_empty_seals_per_s", "api_us", "c_us", "python_us")) + tuple(
     f"{p}_1200_us" for p in ("chacha20", "poly1305", "aes128ctr", "ghash"))
-COLUMNS = ("loadavg_1min", "aes128gcm_seals_per_s", "aes256gcm_seals_per_s", "chacha20poly1305_seals_per_s", "aes_hp_masks_per_s",
+COLUMNS = ("loadavg_1min", "aes128gcm_seals_per_s", "aes256gcm_seals_per_s", "chacha20poly1305_seals_per_s",
+           "aes_hp_masks_per_s",
            "handshake_ms", "default_suite", "bulk_mb_per_s", "bulk_aes128gcm_mb_per_s", "bulk_aes256gcm_mb_per_s",
            "bulk_chacha20poly1305_mb_per_s", *(f"paired_{a}_{k}" for a in ("aes128gcm", "aes256gcm", "chacha20poly1305")
                                                for k in ("baseline_seals_per_s", "seals_per_s", "speedup")),
