@@ -209,6 +209,67 @@ def test_multicast_discovery(runtime, tmp_path, running, multicast_group):
     host.wait_for(r"^host-node: found iwa-node at [\d.]+ \(service port 2222\)$", 60)
 
 
+MEDIA_SENT = re.compile(r"^sent source (?P<source>[0-9a-f]{8}): (?P<count>\d+) packets of \d+ bytes at "
+                        r"(?P<rate>[\d.]+) packets/s \(\d+ datagrams\); on purpose (?P<dropped>\d+) dropped, "
+                        r"(?P<duplicated>\d+) duplicated, (?P<reordered>\d+) reordered$", re.M)
+MEDIA_FINAL = (r"^final source {source}: (?P<received>\d+)/(?P<total>\d+) received, (?P<lost>\d+) lost, "
+               r"(?P<duplicates>\d+) duplicates, (?P<out_of_order>\d+) out of order, (?P<late>\d+) late; "
+               r"(?P<rate>[\d.]+) packets/s, \d+ kbit/s, jitter [\d.]+ ms$")
+
+
+def check_media_counters(sender_out: str, receiver_out: str) -> dict:
+    """The receiver's counters for the sender's stream equal what the sender did on purpose:
+    every packet it dropped is counted lost, every copy a duplicate, every held-back packet out
+    of order (on loopback nothing else is lost)."""
+    sent = MEDIA_SENT.search(sender_out)
+    assert sent, sender_out
+    final = re.search(MEDIA_FINAL.format(source=sent["source"]), receiver_out, re.M)
+    assert final, receiver_out
+    count, dropped = int(sent["count"]), int(sent["dropped"])
+    assert int(final["total"]) == count
+    assert (int(final["received"]), int(final["lost"])) == (count - dropped, dropped)
+    assert int(final["duplicates"]) == int(sent["duplicated"]) > 0
+    assert int(final["out_of_order"]) == int(sent["reordered"]) > 0
+    assert int(final["late"]) == 0 and float(final["rate"]) > 0
+    return {"sent": sent.groupdict(), "received": final.groupdict()}
+
+
+@pytest.mark.multicast
+def test_multicast_media(runtime, tmp_path, multicast_group):
+    """The one-command demo: a sender and a receiver in one process (impairing its own stream)."""
+    out = run(runtime, "multicast_media", tmp_path=tmp_path, timeout=240)
+    backend = "native" if runtime == "cpython" else "directsockets"
+    assert f"socketiwa backend: {backend}; group 239.255.70.78:5072" in out
+    counters = check_media_counters(out, out)
+    assert counters["sent"]["count"] == "300"
+    assert re.search(r"^source [0-9a-f]{8}: \d+/\? received", out, re.M)     # a report while it runs
+
+
+@pytest.mark.multicast
+def test_multicast_media_across_runtimes(runtime, tmp_path, running, multicast_group):
+    """A receiver in the IWA counts a CPython sender's stream; a CPython receiver counts the
+    stream of a sender in the IWA."""
+    if runtime != "iwa":
+        pytest.skip("the cross-runtime pairing (the CPython one is test_multicast_media)")
+    impair = ("--rate", "200", "--count", "400", "--size", "1200", "--drop", "37", "--duplicate", "23",
+              "--reorder", "29")
+    receiver = running("iwa", "multicast_media", "receive", "--seconds", "200")
+    receiver.wait_for(r"^receiving on 239\.255\.70\.78:5072$")
+    sender_out = run("cpython", "multicast_media", "send", *impair, tmp_path=tmp_path)
+    receiver.wait_for(r"^final source ", 60)
+    receiver.stop()
+    assert "socketiwa backend: directsockets; group 239.255.70.78:5072" in receiver.lines
+    check_media_counters(sender_out, "\n".join(receiver.lines))
+
+    receiver = running("cpython", "multicast_media", "receive", "--seconds", "200")
+    receiver.wait_for(r"^receiving on 239\.255\.70\.78:5072$", 30)
+    sender_out = run("iwa", "multicast_media", "send", *impair, tmp_path=tmp_path)
+    assert "socketiwa backend: directsockets" in sender_out
+    receiver.wait_for(r"^final source ", 60)
+    receiver.stop()
+    check_media_counters(sender_out, "\n".join(receiver.lines))
+
+
 # ------------------------------------------------------------------- QUIC family
 
 
