@@ -275,9 +275,9 @@ def test_multicast_media_across_runtimes(runtime, tmp_path, running, multicast_g
 
 def test_http3_app(runtime, tmp_path):
     out = run(runtime, "quic/http3_app", tmp_path=tmp_path)
-    size = (EXAMPLES / "quic" / "selfsigned.py").stat().st_size
+    size = (EXAMPLES / "quic" / "http3_app.py").stat().st_size
     assert "GET / -> 200 (HTTP/3)" in out and re.search(r"index: 200 text/html \d+ bytes", out)
-    assert re.search(rf"download selfsigned.py: 200, {size} bytes in [\d.]+ ms, identical: True", out)
+    assert re.search(rf"download http3_app.py: 200, {size} bytes in [\d.]+ ms, identical: True", out)
     assert "POST /upload -> 200 (HTTP/3)" in out
     digest = hashlib.sha256(b"".join(bytes([i]) * 65536 for i in range(16))).hexdigest()
     assert f"upload: 200 1048576 bytes, sha256 {digest}; matches: True" in out
@@ -325,11 +325,11 @@ def test_zero_rtt(runtime, tmp_path):
 FETCH_FROM_FILE_SERVER = r"""
 async (base) => {
   const nav = performance.getEntriesByType("navigation")[0];
-  const r = await fetch(base + "/files/selfsigned.py", {cache: "no-store"});
+  const r = await fetch(base + "/files/http3_app.py", {cache: "no-store"});
   const body = new Uint8Array(await r.arrayBuffer());
   const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", body))]
     .map((b) => b.toString(16).padStart(2, "0")).join("");
-  const entry = performance.getEntriesByName(base + "/files/selfsigned.py").pop();
+  const entry = performance.getEntriesByName(base + "/files/http3_app.py").pop();
   return {navigation: nav.nextHopProtocol, title: document.title, status: r.status,
           fetchProtocol: entry ? entry.nextHopProtocol : null, length: body.length, digest,
           links: document.querySelectorAll("a").length};
@@ -348,12 +348,12 @@ def test_chromium_downloads_from_the_http3_file_server(runtime, running, free_ud
     with chromium_clients.browser(flags) as b:
         page = b.open(base + "/", timeout=60)
         seen = b.run(page, FETCH_FROM_FILE_SERVER, base, timeout=60)
-    data = (EXAMPLES / "quic" / "selfsigned.py").read_bytes()
+    data = (EXAMPLES / "quic" / "http3_app.py").read_bytes()
     assert seen == {"navigation": "h3", "title": "socketiwa h3 files", "status": 200, "fetchProtocol": "h3",
                     "length": len(data), "digest": hashlib.sha256(data).hexdigest(),
                     "links": seen["links"]}, seen
     assert seen["links"] >= 5      # the folder's files are listed
-    server.wait_for(r"^GET /files/selfsigned\.py -> 200 \(HTTP/3\)$", 30)
+    server.wait_for(r"^GET /files/http3_app\.py -> 200 \(HTTP/3\)$", 30)
     server.wait_for(r"^GET / -> 200 \(HTTP/3\)$", 5)
 
 
