@@ -46,7 +46,12 @@ async def timed_request(port, config, tickets, method) -> tuple[float, str, bool
         ms = (time.perf_counter() - t0) * 1000
         await client.wait_connected()
         handshake = client.handshake
-        await asyncio.sleep(0.05)     # let the server's tickets (sent after the handshake) arrive
+        # the server's new ticket follows the handshake: keep the connection until it is here
+        key = f"localhost:{port}"
+        for _ in range(200):
+            if tickets.count(key):
+                break
+            await asyncio.sleep(0.01)
         client.close()
     return ms, body, handshake.session_resumed, handshake.early_data_accepted
 
