@@ -366,7 +366,9 @@ def servers_main(argv: list[str]) -> None:
                   f"`bench/bench_h3.py servers` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                   f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, "
                   f"{os.getloadavg()[0]:.1f} after; --samples {args.samples} --seconds {args.seconds} "
-                  f"--mb {args.mb}). Raw record: results/bench.json, benchmark \"h3_servers\".\n\n"
+                  f"--mb {args.mb}). Raw record: results/bench.json, benchmark \"h3_servers\". One run: with "
+                  f"the load average above the CPU count other work shared the CPUs, and the numbers move a lot "
+                  f"between runs; compare within this table.\n\n"
                   + "```\n" + SERVERS_DOC.split("\n\n", 1)[1].rsplit("\n\n", 2)[0] + "\n```\n\n"
                   + table + "\n")
     print(f"wrote {md}")
