@@ -395,6 +395,13 @@ def test_run_signed_bundle_in_chromium150(tmp_path, request):
     assert "launching Chromium 150" in out.stderr
     assert "installing the signed bundle hello-0.1.0.swbn" in out.stderr
     assert "arguments: ['s']" in out.stdout and "received: hello over UDP" in out.stdout
+    # The same bundle again: opened from its install in the kept profile (named by the app's ID).
+    app_id = re.search(r"^id:\s+(\S+)", built.stdout, re.M).group(1)
+    again = socketiwa("run", "--signed", "hello", "--", "t", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"reusing the installed hello (unchanged since its last run; profile {tmp_path / 'profiles' / app_id})" \
+        in again.stderr and "installing" not in again.stderr
+    assert "arguments: ['t']" in again.stdout and "received: hello over UDP" in again.stdout
 
 
 def test_run_without_chromium(tmp_path):
