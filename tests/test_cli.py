@@ -377,6 +377,15 @@ def test_kept_profiles_one_run_at_a_time_and_pruned(tmp_path):
     assert again is not None and again.state() == {"how": "dev"}
     again.release()
     newest.release()
+    # A Chromium left running on a profile (its run was killed): that profile is in use too.
+    (again.dir / "profile").mkdir()
+    (again.dir / "profile" / "SingletonLock").symlink_to(f"somehost-{os.getpid()}")
+    assert launch.KeptProfile.take(root, "app-a") is None
+    (again.dir / "profile" / "SingletonLock").unlink()
+    (again.dir / "profile" / "SingletonLock").symlink_to("somehost-999999999")   # no such process
+    free = launch.KeptProfile.take(root, "app-a")
+    assert free is not None
+    free.release()
 
 
 def test_run_signed_bundle_in_chromium150(tmp_path, request):

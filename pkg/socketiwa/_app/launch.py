@@ -95,9 +95,27 @@ class KeptProfile:
         root.mkdir(parents=True, exist_ok=True)
         if not kept._try_lock():
             return None
+        if kept._chromium_alive():
+            kept.release()
+            return None
         kept.dir.mkdir(exist_ok=True)
         kept._prune()
         return kept
+
+    def _chromium_alive(self) -> bool:
+        """A Chromium still runs on this profile (its run was killed without closing it): a new
+        one would hand over to it and exit. Chromium's lock is a symlink to "HOST-PID"."""
+        try:
+            pid = int(os.readlink(self.dir / "profile" / "SingletonLock").rpartition("-")[2])
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def _try_lock(self) -> bool:
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -196,7 +214,8 @@ def install(build: BuildResult, how: str = "dev", chromium: str | None = None,
         bundle_id = build.id if how == "signed" else dev_bundle_id(build)
         kept = KeptProfile.take(profiles_dir(), bundle_id)
         if kept is None:
-            progress(f"the kept profile of {build.app.name} is in use by another run: using a fresh one")
+            progress(f"the kept profile of {build.app.name} is in use by another run or Chromium: "
+                     "using a fresh one")
     work = kept.dir if kept else Path(tempfile.mkdtemp(prefix="socketiwa-run-"))
     t0 = time.monotonic()
     flags = [cr.DEV_FEATURES, "--disable-component-update"]
