@@ -29,7 +29,15 @@ def pytest_configure(config):
     # new machine does, instead of reusing installs left by an earlier session.
     if "SOCKETIWA_PROFILES" not in os.environ:
         import tempfile
-        os.environ["SOCKETIWA_PROFILES"] = tempfile.mkdtemp(prefix="socketiwa-test-profiles-")
+        config._socketiwa_profiles = tempfile.mkdtemp(prefix="socketiwa-test-profiles-")
+        os.environ["SOCKETIWA_PROFILES"] = config._socketiwa_profiles
+
+
+def pytest_unconfigure(config):
+    profiles = getattr(config, "_socketiwa_profiles", None)
+    if profiles:
+        import shutil
+        shutil.rmtree(profiles, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
