@@ -235,6 +235,8 @@ def test_build_without_main_py(tmp_path):
     assert "has no main.py" in line and "socketiwa new" in line
     line = error_line(socketiwa("-q", "build", "missing-folder", cwd=tmp_path), "build")
     assert "is not a folder" in line
+    out = socketiwa("-q", "build", "nomain", "--", "x", cwd=tmp_path)   # only run takes program args
+    assert out.returncode == 2 and "build takes no program arguments" in out.stderr
     # run builds first: the same one line, before any Chromium starts
     line = error_line(socketiwa("-q", "run", "nomain", cwd=tmp_path), "run")
     assert "has no main.py" in line
@@ -339,7 +341,7 @@ def test_run_again_reuses_the_install_until_the_app_changes(tmp_path, request):
     assert "reusing the installed hello (unchanged since its last run" in again.stderr
     assert "installing" not in again.stderr
     # --fresh-profile installs in a new profile and leaves the kept one as it was.
-    fresh = socketiwa("run", "--fresh-profile", "hello", "--", "c", cwd=tmp_path)
+    fresh = socketiwa("run", "hello", "--fresh-profile", "--", "c", cwd=tmp_path)   # options after DIR too
     assert (fresh.returncode, fresh.stdout) == (3, "version one ['c']\n"), fresh.stderr
     assert "installing hello (dev mode" in fresh.stderr and "reusing" not in fresh.stderr
     assert (profile / "socketiwa-install.json").read_text() == state

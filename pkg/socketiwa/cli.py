@@ -159,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
                               ("run", cmd_run, "build DIR, run it in Chromium, exit with its exit code")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("dir")
-        p.add_argument("--key", help="the signing key (PEM, Ed25519; default ~/.config/socketiwa/keys/NAME.pem)")
+        p.add_argument("--key", help="the signing key (PEM, Ed25519 or ECDSA P-256; default ~/.config/socketiwa/keys/NAME.pem)")
         p.set_defaults(func=func)
         if name == "build":
             p.add_argument("--no-sign", action="store_true", help="only the dev-mode folder")
@@ -181,7 +181,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is the program's, wherever the options of `run` were written
+    # (argparse alone rejects `run DIR --headed -- x`: its positionals were already filled).
+    program_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, program_args = argv[:cut], argv[cut + 1:]
+    ap = parser()
+    args = ap.parse_args(argv)
+    if program_args:
+        if not hasattr(args, "args"):
+            ap.error(f"{args.command} takes no program arguments (only run does, after --)")
+        args.args = [*args.args, *program_args]
     report = Reporter(args.quiet)
     # On SIGTERM unwind like Ctrl-C does, so the Chromium we started is closed on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
