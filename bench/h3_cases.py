@@ -222,12 +222,19 @@ async def wt_datagram_echo(host, port, ca, seconds=3.0, window=8, size=64, plain
     return {f"wt_datagram_echo_w{window}_per_s": round(counted / elapsed), f"wt_datagram_w{window}_lost": lost}
 
 
-async def run_all(host, quic_port, h3_port, ca, plain=False, seconds=3.0):
+CASES = ("quic_upload", "h3_get", "h3_requests", "wt_datagram")
+
+
+async def run_all(host, quic_port, h3_port, ca, plain=False, seconds=3.0, cases=CASES):
     out = {}
-    out.update(await quic_upload(host, quic_port, ca, plain=plain))
-    out.update(await h3_download(host, h3_port, ca, plain=plain))
-    out.update(await h3_requests(host, h3_port, ca, seconds=seconds, concurrency=1, plain=plain))
-    out.update(await h3_requests(host, h3_port, ca, seconds=seconds, concurrency=16, plain=plain))
-    out.update(await wt_datagram_echo(host, h3_port, ca, seconds=seconds, window=1, plain=plain))
-    out.update(await wt_datagram_echo(host, h3_port, ca, seconds=seconds, window=16, plain=plain))
+    if "quic_upload" in cases:
+        out.update(await quic_upload(host, quic_port, ca, plain=plain))
+    if "h3_get" in cases:
+        out.update(await h3_download(host, h3_port, ca, plain=plain))
+    if "h3_requests" in cases:
+        out.update(await h3_requests(host, h3_port, ca, seconds=seconds, concurrency=1, plain=plain))
+        out.update(await h3_requests(host, h3_port, ca, seconds=seconds, concurrency=16, plain=plain))
+    if "wt_datagram" in cases:
+        out.update(await wt_datagram_echo(host, h3_port, ca, seconds=seconds, window=1, plain=plain))
+        out.update(await wt_datagram_echo(host, h3_port, ca, seconds=seconds, window=16, plain=plain))
     return out
