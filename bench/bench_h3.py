@@ -9,6 +9,9 @@ WebTransport server of tests/h3_peers.py):
   node/iwa  the same socketiwa code in Pyodide under Node / inside the Chromium IWA
 
 Cases (bench/h3_cases.py):
+  quic_memory_mb_per_cpu_s    QUIC bulk in memory: aioquic client and server in the runtime's own process,
+                              datagrams handed over directly (no sockets, no loop); payload MB per CPU
+                              second: aioquic's own speed in that runtime (plain or compiled)
   quic_upload_mb_per_s        QUIC bulk, ONE direction: 8 MiB written on one stream (aioquic's
                               reader/writer API) to a sink; payload MB/s until the sink's count
                               came back
@@ -39,8 +42,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_transport import save_record  # noqa: E402
 
 CASES_SOURCE = (ROOT / "bench" / "h3_cases.py").read_text()
-CASE_NAMES = ("quic_upload", "h3_get", "h3_requests", "wt_datagram")   # h3_cases.CASES
-COLUMNS = ("quic_upload_mb_per_s", "h3_get_mb_per_s", "h3_requests_c1_per_s", "h3_requests_c16_per_s",
+CASE_NAMES = ("quic_upload", "h3_get", "h3_requests", "wt_datagram", "quic_memory")   # h3_cases.CASES
+COLUMNS = ("quic_upload_mb_per_s", "quic_memory_mb_per_cpu_s", "h3_get_mb_per_s", "h3_requests_c1_per_s",
+           "h3_requests_c16_per_s",
            "wt_datagram_echo_w1_per_s", "wt_datagram_echo_w16_per_s", "wt_datagram_w1_lost", "wt_datagram_w16_lost",
            "suite")
 
@@ -74,7 +78,7 @@ def start_sink_server(lt, certs):
     return lt.run(start())
 
 
-def run_cpython(quic_port: int, h3_port: int, ca: str, plain: bool, seconds: float, cases,
+def run_cpython(quic_port: int, h3_port: int, ca: str, plain: bool, seconds: float, cases, keys: tuple,
                 extra_path: str | None = None) -> dict:
     """In a fresh CPython process; the baseline imports no socketiwa at all. ``extra_path`` goes
     first on sys.path (an aioquic compiled ahead of time, see --compiled-aioquic)."""
@@ -84,7 +88,7 @@ def run_cpython(quic_port: int, h3_port: int, ca: str, plain: bool, seconds: flo
             + ("" if plain else f"sys.path.insert(0, {str(ROOT / 'pkg')!r})\n")
             + "import h3_cases, aioquic.quic.connection as qc\n"
             + f"r = asyncio.run(h3_cases.run_all('127.0.0.1', {quic_port}, {h3_port}, {ca!r}, "
-              f"plain={plain}, seconds={seconds}, cases={tuple(cases)!r}))\n"
+              f"plain={plain}, seconds={seconds}, cases={tuple(cases)!r}, cert={keys[0]!r}, key={keys[1]!r}))\n"
             + "r['aioquic_compiled'] = not qc.__file__.endswith('.py')\n"
             + ("" if not plain else "assert 'socketiwa' not in sys.modules\n")
             + "print(json.dumps(r))")
@@ -106,10 +110,11 @@ def start_pyodide(rt: str):
     return runner
 
 
-def run_pyodide(runner, quic_port: int, h3_port: int, ca: str, seconds: float, cases) -> dict:
+def run_pyodide(runner, quic_port: int, h3_port: int, ca: str, seconds: float, cases, keys: tuple) -> dict:
     return json.loads(runner.run_async(
         f"import json\nr = await run_all('127.0.0.1', {quic_port}, {h3_port}, {ca!r}, seconds={seconds}, "
-        f"cases={tuple(cases)!r})\nr['aioquic_compiled'] = not _qc.__file__.endswith('.py')\njson.dumps(r)"))
+        f"cases={tuple(cases)!r}, cert={keys[0]!r}, key={keys[1]!r})\n"
+        "r['aioquic_compiled'] = not _qc.__file__.endswith('.py')\njson.dumps(r)"))
 
 
 def median_of(rounds: list[dict]) -> dict:
@@ -120,8 +125,10 @@ def median_of(rounds: list[dict]) -> dict:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values = [r[key] for r in rounds if isinstance(r.get(key), (int, float))]
             out[key] = round(statistics.median(values), 2)
-    if len(rounds) > 1 and "quic_upload_mb_per_s" in out:
-        out["quic_upload_rounds"] = [r.get("quic_upload_mb_per_s") for r in rounds]
+    for key, name in (("quic_upload_mb_per_s", "quic_upload_rounds"),
+                      ("quic_memory_mb_per_cpu_s", "quic_memory_rounds")):
+        if len(rounds) > 1 and key in out:
+            out[name] = [r.get(key) for r in rounds]
     return out
 
 
@@ -151,6 +158,7 @@ def main() -> None:
     sink = start_sink_server(lt, certs)
     h3_server = h3_peers.start_aioquic_h3_server(lt, certs)
     quic_port, h3_port, ca = quic_peers.server_port(sink), quic_peers.server_port(h3_server), certs["ca"].decode()
+    keys = (certs["cert"].decode(), certs["key"].decode())    # for quic_memory's in-process server
     rounds: dict[str, list[dict]] = {rt: [] for rt in runtimes}
     errors: dict[str, dict] = {}
     runners: dict = {}
@@ -165,14 +173,14 @@ def main() -> None:
                 try:
                     if rt in ("aioquic", "cpython", "aioquic-compiled"):
                         r = run_cpython(quic_port, h3_port, ca, plain=rt != "cpython", seconds=args.seconds,
-                                        cases=cases,
+                                        cases=cases, keys=keys,
                                         extra_path=args.compiled_aioquic if rt == "aioquic-compiled" else None)
                         if (rt == "aioquic-compiled") != r["aioquic_compiled"]:
                             raise RuntimeError(f"{rt}: aioquic_compiled={r['aioquic_compiled']}")
                     elif rt in ("node", "iwa"):
                         if rt not in runners:
                             runners[rt] = start_pyodide(rt)
-                        r = run_pyodide(runners[rt], quic_port, h3_port, ca, args.seconds, cases)
+                        r = run_pyodide(runners[rt], quic_port, h3_port, ca, args.seconds, cases, keys)
                     else:
                         sys.exit(f"unknown runtime {rt}")
                     rounds[rt].append(r)
