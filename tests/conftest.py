@@ -25,6 +25,11 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "multicast: needs a multicast route on loopback")
     config.addinivalue_line("markers", "pyodide_packages(*names): packages the body loads in Pyodide")
+    # `socketiwa run` keeps installed apps in per-app Chromium profiles: tests start from none, as a
+    # new machine does, instead of reusing installs left by an earlier session.
+    if "SOCKETIWA_PROFILES" not in os.environ:
+        import tempfile
+        os.environ["SOCKETIWA_PROFILES"] = tempfile.mkdtemp(prefix="socketiwa-test-profiles-")
 
 
 def pytest_collection_modifyitems(config, items):
