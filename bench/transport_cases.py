@@ -220,3 +220,33 @@ async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64):
     result["python_us_per_round_trip"] = round(spent[0] / rt * 1e6, 1)
     result["events"] = spent[1]
     return result
+
+
+async def udp_calls_profile(host, port, case="udp_echo_rate", window=1, seconds=1.0, top=30):
+    """Python function calls per UDP round trip in one of the echo cases (``case``: the function
+    name), counted with sys.setprofile: which socketiwa steps a datagram costs, on any runtime.
+    Frame entries count generator/coroutine resumptions too (an ``await`` that suspends and is
+    resumed costs one more). Timing is meaningless here (profiling slows every call)."""
+    import collections
+    import sys
+    calls = collections.Counter()
+    c_calls = collections.Counter()
+
+    def count(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            calls[f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}"] += 1
+        elif event == "c_call":
+            c_calls[getattr(arg, "__qualname__", None) or repr(arg)] += 1
+
+    sys.setprofile(count)
+    try:
+        result = await globals()[case](host, port, window=window, seconds=seconds)
+    finally:
+        sys.setprofile(None)
+    rt = result["received"] or 1
+    return {"case": case, "window": window, "received": result["received"],
+            "python_calls_per_round_trip": round(sum(calls.values()) / rt, 1),
+            "c_calls_per_round_trip": round(sum(c_calls.values()) / rt, 1),
+            "top": [(name, round(n / rt, 2)) for name, n in calls.most_common(top)],
+            "top_c": [(name, round(n / rt, 2)) for name, n in c_calls.most_common(top // 2)]}
