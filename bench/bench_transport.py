@@ -55,6 +55,12 @@ def cases(host, udp_port, tcp_port, seconds):
         ("udp_echo_backend_w32", "udp_echo_rate_backend", (host, udp_port), {"window": 32, "seconds": seconds}),
         ("udp_profile_backend_w1", "udp_echo_backend_profile", (host, udp_port), {"window": 1, "seconds": seconds}),
         ("udp_profile_backend_w32", "udp_echo_backend_profile", (host, udp_port), {"window": 32, "seconds": seconds}),
+        # Python function calls per round trip (sys.setprofile; any runtime): where a datagram's
+        # Python time goes, by function, in results/bench.json ("top").
+        ("udp_calls_receive_w1", "udp_calls_profile", (host, udp_port),
+         {"case": "udp_echo_rate", "window": 1, "seconds": seconds / 2}),
+        ("udp_calls_protocol_w1", "udp_calls_profile", (host, udp_port),
+         {"case": "udp_echo_rate_protocol", "window": 1, "seconds": seconds / 2}),
         ("udp_constant_2k", "udp_constant_rate", (host, udp_port), {"rate": 2000, "seconds": seconds}),
         ("tcp_echo_32mb", "tcp_echo_throughput", (host, tcp_port), {}),
     ]
@@ -65,6 +71,8 @@ def headline(name: str, result: dict) -> str:
         return "n/a"
     if result.get("stalled"):
         return f"stalled after {result['bytes'] / 1e6:.1f} MB"
+    if "python_calls_per_round_trip" in result:
+        return f"{result['python_calls_per_round_trip']} py + {result['c_calls_per_round_trip']} C calls/rt"
     if "python_us_per_round_trip" in result:
         return f"{result['python_us_per_round_trip']}/{result['us_per_round_trip']} us Python/rt"
     if "round_trips_per_s" in result:
