@@ -209,6 +209,8 @@ def main() -> None:
                          "page), iwa-paired (Python and plain JS alternating in one IWA page, "
                          "ratio per round: the robust comparison on a loaded machine)")
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="iwa-paired: Python/JS rounds per case (the median is reported)")
     ap.add_argument("--cases", help="only the cases whose label contains one of these (comma-separated)")
     ap.add_argument("--before", metavar="REF",
                     help="also run commit REF's own benchmark in the IWA (iwa@REF), e.g. main")
@@ -246,7 +248,7 @@ def main() -> None:
                     if rt == "iwa-js":
                         results[rt] = run_iwa_js(runner, case_list)
                     elif rt == "iwa-paired":
-                        results[rt] = run_iwa_paired(runner, case_list)
+                        results[rt] = run_iwa_paired(runner, case_list, rounds=args.rounds)
                     else:
                         results[rt] = run_pyodide(runner, case_list, webloop=rt.partition("-")[2] or None)
                 finally:

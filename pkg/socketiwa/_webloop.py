@@ -135,6 +135,11 @@ class _Batcher:
         if not self.drain_inline:
             return
         self.in_callback -= 1
+        self.drain_if_idle()
+
+    def drain_if_idle(self) -> None:
+        """Drain now unless a socket event is still running, a drain is already scheduled, or
+        one is running further up the stack (it takes what is queued)."""
         if not self.in_callback and self.ready and not self.scheduled and not self.draining:
             self.drain()
 

@@ -160,8 +160,10 @@ class _Endpoint:
             self._report("socketiwa: socket event failed", exc)
         finally:
             try:
-                if batcher is not None:
-                    batcher.leave_callback()
+                if batcher is not None and batcher.drain_inline:
+                    batcher.in_callback -= 1      # batcher.leave_callback(), written out:
+                    if batcher.ready:             # no call at all when nothing became ready
+                        batcher.drain_if_idle()
             finally:
                 _event_depth -= 1
 
