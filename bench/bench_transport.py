@@ -55,6 +55,10 @@ def cases(host, udp_port, tcp_port, seconds):
         ("udp_echo_backend_w32", "udp_echo_rate_backend", (host, udp_port), {"window": 32, "seconds": seconds}),
         ("udp_profile_backend_w1", "udp_echo_backend_profile", (host, udp_port), {"window": 1, "seconds": seconds}),
         ("udp_profile_backend_w32", "udp_echo_backend_profile", (host, udp_port), {"window": 32, "seconds": seconds}),
+        ("udp_profile_receive_w1", "udp_echo_backend_profile", (host, udp_port),
+         {"window": 1, "seconds": seconds, "case": "udp_echo_rate"}),
+        ("udp_profile_receive_w32", "udp_echo_backend_profile", (host, udp_port),
+         {"window": 32, "seconds": seconds, "case": "udp_echo_rate"}),
         # Python function calls per round trip (sys.setprofile; any runtime): where a datagram's
         # Python time goes, by function, in results/bench.json ("top").
         ("udp_calls_receive_w1", "udp_calls_profile", (host, udp_port),

@@ -192,16 +192,19 @@ async def tcp_echo_throughput(host, port, total=32 * 1024 * 1024, chunk=256 * 10
     return result
 
 
-async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64):
-    """udp_echo_rate_backend with the time inside Python's per-socket event function measured
-    (Pyodide only): how much of a round trip is Python (parse, sink, send into JS) and how much
-    is everything else (Chromium's socket tasks, the JS pump, the FFI crossing)."""
+async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64,
+                                   case="udp_echo_rate_backend"):
+    """An echo case (``case``: udp_echo_rate_backend, or udp_echo_rate for the receive() loop)
+    with the time inside each socket event measured (Pyodide only): the JS -> Python call's
+    Python side, which in socketiwa's "microtask" WebLoop mode also runs what the datagram made
+    ready (the woken receive() and the next send). How much of a round trip is Python and how
+    much is everything else (Chromium's socket tasks, the JS pump, the FFI crossing)."""
     import sys
     if sys.platform != "emscripten":
         return {"skipped": "Pyodide only"}
     from socketiwa.backends import directsockets
     spent = [0.0, 0]
-    original = directsockets.DirectUdp._event
+    original = directsockets.DirectUdp._on_event
 
     def timed(self, kind, a, b):
         t0 = time.perf_counter()
@@ -210,11 +213,11 @@ async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64):
         finally:
             spent[0] += time.perf_counter() - t0
             spent[1] += 1
-    directsockets.DirectUdp._event = timed
+    directsockets.DirectUdp._on_event = timed   # before the socket opens: its proxy binds it
     try:
-        result = await udp_echo_rate_backend(host, port, window=window, seconds=seconds, size=size)
+        result = await globals()[case](host, port, window=window, seconds=seconds, size=size)
     finally:
-        directsockets.DirectUdp._event = original
+        directsockets.DirectUdp._on_event = original
     rt = result["received"] or 1
     result["us_per_round_trip"] = round(result["seconds"] / rt * 1e6, 1)
     result["python_us_per_round_trip"] = round(spent[0] / rt * 1e6, 1)
