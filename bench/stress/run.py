@@ -120,12 +120,17 @@ def timeout_for(kwargs: dict) -> float:
 class CPythonRuntime:
     name = "cpython"
 
-    def run(self, fn, args, kwargs):
+    def run(self, fn, args, kwargs, timeout):
         call = dict(zip(_param_names(fn), args, strict=True), **kwargs)
         proc = subprocess.Popen([sys.executable, str(HERE / "cases.py"), fn, json.dumps(call)],
                                 stdout=subprocess.PIPE, text=True, cwd=ROOT)
         with memory.Sampler(memory.cpython_probe(proc.pid)) as sampler:
-            out, _ = proc.communicate(timeout=timeout_for(kwargs))
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
         if proc.returncode:
             raise RuntimeError(f"cases.py {fn} exited with {proc.returncode}")
         return json.loads(out), sampler.samples
@@ -151,8 +156,8 @@ class PyodideRuntime:
         runner.run_async((HERE / "cases.py").read_text() + "\nNone")
         self.probe = memory.ChromiumProbe(runner) if hasattr(runner, "cdp") else None
 
-    def run(self, fn, args, kwargs):
-        self.runner.set_script_timeout(timeout_for(kwargs))
+    def run(self, fn, args, kwargs, timeout):
+        self.runner.set_script_timeout(timeout)
         call = dict(zip(_param_names(fn), args, strict=True), **kwargs)
         code = f"import json\njson.dumps(await {fn}(**json.loads({json.dumps(call)!r})))"
         if self.probe is None:
@@ -176,8 +181,8 @@ class JsRuntime:
         runner.run_js((HERE / "cases.mjs").read_text() + "\nreturn true;")
         self.probe = memory.ChromiumProbe(runner)
 
-    def run(self, fn, args, kwargs):
-        self.runner.set_script_timeout(timeout_for(kwargs))
+    def run(self, fn, args, kwargs, timeout):
+        self.runner.set_script_timeout(timeout)
         code = f"return await __stress.{fn}(...{json.dumps(args)}, {json.dumps(kwargs)});"
         with memory.Sampler(self.probe) as sampler:
             out = self.runner.run_js(code)
@@ -238,7 +243,8 @@ def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str | N
                 t0 = time.monotonic()
                 before = peer.ask("stats")
                 try:
-                    raw, mem = runtime.run(fn, args, kw)
+                    # from the profile's own arguments: case_call moves the steps out of them
+                    raw, mem = runtime.run(fn, args, kw, timeout_for(kwargs))
                 except Exception as exc:
                     log(f"  {name} {profile}: FAILED {exc!r}")
                     runs[profile] = {"profile": profile, "transport": transport, "error": repr(exc)}
