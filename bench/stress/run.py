@@ -33,7 +33,8 @@ SOAK_RATE, SOAK_SECONDS = 1000, 300
 RAMP_RATES = (1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000)
 
 
-def profiles(scale: float, soak: bool, quic: bool = True) -> list[tuple[str, str, str, dict]]:
+def profiles(scale: float, soak: bool, quic: bool = True,
+             soak_rate: int | None = None) -> list[tuple[str, str, str, dict]]:
     """(name, transport, case function, keyword arguments); ``scale`` shortens everything."""
     def n(x: float) -> int:
         return max(1, int(x * scale))
@@ -53,7 +54,7 @@ def profiles(scale: float, soak: bool, quic: bool = True) -> list[tuple[str, str
         # 1,000/s: a rate every runtime here sustains (the IWA's receive path falls behind near
         # 2k/s round trips on this loaded 2-core machine, results/stress/diag-constant.md), so
         # memory shows the steady state, not a growing backlog.
-        out.append(("soak_udp", "udp", "paced", {"steps": [[SOAK_RATE, SOAK_SECONDS * min(1.0, scale)]],
+        out.append(("soak_udp", "udp", "paced", {"steps": [[soak_rate or SOAK_RATE, SOAK_SECONDS * min(1.0, scale)]],
                                                   "size": 64}))
     return out
 
@@ -209,8 +210,9 @@ def machine() -> dict:
 
 
 def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str | None = None,
-            quic: bool = True, log=print, soak_runtimes: tuple = ("cpython", "iwa")) -> dict:
-    plan = profiles(scale, soak, quic)
+            quic: bool = True, log=print, soak_runtimes: tuple = ("cpython", "iwa"),
+            only: tuple | None = None, soak_rate: int | None = None) -> dict:
+    plan = [p for p in profiles(scale, soak, quic, soak_rate) if only is None or p[0] in only]
     peer = Peer(quic=quic)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results: dict = {"time": started, "machine": machine(), "scale": scale, "webloop": webloop,
@@ -305,10 +307,19 @@ def main() -> None:
                     help="Pyodide WebLoop mode (default: socketiwa's default)")
     ap.add_argument("--no-quic", action="store_true", help="leave out the QUIC profile")
     ap.add_argument("--soak-runtimes", default="cpython,iwa")
+    ap.add_argument("--soak-rate", type=int, default=None, help=f"round trips/s (default {SOAK_RATE})")
+    ap.add_argument("--only", help="only these profiles (comma-separated names)")
+    ap.add_argument("--out", type=Path, help="write here instead of results/stress/stress-<time>.json "
+                    "and latest.json (a side run, e.g. a second soak)")
     args = ap.parse_args()
     scale = args.scale if args.scale is not None else (0.1 if args.quick else 1.0)
     results = run_all(args.runtimes.split(","), scale, args.soak, args.webloop, not args.no_quic,
-                      soak_runtimes=tuple(args.soak_runtimes.split(",")))
+                      soak_runtimes=tuple(args.soak_runtimes.split(",")), soak_rate=args.soak_rate,
+                      only=tuple(args.only.split(",")) if args.only else None)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.out}")
+        return
     print(f"wrote {save(results)}")
 
 
