@@ -74,7 +74,8 @@ async def diag_constant(host, port, rate, seconds, api, size=64, idle=1.0):
     await sock.close()
     if task is not None:
         task.cancel()
-    return {"sent": n, "send_seconds": round(send_end, 3), "arrivals": [[round(a, 4), round(r * 1e6)] for a, r in arrivals]}
+    return {"sent": n, "send_seconds": round(send_end, 3),
+            "arrivals": [[round(a, 4), round(r * 1e6)] for a, r in arrivals]}
 
 async def diag_recv_only(host, port, rate, seconds, idle=1.0, rcvbuf=None):
     """Ask the flooder (a CPython thread) to send rate/s for seconds; count what arrives."""
@@ -115,7 +116,9 @@ globalThis.__diag = {
         const now = performance.now();
         const i = new DataView(value.data.buffer, value.data.byteOffset).getUint32(0);
         const t0 = sentAt.get(i);
-        if (t0 !== undefined) { sentAt.delete(i); arrivals.push([(now - start) / 1000, Math.round((now - t0) * 1000)]); }
+        if (t0 === undefined) continue;
+        sentAt.delete(i);
+        arrivals.push([(now - start) / 1000, Math.round((now - t0) * 1000)]);
       }
     })();
     start = performance.now();
@@ -283,12 +286,12 @@ def main() -> None:
                     out = runner.run_js(f"return await __diag.constant('127.0.0.1', {port}, {rate}, {args.seconds});")
                 elif case.startswith("recv_only"):
                     rcvbuf = (4 << 20) if case.endswith("4m") else None
-                    out = json.loads(runner.run_async(
-                        f"import json\njson.dumps(await diag_recv_only('127.0.0.1', {flood_port}, {rate}, {args.seconds}, rcvbuf={rcvbuf}))"))
+                    call = f"diag_recv_only('127.0.0.1', {flood_port}, {rate}, {args.seconds}, rcvbuf={rcvbuf})"
+                    out = json.loads(runner.run_async(f"import json\njson.dumps(await {call})"))
                     out["rate_seconds"] = rate * args.seconds
                 else:
-                    out = json.loads(runner.run_async(
-                        f"import json\njson.dumps(await diag_constant('127.0.0.1', {port}, {rate}, {args.seconds}, {case!r}))"))
+                    call = f"diag_constant('127.0.0.1', {port}, {rate}, {args.seconds}, {case!r})"
+                    out = json.loads(runner.run_async(f"import json\njson.dumps(await {call})"))
                 after = udp_counters()
                 queues.__exit__()
                 kern = {k: after[k] - before[k] for k in ("InDatagrams", "RcvbufErrors", "InErrors", "SndbufErrors")}

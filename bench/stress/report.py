@@ -266,7 +266,8 @@ def per_packet_lines() -> list[str]:
     """Where a UDP round trip's time goes in the browser: measured in results/push-browser.md
     (udp_profile_backend_*), linked rather than repeated."""
     return ["", "## Where the time goes per packet in the browser", "",
-            "Profiled in [`results/push-browser.md`](../push-browser.md#where-the-time-goes-udp_profile_backend_-iwa-time-inside-the-per-socket-python-function) "
+            "Profiled in [`results/push-browser.md`](../push-browser.md#where-the-time-goes-"
+            "udp_profile_backend_-iwa-time-inside-the-per-socket-python-function) "
             "(push model, IWA, echo to a CPython peer): Python's part of a round trip is 135 us of "
             "465 us at window 1 (29%) and 57 of 353 us at window 32 (16%); the rest is Chromium's "
             "socket tasks, the JS pump and the JS<->Python crossings. Per datagram: **crossings** "
@@ -510,7 +511,8 @@ def main() -> None:
         for rt, runs in side["runs"].items():
             if "soak_udp" in runs:
                 summary = runs["soak_udp"]
-                label = f"{rt} ({summary.get('send_rate', '?')}/s, {side['time'][11:16]} UTC, load {side['machine']['loadavg_at_start'][0]:.0f})"
+                load = side["machine"]["loadavg_at_start"][0]
+                label = f"{rt} ({summary.get('send_rate', '?')}/s, {side['time'][11:16]} UTC, load {load:.0f})"
                 res.setdefault("extra_soaks", [])
                 res["extra_soaks"] = [e for e in res["extra_soaks"] if e["label"] != label]
                 res["extra_soaks"].append({"label": label, "source": path.name, "summary": summary})
