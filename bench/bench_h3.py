@@ -9,6 +9,9 @@ WebTransport server of tests/h3_peers.py):
   node/iwa  the same socketiwa code in Pyodide under Node / inside the Chromium IWA
 
 Cases (bench/h3_cases.py):
+  quic_memory_mb_per_cpu_s    QUIC bulk in memory: aioquic client and server in the runtime's own process,
+                              datagrams handed over directly (no sockets, no loop); payload MB per CPU
+                              second: aioquic's own speed in that runtime (plain or compiled)
   quic_upload_mb_per_s        QUIC bulk, ONE direction: 8 MiB written on one stream (aioquic's
                               reader/writer API) to a sink; payload MB/s until the sink's count
                               came back
@@ -20,6 +23,7 @@ Prints a table with each runtime's ratio to aioquic, then the issue 9 row (QUIC 
 the IWA / aioquic on CPython, target >= 0.5), and appends to results/bench.json.
 
     scripts/netns.sh .venv/bin/python bench/bench_h3.py [--runtimes aioquic,cpython,node,iwa] [--seconds 3]
+        [--cases quic_upload] [--rounds 3] [--compiled-aioquic DIR --runtimes aioquic,aioquic-compiled,...]
 """
 from __future__ import annotations
 
@@ -38,7 +42,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_transport import save_record  # noqa: E402
 
 CASES_SOURCE = (ROOT / "bench" / "h3_cases.py").read_text()
-COLUMNS = ("quic_upload_mb_per_s", "h3_get_mb_per_s", "h3_requests_c1_per_s", "h3_requests_c16_per_s",
+CASE_NAMES = ("quic_upload", "h3_get", "h3_requests", "wt_datagram", "quic_memory")   # h3_cases.CASES
+COLUMNS = ("quic_upload_mb_per_s", "quic_memory_mb_per_cpu_s", "h3_get_mb_per_s", "h3_requests_c1_per_s",
+           "h3_requests_c16_per_s",
            "wt_datagram_echo_w1_per_s", "wt_datagram_echo_w16_per_s", "wt_datagram_w1_lost", "wt_datagram_w16_lost",
            "suite")
 
@@ -72,13 +78,18 @@ def start_sink_server(lt, certs):
     return lt.run(start())
 
 
-def run_cpython(quic_port: int, h3_port: int, ca: str, plain: bool, seconds: float) -> dict:
-    """In a fresh CPython process; the baseline imports no socketiwa at all."""
-    code = (f"import sys, json, asyncio\nsys.path.insert(0, {str(ROOT / 'bench')!r})\n"
+def run_cpython(quic_port: int, h3_port: int, ca: str, plain: bool, seconds: float, cases, keys: tuple,
+                extra_path: str | None = None) -> dict:
+    """In a fresh CPython process; the baseline imports no socketiwa at all. ``extra_path`` goes
+    first on sys.path (an aioquic compiled ahead of time, see --compiled-aioquic)."""
+    code = ("import sys, json, asyncio\n"
+            + (f"sys.path.insert(0, {extra_path!r})\n" if extra_path else "")
+            + f"sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
             + ("" if plain else f"sys.path.insert(0, {str(ROOT / 'pkg')!r})\n")
-            + "import h3_cases\n"
+            + "import h3_cases, aioquic.quic.connection as qc\n"
             + f"r = asyncio.run(h3_cases.run_all('127.0.0.1', {quic_port}, {h3_port}, {ca!r}, "
-              f"plain={plain}, seconds={seconds}))\n"
+              f"plain={plain}, seconds={seconds}, cases={tuple(cases)!r}, cert={keys[0]!r}, key={keys[1]!r}))\n"
+            + "r['aioquic_compiled'] = not qc.__file__.endswith('.py')\n"
             + ("" if not plain else "assert 'socketiwa' not in sys.modules\n")
             + "print(json.dumps(r))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
@@ -87,18 +98,59 @@ def run_cpython(quic_port: int, h3_port: int, ca: str, plain: bool, seconds: flo
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_pyodide(runner, quic_port: int, h3_port: int, ca: str, seconds: float) -> dict:
+def start_pyodide(rt: str):
+    if rt == "node":
+        from runtimes import start_node_runner as start
+    else:
+        from iwa.runner import start_iwa_runner as start
+    runner = start()
+    runner.set_script_timeout(600)
     runner.load_package(["socketiwa", "aioquic"])
-    runner.run_async(CASES_SOURCE + "\nNone")
+    runner.run_async(CASES_SOURCE + "\nimport aioquic.quic.connection as _qc\nNone")
+    return runner
+
+
+def run_pyodide(runner, quic_port: int, h3_port: int, ca: str, seconds: float, cases, keys: tuple) -> dict:
     return json.loads(runner.run_async(
-        f"import json\njson.dumps(await run_all('127.0.0.1', {quic_port}, {h3_port}, {ca!r}, seconds={seconds}))"))
+        f"import json\nr = await run_all('127.0.0.1', {quic_port}, {h3_port}, {ca!r}, seconds={seconds}, "
+        f"cases={tuple(cases)!r}, cert={keys[0]!r}, key={keys[1]!r})\n"
+        "r['aioquic_compiled'] = not _qc.__file__.endswith('.py')\njson.dumps(r)"))
+
+
+def median_of(rounds: list[dict]) -> dict:
+    """Per column: the median of the rounds' numbers (the other values from the last round)."""
+    import statistics
+    out = dict(rounds[-1])
+    for key, value in rounds[-1].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [r[key] for r in rounds if isinstance(r.get(key), (int, float))]
+            out[key] = round(statistics.median(values), 2)
+    for key, name in (("quic_upload_mb_per_s", "quic_upload_rounds"),
+                      ("quic_memory_mb_per_cpu_s", "quic_memory_rounds")):
+        if len(rounds) > 1 and key in out:
+            out[name] = [r.get(key) for r in rounds]
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runtimes", default="aioquic,cpython,node,iwa")
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each rate case")
+    ap.add_argument("--cases", default=",".join(CASE_NAMES),
+                    help=f"comma-separated subset of {','.join(CASE_NAMES)}")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every runtime this many times, interleaved; report the median")
+    ap.add_argument("--compiled-aioquic", metavar="DIR",
+                    help="a directory holding an aioquic compiled ahead of time (scripts/aot_aioquic.py); "
+                         "adds the runtime aioquic-compiled: the baseline's code with it first on sys.path")
     args = ap.parse_args()
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = set(cases) - set(CASE_NAMES)
+    if unknown:
+        sys.exit(f"unknown cases {sorted(unknown)}")
+    runtimes = args.runtimes.split(",")
+    if "aioquic-compiled" in runtimes and not args.compiled_aioquic:
+        sys.exit("aioquic-compiled needs --compiled-aioquic DIR")
     import h3_peers
     import quic_peers
     certs = quic_peers.make_certs()
@@ -106,41 +158,52 @@ def main() -> None:
     sink = start_sink_server(lt, certs)
     h3_server = h3_peers.start_aioquic_h3_server(lt, certs)
     quic_port, h3_port, ca = quic_peers.server_port(sink), quic_peers.server_port(h3_server), certs["ca"].decode()
-    results: dict[str, dict] = {}
+    keys = (certs["cert"].decode(), certs["key"].decode())    # for quic_memory's in-process server
+    rounds: dict[str, list[dict]] = {rt: [] for rt in runtimes}
+    errors: dict[str, dict] = {}
+    runners: dict = {}
+    load_before = os.getloadavg()
     try:
-        for rt in args.runtimes.split(","):
-            print(f"==> {rt}", file=sys.stderr, flush=True)
-            t0 = time.perf_counter()
-            try:
-                if rt in ("aioquic", "cpython"):
-                    results[rt] = run_cpython(quic_port, h3_port, ca, plain=rt == "aioquic", seconds=args.seconds)
-                elif rt in ("node", "iwa"):
-                    if rt == "node":
-                        from runtimes import start_node_runner as start
+        for n in range(args.rounds):
+            for rt in runtimes:
+                if rt in errors:
+                    continue
+                print(f"==> {rt} (round {n + 1}/{args.rounds})", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                try:
+                    if rt in ("aioquic", "cpython", "aioquic-compiled"):
+                        r = run_cpython(quic_port, h3_port, ca, plain=rt != "cpython", seconds=args.seconds,
+                                        cases=cases, keys=keys,
+                                        extra_path=args.compiled_aioquic if rt == "aioquic-compiled" else None)
+                        if (rt == "aioquic-compiled") != r["aioquic_compiled"]:
+                            raise RuntimeError(f"{rt}: aioquic_compiled={r['aioquic_compiled']}")
+                    elif rt in ("node", "iwa"):
+                        if rt not in runners:
+                            runners[rt] = start_pyodide(rt)
+                        r = run_pyodide(runners[rt], quic_port, h3_port, ca, args.seconds, cases, keys)
                     else:
-                        from iwa.runner import start_iwa_runner as start
-                    runner = start()
-                    runner.set_script_timeout(600)
-                    try:
-                        results[rt] = run_pyodide(runner, quic_port, h3_port, ca, args.seconds)
-                    finally:
-                        runner.quit()
-                else:
-                    sys.exit(f"unknown runtime {rt}")
-            except Exception as exc:   # noqa: BLE001 - one runtime failing still reports the others
-                print(f"    {rt} failed: {exc}", file=sys.stderr)
-                results[rt] = {"error": str(exc)[-500:]}
-            print(f"    {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+                        sys.exit(f"unknown runtime {rt}")
+                    rounds[rt].append(r)
+                except Exception as exc:   # noqa: BLE001 - one runtime failing still reports the others
+                    print(f"    {rt} failed: {exc}", file=sys.stderr)
+                    errors[rt] = {"error": str(exc)[-500:]}
+                last = rounds[rt][-1].get("quic_upload_mb_per_s", "") if rounds[rt] else ""
+                print(f"    {time.perf_counter() - t0:.1f} s {last}", file=sys.stderr)
     finally:
+        for runner in runners.values():
+            runner.quit()
         lt.run(asyncio.sleep(0))
         sink.close()
         h3_server.close()
         lt.stop()
+    results: dict[str, dict] = {rt: errors.get(rt) or median_of(rounds[rt]) for rt in runtimes}
 
     base = results.get("aioquic", {})
     width = 26
     print("\n" + "".ljust(28) + "".join(rt.ljust(width) for rt in results))
     for c in COLUMNS:
+        if not any(c in r for r in results.values()):
+            continue
         row = c.ljust(28)
         for rt, r in results.items():
             v, b = r.get(c), base.get(c)
@@ -156,6 +219,14 @@ def main() -> None:
         results["ratios"] = {"quic_upload_iwa_over_aioquic": round(ratio, 3)}
         print(f"\nQUIC bulk (one direction), Python in the IWA / aioquic on CPython: {ratio:.2f} "
               f"(issue 9 target >= 0.50: {'met' if ratio >= 0.5 else 'NOT met'})")
+    compiled = results.get("aioquic-compiled", {}).get("quic_upload_mb_per_s")
+    if compiled and aioquic:
+        results.setdefault("ratios", {})["quic_upload_aioquic_compiled_over_aioquic"] = round(compiled / aioquic, 3)
+        print(f"QUIC bulk, aioquic compiled ahead of time / plain aioquic, both on CPython: {compiled / aioquic:.2f}")
+    results["conditions"] = {"rounds": args.rounds, "cases": cases, "compiled_aioquic": args.compiled_aioquic,
+                             "load_average_before": [round(x, 2) for x in load_before],
+                             "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     save_record("h3", results)
 
 
