@@ -64,10 +64,16 @@ async def test_stress_burst_tcp(selenium, stress_cases, stress_peer):
     ns = {"__name__": "stress_cases"}
     exec(stress_cases, ns)
     r = await ns["burst"](stress_peer["host"], stress_peer["tcp"], 2, transport="tcp", count=2000,
-                          size=256, idle=10.0)
+                          size=256, idle=10.0, peer_query=stress_peer["query"])
+    # On failure: how the wait ended, what the endpoint misses, and what the peer got (missing at
+    # the peer too: lost on the way out; the peer has it: lost or late on the way back).
+    story = {k: r.get(k) for k in ("received", "drain", "drain_seconds", "missing", "peer",
+                                   "peer_after_close")}
     assert r["sent"] == 2000
-    assert r["received"] == 2000, r["missing"]
-    assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0
+    assert r["received"] == 2000, story
+    assert r["drain"] == "done", story
+    assert r["peer"]["tcp"]["received"] == 2000 and r["peer"]["tcp"]["duplicated"] == 0, story
+    assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0, story
 
 
 @everywhere(timeout=120)

@@ -169,13 +169,41 @@ async def _drain(tally: Tally, expected: int, send_end: float, idle: float, limi
     return "done"
 
 
+async def peer_flow(host: str, query_port: int, flow: int, timeout: float = 10.0) -> dict:
+    """What the peer (peer.py's ``query`` port) received on ``flow``: per transport, the unique
+    count, the highest sequence number and the holes below it."""
+    import json
+
+    import socketiwa
+    got = bytearray()
+    line = asyncio.get_running_loop().create_future()
+
+    def on_message(data: bytes) -> None:
+        got.extend(data)
+        if b"\n" in got and not line.done():
+            line.set_result(bytes(got.split(b"\n", 1)[0]))
+    sock = await socketiwa.create_tcp(host, query_port, framing="raw")
+    sock.on("message", on_message)
+    try:
+        await sock.send(b"flow %d\n" % flow)
+        return json.loads(await asyncio.wait_for(line, timeout))
+    finally:
+        await sock.close()
+
+
 async def burst(host: str, port: int, flow: int, transport: str = "udp", count: int = 50000,
                 size: int = 64, idle: float = 1.0, limit: float = 60.0,
-                yield_every: int = 64, echo_every: int = 16) -> dict:
+                yield_every: int = 64, echo_every: int = 16, peer_query: int | None = None) -> dict:
     """``count`` packets as fast as the socket takes them. Measured one way: the peer counts
     what arrives (run.py asks it) and echoes every ``echo_every``-th packet (UDP) for round-trip
     samples; TCP echoes everything. The sender yields to the event loop every ``yield_every``
-    packets (cases.mjs does the same), so the echoes are read while sending."""
+    packets (cases.mjs does the same), so the echoes are read while sending.
+
+    The result says how the wait for echoes ended (``drain``: done, idle or limit) and, with
+    ``peer_query`` (peer.py's query port), what the peer had received on this flow by then
+    (``peer``) and after the close (``peer_after_close``): a message missing at the endpoint
+    and at the peer was lost on the way out, one the peer has was lost (or is late) on the way
+    back."""
     if transport == "udp":
         flow |= echo_every << 24       # the peer reads the echo rate from the flow id
         expected = (count + echo_every - 1) // echo_every
@@ -192,10 +220,20 @@ async def burst(host: str, port: int, flow: int, transport: str = "udp", count: 
         if seq % yield_every == yield_every - 1:
             await asyncio.sleep(0)
     send_end = perf()
-    await _drain(tally, expected, send_end, idle if transport == "udp" else max(idle, 5.0), limit)
+    drain = await _drain(tally, expected, send_end, idle if transport == "udp" else max(idle, 5.0),
+                         limit)
+    drain_seconds = perf() - send_end
+    peer = await peer_flow(host, peer_query, flow) if peer_query else None
     await sock.close()
     out = tally.result(count, sent_bins, send_end)
     out["expected_back"] = expected
+    out["drain"] = drain
+    out["drain_seconds"] = round(drain_seconds, 3)
+    if peer_query:
+        out["peer"] = peer
+        if drain != "done":   # the close flushes what socketiwa still held: did it arrive then?
+            await asyncio.sleep(0.5)     # time for the peer's thread to read what the close sent
+            out["peer_after_close"] = await peer_flow(host, peer_query, flow)
     return out
 
 

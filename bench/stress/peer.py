@@ -11,7 +11,11 @@ prints one JSON line with its ports, then answers commands on stdin, one per lin
 ``stats`` (JSON of counters), ``reset``; end of input stops it. Ports:
 
 - ``udp``: echo, counted per flow;
-- ``tcp``: echo (bytes back as they came), a thread per connection;
+- ``tcp``: echo (bytes back as they came), a thread per connection; the messages in the stream
+  (u32 length-prefixed, optionally inside a socketiwa envelope) are counted per flow;
+- ``query``: TCP; send ``flow N`` and a newline, get one JSON line (what arrived on flow N: UDP
+  or TCP, with the missing sequence ranges) and the connection closes. The endpoint itself can
+  ask (a test body running in the browser has no other way to reach the peer);
 - ``vanish``: TCP that echoes a random 0..64 KiB, then resets the connection (a peer vanishing);
 - ``udp_blackhole``: a UDP port that reads and drops everything (a peer that stopped answering).
 """
@@ -47,6 +51,8 @@ class Counters:
     def reset(self) -> None:
         with self.lock:
             self.udp_flows: dict[int, FlowStats] = {}
+            self.tcp_flows: dict[int, FlowStats] = {}
+            self.tcp_unparsed = 0       # TCP messages too short to carry a header
             self.udp_short = 0          # datagrams too short to carry a header
             self.tcp_connections = 0
             self.tcp_bytes = 0
@@ -56,6 +62,8 @@ class Counters:
         with self.lock:
             return {"udp_flows": {str(k): v.as_dict() for k, v in list(self.udp_flows.items())},
                     "udp_short": self.udp_short, "tcp_connections": self.tcp_connections,
+                    "tcp_flows": {str(k): v.as_dict() for k, v in list(self.tcp_flows.items())},
+                    "tcp_unparsed": self.tcp_unparsed,
                     "tcp_bytes": self.tcp_bytes, "vanished": self.vanished}
 
 
@@ -70,9 +78,38 @@ class FlowStats:
         self.max_seq = -1
         self.first = self.last = now
 
+    def add(self, seq: int, now: float) -> None:
+        self.last = now
+        if seq >= len(self.seen):
+            self.seen.extend(bytes(max(seq + 1 - len(self.seen), len(self.seen))))
+        if self.seen[seq]:
+            self.duplicated += 1
+        else:
+            self.seen[seq] = 1
+            self.received += 1
+            if seq < self.max_seq:
+                self.out_of_order += 1
+            else:
+                self.max_seq = seq
+
+    def missing(self, limit: int = 20) -> list:
+        """Runs of sequence numbers below the highest seen that did not arrive, as [first, last]
+        (the first ``limit``). What never came after the highest is not known here."""
+        out: list = []
+        for seq in range(self.max_seq + 1):
+            if not self.seen[seq]:
+                if out and out[-1][1] == seq - 1:
+                    out[-1][1] = seq
+                elif len(out) < limit:
+                    out.append([seq, seq])
+                else:
+                    break
+        return out
+
     def as_dict(self) -> dict:
         return {"received": self.received, "duplicated": self.duplicated,
-                "out_of_order": self.out_of_order, "seconds": round(self.last - self.first, 6)}
+                "out_of_order": self.out_of_order, "max_seq": self.max_seq,
+                "seconds": round(self.last - self.first, 6)}
 
 
 def udp_echo(sock: socket.socket, counters: Counters) -> None:
@@ -91,18 +128,7 @@ def udp_echo(sock: socket.socket, counters: Counters) -> None:
         st = counters.udp_flows.get(flow)
         if st is None:
             st = counters.udp_flows[flow] = FlowStats(now)
-        st.last = now
-        if seq >= len(st.seen):
-            st.seen.extend(bytes(max(seq + 1 - len(st.seen), len(st.seen))))
-        if st.seen[seq]:
-            st.duplicated += 1
-        else:
-            st.seen[seq] = 1
-            st.received += 1
-            if seq < st.max_seq:
-                st.out_of_order += 1
-            else:
-                st.max_seq = seq
+        st.add(seq, now)
         every = flow >> 24
         if every > 1 and seq % every:
             continue
@@ -117,15 +143,99 @@ def udp_blackhole(sock: socket.socket) -> None:
         sock.recvfrom(65535)
 
 
+ENVELOPE_MAGIC = b"SIW1"   # socketiwa's framed messages: u32 length, then this envelope head
+ENVELOPE_HEAD = 10          # magic, kind u8, ack id u32, codec u8 (socketiwa.wire)
+FRAME_LEN = struct.Struct("!I")
+
+
+class TcpMessageCounter:
+    """Splits one connection's byte stream into u32 length-prefixed messages and counts each
+    stress packet in its flow. The stress packet is the message itself (cases.mjs) or follows
+    a socketiwa envelope head (socketiwa's framed TCP)."""
+
+    def __init__(self, counters: Counters):
+        self.counters = counters
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos, size, now = 0, len(buf), time.monotonic()
+        found = []
+        while size - pos >= 4:
+            (length,) = FRAME_LEN.unpack_from(buf, pos)
+            if size - pos - 4 < length:
+                break
+            start = pos + 4
+            if buf[start:start + 4] == ENVELOPE_MAGIC:
+                start += ENVELOPE_HEAD
+            found.append(HEAD.unpack_from(buf, start)[:2] if pos + 4 + length - start >= HEAD.size
+                         else None)
+            pos += 4 + length
+        del buf[:pos]
+        if not found:
+            return
+        c = self.counters
+        with c.lock:
+            for head in found:
+                if head is None:
+                    c.tcp_unparsed += 1
+                    continue
+                flow, seq = head
+                st = c.tcp_flows.get(flow)
+                if st is None:
+                    st = c.tcp_flows[flow] = FlowStats(now)
+                st.add(seq, now)
+
+
 def tcp_echo_client(conn: socket.socket, counters: Counters) -> None:
+    messages = TcpMessageCounter(counters)
     with conn:
         try:
             while data := conn.recv(1 << 18):
                 conn.sendall(data)
                 with counters.lock:
                     counters.tcp_bytes += len(data)
+                messages.feed(data)
         except OSError:
             pass
+
+
+def flow_report(counters: Counters, flow: int) -> dict:
+    """What arrived on ``flow`` (UDP and TCP alike), for the ``query`` port."""
+    with counters.lock:
+        out: dict = {"flow": flow}
+        for kind, flows in (("udp", counters.udp_flows), ("tcp", counters.tcp_flows)):
+            st = flows.get(flow)
+            if st is not None:
+                out[kind] = {**st.as_dict(), "missing_below_max": st.missing()}
+        return out
+
+
+def query_client(conn: socket.socket, counters: Counters) -> None:
+    with conn:
+        try:
+            conn.settimeout(10)
+            line = b""
+            while b"\n" not in line:
+                data = conn.recv(256)
+                if not data:
+                    return
+                line += data
+            words = line.split(b"\n", 1)[0].split()
+            if len(words) == 2 and words[0] == b"flow":
+                reply = flow_report(counters, int(words[1]))
+            else:
+                reply = {"error": f"unknown query {line[:64]!r}"}
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        except (OSError, ValueError):
+            pass
+
+
+def query_loop(srv: socket.socket, counters: Counters) -> None:
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=query_client, args=(conn, counters), daemon=True).start()
 
 
 def tcp_vanish_client(conn: socket.socket, counters: Counters, budget: int) -> None:
@@ -168,12 +278,15 @@ def start(host: str = "127.0.0.1") -> tuple[dict, Counters]:
     hole.bind((host, 0))
     tcp = socket.create_server((host, 0), backlog=128)
     vanish = socket.create_server((host, 0), backlog=128)
+    query = socket.create_server((host, 0), backlog=32)
     threading.Thread(target=udp_echo, args=(udp, counters), daemon=True).start()
     threading.Thread(target=udp_blackhole, args=(hole,), daemon=True).start()
     threading.Thread(target=accept_loop, args=(tcp, counters, False), daemon=True).start()
     threading.Thread(target=accept_loop, args=(vanish, counters, True), daemon=True).start()
+    threading.Thread(target=query_loop, args=(query, counters), daemon=True).start()
     ports = {"host": host, "udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
-             "vanish": vanish.getsockname()[1], "udp_blackhole": hole.getsockname()[1]}
+             "vanish": vanish.getsockname()[1], "udp_blackhole": hole.getsockname()[1],
+             "query": query.getsockname()[1]}
     return ports, counters
 
 
