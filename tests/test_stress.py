@@ -68,7 +68,7 @@ async def test_stress_burst_tcp(selenium, stress_cases, stress_peer):
     # On failure: how the wait ended, what the endpoint misses, and what the peer got (missing at
     # the peer too: lost on the way out; the peer has it: lost or late on the way back).
     story = {k: r.get(k) for k in ("received", "drain", "drain_seconds", "missing", "peer",
-                                   "peer_after_close")}
+                                   "peer_after_close", "adapter_writes")}
     assert r["sent"] == 2000
     assert r["received"] == 2000, story
     assert r["drain"] == "done", story

@@ -191,6 +191,16 @@ async def peer_flow(host: str, query_port: int, flow: int, timeout: float = 10.0
         await sock.close()
 
 
+def _adapter_write_stats(sock) -> dict | None:
+    """In the browser: the JS adapter's TCP write counters (bridge/adapter.mjs TcpSender: writes
+    checked, unchecked and resent after Chromium dropped them). None elsewhere."""
+    handle = getattr(getattr(sock, "_transport", None), "_h", None)
+    if handle is None or not hasattr(handle, "writeStats"):
+        return None
+    import json
+    return json.loads(handle.writeStats())
+
+
 async def burst(host: str, port: int, flow: int, transport: str = "udp", count: int = 50000,
                 size: int = 64, idle: float = 1.0, limit: float = 60.0,
                 yield_every: int = 64, echo_every: int = 16, peer_query: int | None = None) -> dict:
@@ -224,11 +234,14 @@ async def burst(host: str, port: int, flow: int, transport: str = "udp", count: 
                          limit)
     drain_seconds = perf() - send_end
     peer = await peer_flow(host, peer_query, flow) if peer_query else None
+    sender = _adapter_write_stats(sock)
     await sock.close()
     out = tally.result(count, sent_bins, send_end)
     out["expected_back"] = expected
     out["drain"] = drain
     out["drain_seconds"] = round(drain_seconds, 3)
+    if sender is not None:
+        out["adapter_writes"] = sender
     if peer_query:
         out["peer"] = peer
         if drain != "done":   # the close flushes what socketiwa still held: did it arrive then?

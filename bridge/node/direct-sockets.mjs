@@ -89,6 +89,12 @@ const defects = { tcpWriteDrop: true, tcpCloseLoss: true };
 harness.setDefects = (d) => Object.assign(defects, d);
 harness.defects = () => ({ ...defects });
 harness.tcpStats = { dropped: 0, droppedBytes: 0, closeLostBytes: 0 };
+// The network service is another process: on a loaded machine it may not run for a while, and
+// the pipe is not drained meanwhile (the IWA stress test lost a write at load 15-23 that way).
+// serviceLagMs > 0 makes each drain of the pipe wait that long (a timer, not the next task).
+const timing = { serviceLagMs: 0 };
+harness.setTiming = (t) => Object.assign(timing, t);
+harness.timing = () => ({ ...timing });
 
 // The page side of the data pipe plus the network service's pump into the OS socket.
 class SendPipe {
@@ -124,7 +130,8 @@ class SendPipe {
   schedulePump() {
     if (this.pumpScheduled || this.destroyed) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    const later = timing.serviceLagMs > 0 ? (fn) => setTimeout(fn, timing.serviceLagMs) : setImmediate;
+    later(() => {
       this.pumpScheduled = false;
       if (this.destroyed) return;
       while (this.chunks.length && !this.sock.writableNeedDrain && !this.sock.destroyed) {
