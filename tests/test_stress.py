@@ -67,12 +67,14 @@ async def test_stress_burst_tcp(selenium, stress_cases, stress_peer):
                           size=256, idle=10.0, peer_query=stress_peer["query"])
     # On failure: how the wait ended, what the endpoint misses, and what the peer got (missing at
     # the peer too: lost on the way out; the peer has it: lost or late on the way back).
-    story = {k: r.get(k) for k in ("received", "drain", "drain_seconds", "missing", "peer",
+    story = {k: r.get(k) for k in ("received", "corrupt", "drain", "drain_seconds", "missing", "peer",
                                    "peer_after_close", "adapter_writes")}
     assert r["sent"] == 2000
     assert r["received"] == 2000, story
     assert r["drain"] == "done", story
-    assert r["peer"]["tcp"]["received"] == 2000 and r["peer"]["tcp"]["duplicated"] == 0, story
+    peer = r["peer"]["tcp"]
+    assert peer["received"] == 2000 and peer["duplicated"] == peer["corrupt"] == 0, story
+    assert peer["bytes"] == 2000 * (4 + 10 + 256), story   # u32 length, envelope head, packet
     assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0, story
 
 

@@ -70,11 +70,14 @@ class Counters:
 class FlowStats:
     """One flow's arrivals at the peer: unique, duplicated, out of order, first and last time."""
 
-    __slots__ = ("seen", "received", "duplicated", "out_of_order", "max_seq", "first", "last")
+    __slots__ = ("seen", "received", "duplicated", "out_of_order", "max_seq", "first", "last",
+                 "corrupt", "bytes")
 
     def __init__(self, now: float):
         self.seen = bytearray(1024)
         self.received = self.duplicated = self.out_of_order = 0
+        self.corrupt = 0      # TCP: a message whose last byte is not its filler (a cut stream)
+        self.bytes = 0        # TCP: bytes on the connection that carried this flow
         self.max_seq = -1
         self.first = self.last = now
 
@@ -109,6 +112,7 @@ class FlowStats:
     def as_dict(self) -> dict:
         return {"received": self.received, "duplicated": self.duplicated,
                 "out_of_order": self.out_of_order, "max_seq": self.max_seq,
+                "corrupt": self.corrupt, "bytes": self.bytes,
                 "seconds": round(self.last - self.first, 6)}
 
 
@@ -156,10 +160,13 @@ class TcpMessageCounter:
     def __init__(self, counters: Counters):
         self.counters = counters
         self.buf = bytearray()
+        self.bytes = 0
+        self.flow: FlowStats | None = None    # the flow of the first message
 
     def feed(self, data: bytes) -> None:
         buf = self.buf
         buf += data
+        self.bytes += len(data)
         pos, size, now = 0, len(buf), time.monotonic()
         found = []
         while size - pos >= 4:
@@ -169,23 +176,34 @@ class TcpMessageCounter:
             start = pos + 4
             if buf[start:start + 4] == ENVELOPE_MAGIC:
                 start += ENVELOPE_HEAD
-            found.append(HEAD.unpack_from(buf, start)[:2] if pos + 4 + length - start >= HEAD.size
-                         else None)
-            pos += 4 + length
+            end = pos + 4 + length
+            if end - start >= HEAD.size:
+                flow, seq, _ = HEAD.unpack_from(buf, start)
+                # the filler is seq & 0xff (cases.packet): a wrong last byte means bytes are
+                # missing inside the message (a dropped write cut the stream)
+                found.append((flow, seq, end - start == HEAD.size or buf[end - 1] == seq & 0xFF))
+            else:
+                found.append(None)
+            pos = end
         del buf[:pos]
-        if not found:
-            return
         c = self.counters
         with c.lock:
             for head in found:
                 if head is None:
                     c.tcp_unparsed += 1
                     continue
-                flow, seq = head
+                flow, seq, intact = head
                 st = c.tcp_flows.get(flow)
                 if st is None:
                     st = c.tcp_flows[flow] = FlowStats(now)
-                st.add(seq, now)
+                if self.flow is None:
+                    self.flow = st
+                if intact:
+                    st.add(seq, now)
+                else:
+                    st.corrupt += 1
+            if self.flow is not None:
+                self.flow.bytes = self.bytes
 
 
 def tcp_echo_client(conn: socket.socket, counters: Counters) -> None:
