@@ -37,7 +37,7 @@ PUBLIC_MODULES = (
 DOCSTRINGS_PENDING = frozenset({
     "socketiwa._base", "socketiwa._webloop", "socketiwa.aio", "socketiwa.backends.directsockets",
     "socketiwa.backends.native", "socketiwa.compat", "socketiwa.multicast",
-    "socketiwa.server", "socketiwa.udp",
+    "socketiwa.udp",
 })
 
 

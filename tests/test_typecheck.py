@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE_BEING_REWRITTEN = {
     "socketiwa._base", "socketiwa._webloop", "socketiwa.aio", "socketiwa.backends.directsockets",
     "socketiwa.backends.native", "socketiwa.compat", "socketiwa.multicast",
-    "socketiwa.server", "socketiwa.udp",
+    "socketiwa.udp",
 }
 
 
