@@ -36,7 +36,7 @@ PUBLIC_MODULES = (
 # modules as the temporary mypy override in pyproject.toml (tests/test_packaging.py checks that).
 DOCSTRINGS_PENDING = frozenset({
     "socketiwa._base", "socketiwa._webloop", "socketiwa.aio", "socketiwa.backends.directsockets",
-    "socketiwa.backends.native", "socketiwa.compat", 
+    "socketiwa.compat", 
     "socketiwa.udp",
 })
 
