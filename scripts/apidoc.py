@@ -35,7 +35,7 @@ PUBLIC_MODULES = (
 # it defines are not held to the docstring rule yet (their pages are still built). The same
 # modules as the temporary mypy override in pyproject.toml (tests/test_packaging.py checks that).
 DOCSTRINGS_PENDING = frozenset({
-    "socketiwa._base", "socketiwa._webloop", "socketiwa.aio", "socketiwa.backends.directsockets",
+    "socketiwa._base", "socketiwa._webloop", "socketiwa.backends.directsockets",
     "socketiwa.compat", 
     "socketiwa.udp",
 })

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The modules the temporary override may name: the core being rewritten, and the modules this
 # change did not own (__init__, _webloop, multicast). Delete names here as they pass strict.
 CORE_BEING_REWRITTEN = {
-    "socketiwa._base", "socketiwa._webloop", "socketiwa.aio", "socketiwa.backends.directsockets",
+    "socketiwa._base", "socketiwa._webloop", "socketiwa.backends.directsockets",
     "socketiwa.compat", 
     "socketiwa.udp",
 }
