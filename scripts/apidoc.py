@@ -38,7 +38,7 @@ PUBLIC_MODULES = (
 # modules as the temporary mypy override in pyproject.toml (tests/test_typecheck.py checks that).
 DOCSTRINGS_PENDING = frozenset({
     "socketiwa._base", "socketiwa._webloop", "socketiwa.backends.directsockets",
-    "socketiwa.compat", 
+    
     "socketiwa.udp",
 })
 

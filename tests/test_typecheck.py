@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # change did not own (__init__, _webloop, multicast). Delete names here as they pass strict.
 CORE_BEING_REWRITTEN = {
     "socketiwa._base", "socketiwa._webloop", "socketiwa.backends.directsockets",
-    "socketiwa.compat", 
+    
     "socketiwa.udp",
 }
 
