@@ -51,7 +51,7 @@ function signingKey() {
   try {
     key = wbnSign.parsePemKey(fs.readFileSync(keyPath, 'utf8'));
   } catch (e) {
-    fail(`the signing key ${keyPath} is not a valid Ed25519 PEM private key (${e.message}); `
+    fail(`the signing key ${keyPath} is not a valid Ed25519 or ECDSA P-256 PEM private key (${e.message}); `
       + 'restore it from your backup, or delete it to make a new key (the app then gets a new ID)');
   }
   return { keyPath, key };

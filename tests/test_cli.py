@@ -244,14 +244,14 @@ def test_build_with_a_corrupt_key(tmp_path):
     key = tmp_path / "bad.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
     line = error_line(socketiwa("-q", "build", "hello", "--key", str(key), cwd=tmp_path), "build")
-    assert str(key) in line and "not a valid Ed25519 PEM private key" in line
+    assert str(key) in line and "not a valid Ed25519 or ECDSA P-256 PEM private key" in line
     assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----\nbm90")   # left as it was
     empty = tmp_path / "empty.pem"
     empty.write_text("")
-    assert "not a valid Ed25519 PEM private key" in error_line(
+    assert "not a valid Ed25519 or ECDSA P-256 PEM private key" in error_line(
         socketiwa("-q", "build", "hello", "--key", str(empty), cwd=tmp_path), "build")
     assert empty.read_text() == ""
-    assert "not a valid Ed25519 PEM private key" in error_line(
+    assert "not a valid Ed25519 or ECDSA P-256 PEM private key" in error_line(
         socketiwa("-q", "build", "hello", "--key", str(tmp_path), cwd=tmp_path), "build")   # a folder
 
 

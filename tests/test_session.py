@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from socketiwa import wire
+from socketiwa import seedwire, wire
 from socketiwa.errors import (BackpressureError, FrameError, MessageTooLargeError,
                               NotSupportedError, SocketClosedError)
 from socketiwa.session import (AckFailed, AckReceived, AckTimedOut, CloseInfo, CloseReceived,
@@ -207,6 +207,19 @@ def test_raw_stream_has_no_envelopes():
     assert a.close(1000, "x") == b""                          # nothing to say it with
     with pytest.raises(ValueError):
         Session("datagram", framing="raw")
+
+
+def test_empty_message_on_a_seed_stream_is_nothing_to_write():
+    """The seed's TCP wire has no envelope for plain data, so b"" is zero bytes to write (as the
+    seed sends it), not the datagram error; on UDP the same codec still refuses it."""
+    stream = Session("stream", codec=seedwire.SEED_CODEC)
+    stream.connection_made()
+    assert stream.send(b"") == b""
+    assert stream.send(b"x") == b"x"
+    datagram = Session("datagram", codec=seedwire.SEED_CODEC)
+    datagram.connection_made()
+    with pytest.raises(NotSupportedError):
+        datagram.send(b"")
 
 
 def test_codec_is_replaceable():

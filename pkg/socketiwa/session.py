@@ -354,7 +354,7 @@ class Session:
         if self._decoder is None and self.mode == "stream":
             return data
         raw = self._out(self.codec.encode_message(data, self.mode == "stream"))
-        if not raw:
+        if not raw and self.mode == "datagram":
             # The same on every runtime: Chromium's UDPSocket refuses empty messages (and its
             # writable is dead afterwards); CPython's asyncio before 3.13 drops them silently.
             raise NotSupportedError("empty datagrams cannot be sent: Chromium's Direct Sockets "
