@@ -189,26 +189,52 @@ async function sign(files, key, out) {
 // socketiwa.compat, broken in the page. Made from the laid-out app, so the stdlib zip (whose
 // directory Python's import caches hold) and the socketiwa wheel are exactly the shipped ones.
 // Cached by content; gzip (31 MB of memory -> about 5 MB).
+//
+// The snapshot holds no files (Pyodide's file system lives in JS), so the page must put the
+// socketiwa wheel's files back. loadPackage did that in Python (lock, fetch, hash check, unzip:
+// 0.3-1 s, the first Python code to run after a restore), so the same page also sends the files
+// as they lie in site-packages after the install: SNAPSHOT_FILES, which the loader writes with
+// the file system's JS calls alone. Format: 4 bytes little-endian header length, the header
+// (JSON {root, files: [[path under root, size], ...]}), the files' bytes in order; gzip.
 const SNAPSHOT = PRECOMPILE && process.env.SOCKETIWA_SNAPSHOT !== '0';
 const SNAPSHOT_FILE = 'pyodide/startup-snapshot.bin.gz';
+const SNAPSHOT_FILES = 'pyodide/startup-files.bin.gz';
 const SNAPSHOT_PAGE = `<!doctype html><meta charset="utf-8"><script type="module">
 const { loadPyodide } = await import('/pyodide/pyodide.mjs');
-let result;
+const gzip = (parts) => new Response(new Blob(parts).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer();
+let files, result;
 try {
   const lock = await (await fetch('/pyodide/pyodide-lock.json')).json();
   const wheel = await (await fetch('/pyodide/' + lock.packages.socketiwa.file_name)).arrayBuffer();
   const py = await loadPyodide({ indexURL: '/pyodide/', _makeSnapshot: true });
   // The wheel's files straight into site-packages: loadPackage leaves JS state behind
-  // (pyodide.loadedPackages) that makeMemorySnapshot refuses. The page installs it again.
-  py.unpackArchive(new Uint8Array(wheel), 'wheel', { extractDir: py.runPython('import site; site.getsitepackages()[0]') });
+  // (pyodide.loadedPackages) that makeMemorySnapshot refuses. The dist-info gets what
+  // loadPackage writes there (where pyodide.loadedPackages says a package came from).
+  const root = py.runPython('import site; site.getsitepackages()[0]');
+  const walk = (dir) => py.FS.readdir(dir).filter((n) => n !== '.' && n !== '..').flatMap((n) => {
+    const full = dir + '/' + n;
+    return py.FS.isDir(py.FS.stat(full).mode) ? walk(full) : [full];
+  });
+  const present = new Set(walk(root));
+  py.unpackArchive(new Uint8Array(wheel), 'wheel', { extractDir: root });
+  const distInfo = walk(root).find((f) => !present.has(f) && /^socketiwa-[^/]*[.]dist-info[/]METADATA$/.test(f.slice(root.length + 1)));
+  py.FS.writeFile(distInfo.replace(/METADATA$/, 'INSTALLER'), 'pyodide.loadPackage');
+  py.FS.writeFile(distInfo.replace(/METADATA$/, 'PYODIDE_SOURCE'), 'pyodide');
+  const added = walk(root).filter((f) => !present.has(f)).sort();
+  const bodies = added.map((f) => py.FS.readFile(f));
+  const header = new TextEncoder().encode(JSON.stringify({ root,
+    files: added.map((f, i) => [f.slice(root.length + 1), bodies[i].length]) }));
+  files = await gzip([new Uint32Array([header.length]), header, ...bodies]);
   py.runPython('import socketiwa');
-  result = new Blob([py.makeMemorySnapshot()]).stream().pipeThrough(new CompressionStream('gzip'));
+  result = await gzip([py.makeMemorySnapshot()]);
 } catch (e) {
   result = 'error: ' + (e && e.stack ? e.stack : e);
 }
-await fetch('/__snapshot', { method: 'POST', body: await new Response(result).arrayBuffer() });
+if (files && typeof result !== 'string') await fetch('/__files', { method: 'POST', body: files });
+await fetch('/__snapshot', { method: 'POST', body: result });
 </script>`;
 
+// Returns the cached files {snapshot, files}, or null (no snapshot: the app starts without one).
 async function makeSnapshot(devDir) {
   try {
     return await snapshotFor(devDir);
@@ -223,8 +249,10 @@ async function snapshotFor(devDir) {
   const lock = JSON.parse(fs.readFileSync(path.join(devDir, 'pyodide', 'pyodide-lock.json'), 'utf8'));
   const inputs = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip',
     lock.packages.socketiwa.file_name].map((f) => sha256Of(fs.readFileSync(path.join(devDir, 'pyodide', f))));
-  const out = path.join(cache, `${sha256Of(inputs.join() + SNAPSHOT_PAGE).slice(0, 32)}-startup-snapshot.bin.gz`);
-  if (fs.existsSync(out)) return touch(out);
+  const key = sha256Of(inputs.join() + SNAPSHOT_PAGE).slice(0, 32);
+  const out = path.join(cache, `${key}-startup-snapshot.bin.gz`);
+  const outFiles = path.join(cache, `${key}-startup-files.bin.gz`);
+  if (fs.existsSync(out) && fs.existsSync(outFiles)) return { snapshot: touch(out), files: touch(outFiles) };
   const chromium = process.env.SOCKETIWA_CHROMIUM || '/usr/lib/chromium/chromium';
   if (!fs.existsSync(chromium)) {
     console.error(`build.mjs: no start-up snapshot (no Chromium at ${chromium}); the app starts without one`);
@@ -235,13 +263,18 @@ async function snapshotFor(devDir) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'socketiwa-snapshot-'));
   let browser;
   let server;
+  let filesBody = null;
   try {
     const body = await new Promise((resolve, reject) => {
       server = http.createServer((req, res) => {
-        if (req.method === 'POST' && req.url === '/__snapshot') {
+        if (req.method === 'POST' && (req.url === '/__snapshot' || req.url === '/__files')) {
           const chunks = [];
           req.on('data', (c) => chunks.push(c));
-          req.on('end', () => { res.end(); resolve(Buffer.concat(chunks)); });
+          req.on('end', () => {
+            res.end();
+            if (req.url === '/__files') filesBody = Buffer.concat(chunks);
+            else resolve(Buffer.concat(chunks));
+          });
           return;
         }
         const rel = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
@@ -265,11 +298,14 @@ async function snapshotFor(devDir) {
       setTimeout(() => reject(new Error('no snapshot within 300 s')), 300000).unref();
     });
     if (body.subarray(0, 6).toString() === 'error:') throw new Error(body.toString().split('\n')[0]);
+    if (!filesBody) throw new Error('the snapshot page sent no files');
     fs.mkdirSync(cache, { recursive: true });
-    fs.writeFileSync(`${out}.tmp`, body);
-    fs.renameSync(`${out}.tmp`, out);
-    pruneCache(cache, 6);
-    return out;
+    for (const [file, data] of [[outFiles, filesBody], [out, body]]) {
+      fs.writeFileSync(`${file}.tmp`, data);
+      fs.renameSync(`${file}.tmp`, file);
+    }
+    pruneCache(cache, 12);   // (6 builds: two files each)
+    return { snapshot: out, files: outFiles };
   } finally {
     if (browser && browser.exitCode === null && browser.signalCode === null) {
       const exited = new Promise((resolve) => browser.once('exit', resolve));
@@ -290,8 +326,10 @@ const devDir = path.resolve(ROOT, args['dev-dir']);
 layOut(files, devDir);
 const snapshot = SNAPSHOT ? await makeSnapshot(devDir) : null;
 if (snapshot) {
-  files.set(SNAPSHOT_FILE, snapshot);
-  fs.copyFileSync(snapshot, path.join(devDir, SNAPSHOT_FILE));
+  for (const [rel, cached] of [[SNAPSHOT_FILE, snapshot.snapshot], [SNAPSHOT_FILES, snapshot.files]]) {
+    files.set(rel, cached);
+    fs.copyFileSync(cached, path.join(devDir, rel));
+  }
 }
 const result = { devDir, files: files.size };
 if (args.swbn !== 'none') {

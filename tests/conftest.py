@@ -25,6 +25,19 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "multicast: needs a multicast route on loopback")
     config.addinivalue_line("markers", "pyodide_packages(*names): packages the body loads in Pyodide")
+    # `socketiwa run` keeps installed apps in per-app Chromium profiles: tests start from none, as a
+    # new machine does, instead of reusing installs left by an earlier session.
+    if "SOCKETIWA_PROFILES" not in os.environ:
+        import tempfile
+        config._socketiwa_profiles = tempfile.mkdtemp(prefix="socketiwa-test-profiles-")
+        os.environ["SOCKETIWA_PROFILES"] = config._socketiwa_profiles
+
+
+def pytest_unconfigure(config):
+    profiles = getattr(config, "_socketiwa_profiles", None)
+    if profiles:
+        import shutil
+        shutil.rmtree(profiles, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def socketiwa(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, XDG_CONFIG_HOME=str(cwd / "config"), PYTHONUNBUFFERED="1")
+    # Config (signing keys) and the kept Chromium profiles of `run` in the test's folder.
+    full_env = dict(os.environ, XDG_CONFIG_HOME=str(cwd / "config"), SOCKETIWA_PROFILES=str(cwd / "profiles"),
+                    PYTHONUNBUFFERED="1")
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "socketiwa", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
@@ -233,6 +235,8 @@ def test_build_without_main_py(tmp_path):
     assert "has no main.py" in line and "socketiwa new" in line
     line = error_line(socketiwa("-q", "build", "missing-folder", cwd=tmp_path), "build")
     assert "is not a folder" in line
+    out = socketiwa("-q", "build", "nomain", "--", "x", cwd=tmp_path)   # only run takes program args
+    assert out.returncode == 2 and "build takes no program arguments" in out.stderr
     # run builds first: the same one line, before any Chromium starts
     line = error_line(socketiwa("-q", "run", "nomain", cwd=tmp_path), "run")
     assert "has no main.py" in line
@@ -322,6 +326,70 @@ def test_run_returns_the_exit_code_and_keeps_the_streams_apart(tmp_path, request
     assert "ValueError: boom" in out.stderr and 'File "/home/pyodide/app/main.py", line 10' in out.stderr
 
 
+def test_run_again_reuses_the_install_until_the_app_changes(tmp_path, request):
+    needs_iwa(request)
+    assert socketiwa("new", "hello", cwd=tmp_path).returncode == 0
+    set_main(tmp_path / "hello", "import sys\nprint('version one', sys.argv[1:])\nsys.exit(3)\n")
+    first = socketiwa("run", "hello", "--", "a", cwd=tmp_path)
+    assert (first.returncode, first.stdout) == (3, "version one ['a']\n"), first.stderr
+    assert "installing hello (dev mode" in first.stderr and "reusing" not in first.stderr
+    [profile] = [d for d in (tmp_path / "profiles").iterdir() if d.is_dir()]
+    state = (profile / "socketiwa-install.json").read_text()
+    # The same app again: Chromium starts on the kept profile and opens the installed app.
+    again = socketiwa("run", "hello", "--", "b", cwd=tmp_path)
+    assert (again.returncode, again.stdout) == (3, "version one ['b']\n"), again.stderr
+    assert "reusing the installed hello (unchanged since its last run" in again.stderr
+    assert "installing" not in again.stderr
+    # --fresh-profile installs in a new profile and leaves the kept one as it was.
+    fresh = socketiwa("run", "hello", "--fresh-profile", "--", "c", cwd=tmp_path)   # options after DIR too
+    assert (fresh.returncode, fresh.stdout) == (3, "version one ['c']\n"), fresh.stderr
+    assert "installing hello (dev mode" in fresh.stderr and "reusing" not in fresh.stderr
+    assert (profile / "socketiwa-install.json").read_text() == state
+    # A changed app is installed again (the old install is gone) and runs its new code.
+    set_main(tmp_path / "hello", "print('version two')\n")
+    changed = socketiwa("run", "hello", cwd=tmp_path)
+    assert (changed.returncode, changed.stdout) == (0, "version two\n"), changed.stderr
+    assert "hello changed since its last run: installing it again" in changed.stderr
+    assert "installing hello (dev mode" in changed.stderr and "reusing" not in changed.stderr
+    assert (profile / "socketiwa-install.json").read_text() != state
+    assert [d for d in (tmp_path / "profiles").iterdir() if d.is_dir()] == [profile]
+
+
+def test_kept_profiles_one_run_at_a_time_and_pruned(tmp_path):
+    from socketiwa._app import launch
+    root = tmp_path / "profiles"
+    held = launch.KeptProfile.take(root, "app-a")
+    assert held is not None and held.dir.is_dir()
+    assert launch.KeptProfile.take(root, "app-a") is None      # in use: that run gets a fresh one
+    held.save({"how": "dev"})
+    assert held.state() == {"how": "dev"}
+    # More profiles than are kept: the least recently used go, never one in use.
+    for i in range(launch.PROFILES_KEPT + 3):
+        (root / f"old-{i:02}").mkdir()
+        (root / f"old-{i:02}" / launch.STATE_FILE).write_text("{}")
+        os.utime(root / f"old-{i:02}" / launch.STATE_FILE, (1000 + i, 1000 + i))
+    os.utime(held.dir / launch.STATE_FILE, (10, 10))              # the oldest of all, but locked
+    newest = launch.KeptProfile.take(root, "app-b")
+    assert newest is not None
+    left = sorted(d.name for d in root.iterdir() if d.is_dir())
+    kept_old = [f"old-{i:02}" for i in range(launch.PROFILES_KEPT + 3)][-(launch.PROFILES_KEPT - 1):]
+    assert left == sorted(["app-a", "app-b", *kept_old])
+    held.release()
+    again = launch.KeptProfile.take(root, "app-a")
+    assert again is not None and again.state() == {"how": "dev"}
+    again.release()
+    newest.release()
+    # A Chromium left running on a profile (its run was killed): that profile is in use too.
+    (again.dir / "profile").mkdir()
+    (again.dir / "profile" / "SingletonLock").symlink_to(f"somehost-{os.getpid()}")
+    assert launch.KeptProfile.take(root, "app-a") is None
+    (again.dir / "profile" / "SingletonLock").unlink()
+    (again.dir / "profile" / "SingletonLock").symlink_to("somehost-999999999")   # no such process
+    free = launch.KeptProfile.take(root, "app-a")
+    assert free is not None
+    free.release()
+
+
 def test_run_signed_bundle_in_chromium150(tmp_path, request):
     needs_iwa(request)
     if not cr.CHROMIUM150.exists():
@@ -338,6 +406,13 @@ def test_run_signed_bundle_in_chromium150(tmp_path, request):
     assert "launching Chromium 150" in out.stderr
     assert "installing the signed bundle hello-0.1.0.swbn" in out.stderr
     assert "arguments: ['s']" in out.stdout and "received: hello over UDP" in out.stdout
+    # The same bundle again: opened from its install in the kept profile (named by the app's ID).
+    app_id = re.search(r"^id:\s+(\S+)", built.stdout, re.M).group(1)
+    again = socketiwa("run", "--signed", "hello", "--", "t", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"reusing the installed hello (unchanged since its last run; profile {tmp_path / 'profiles' / app_id})" \
+        in again.stderr and "installing" not in again.stderr
+    assert "arguments: ['t']" in again.stdout and "received: hello over UDP" in again.stdout
 
 
 def test_run_without_chromium(tmp_path):

@@ -209,14 +209,75 @@ def test_multicast_discovery(runtime, tmp_path, running, multicast_group):
     host.wait_for(r"^host-node: found iwa-node at [\d.]+ \(service port 2222\)$", 60)
 
 
+MEDIA_SENT = re.compile(r"^sent source (?P<source>[0-9a-f]{8}): (?P<count>\d+) packets of \d+ bytes at "
+                        r"(?P<rate>[\d.]+) packets/s \(\d+ datagrams\); on purpose (?P<dropped>\d+) dropped, "
+                        r"(?P<duplicated>\d+) duplicated, (?P<reordered>\d+) reordered$", re.M)
+MEDIA_FINAL = (r"^final source {source}: (?P<received>\d+)/(?P<total>\d+) received, (?P<lost>\d+) lost, "
+               r"(?P<duplicates>\d+) duplicates, (?P<out_of_order>\d+) out of order, (?P<late>\d+) late; "
+               r"(?P<rate>[\d.]+) packets/s, \d+ kbit/s, jitter [\d.]+ ms$")
+
+
+def check_media_counters(sender_out: str, receiver_out: str) -> dict:
+    """The receiver's counters for the sender's stream equal what the sender did on purpose:
+    every packet it dropped is counted lost, every copy a duplicate, every held-back packet out
+    of order (on loopback nothing else is lost)."""
+    sent = MEDIA_SENT.search(sender_out)
+    assert sent, sender_out
+    final = re.search(MEDIA_FINAL.format(source=sent["source"]), receiver_out, re.M)
+    assert final, receiver_out
+    count, dropped = int(sent["count"]), int(sent["dropped"])
+    assert int(final["total"]) == count
+    assert (int(final["received"]), int(final["lost"])) == (count - dropped, dropped)
+    assert int(final["duplicates"]) == int(sent["duplicated"]) > 0
+    assert int(final["out_of_order"]) == int(sent["reordered"]) > 0
+    assert int(final["late"]) == 0 and float(final["rate"]) > 0
+    return {"sent": sent.groupdict(), "received": final.groupdict()}
+
+
+@pytest.mark.multicast
+def test_multicast_media(runtime, tmp_path, multicast_group):
+    """The one-command demo: a sender and a receiver in one process (impairing its own stream)."""
+    out = run(runtime, "multicast_media", tmp_path=tmp_path, timeout=240)
+    backend = "native" if runtime == "cpython" else "directsockets"
+    assert f"socketiwa backend: {backend}; group 239.255.70.78:5072" in out
+    counters = check_media_counters(out, out)
+    assert counters["sent"]["count"] == "300"
+    assert re.search(r"^source [0-9a-f]{8}: \d+/\? received", out, re.M)     # a report while it runs
+
+
+@pytest.mark.multicast
+def test_multicast_media_across_runtimes(runtime, tmp_path, running, multicast_group):
+    """A receiver in the IWA counts a CPython sender's stream; a CPython receiver counts the
+    stream of a sender in the IWA."""
+    if runtime != "iwa":
+        pytest.skip("the cross-runtime pairing (the CPython one is test_multicast_media)")
+    impair = ("--rate", "200", "--count", "400", "--size", "1200", "--drop", "37", "--duplicate", "23",
+              "--reorder", "29")
+    receiver = running("iwa", "multicast_media", "receive", "--seconds", "200")
+    receiver.wait_for(r"^receiving on 239\.255\.70\.78:5072$")
+    sender_out = run("cpython", "multicast_media", "send", *impair, tmp_path=tmp_path)
+    receiver.wait_for(r"^final source ", 60)
+    receiver.stop()
+    assert "socketiwa backend: directsockets; group 239.255.70.78:5072" in receiver.lines
+    check_media_counters(sender_out, "\n".join(receiver.lines))
+
+    receiver = running("cpython", "multicast_media", "receive", "--seconds", "200")
+    receiver.wait_for(r"^receiving on 239\.255\.70\.78:5072$", 30)
+    sender_out = run("iwa", "multicast_media", "send", *impair, tmp_path=tmp_path)
+    assert "socketiwa backend: directsockets" in sender_out
+    receiver.wait_for(r"^final source ", 60)
+    receiver.stop()
+    check_media_counters(sender_out, "\n".join(receiver.lines))
+
+
 # ------------------------------------------------------------------- QUIC family
 
 
 def test_http3_app(runtime, tmp_path):
     out = run(runtime, "quic/http3_app", tmp_path=tmp_path)
-    size = (EXAMPLES / "quic" / "selfsigned.py").stat().st_size
+    size = (EXAMPLES / "quic" / "http3_app.py").stat().st_size
     assert "GET / -> 200 (HTTP/3)" in out and re.search(r"index: 200 text/html \d+ bytes", out)
-    assert re.search(rf"download selfsigned.py: 200, {size} bytes in [\d.]+ ms, identical: True", out)
+    assert re.search(rf"download http3_app.py: 200, {size} bytes in [\d.]+ ms, identical: True", out)
     assert "POST /upload -> 200 (HTTP/3)" in out
     digest = hashlib.sha256(b"".join(bytes([i]) * 65536 for i in range(16))).hexdigest()
     assert f"upload: 200 1048576 bytes, sha256 {digest}; matches: True" in out
@@ -264,11 +325,11 @@ def test_zero_rtt(runtime, tmp_path):
 FETCH_FROM_FILE_SERVER = r"""
 async (base) => {
   const nav = performance.getEntriesByType("navigation")[0];
-  const r = await fetch(base + "/files/selfsigned.py", {cache: "no-store"});
+  const r = await fetch(base + "/files/http3_app.py", {cache: "no-store"});
   const body = new Uint8Array(await r.arrayBuffer());
   const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", body))]
     .map((b) => b.toString(16).padStart(2, "0")).join("");
-  const entry = performance.getEntriesByName(base + "/files/selfsigned.py").pop();
+  const entry = performance.getEntriesByName(base + "/files/http3_app.py").pop();
   return {navigation: nav.nextHopProtocol, title: document.title, status: r.status,
           fetchProtocol: entry ? entry.nextHopProtocol : null, length: body.length, digest,
           links: document.querySelectorAll("a").length};
@@ -287,12 +348,12 @@ def test_chromium_downloads_from_the_http3_file_server(runtime, running, free_ud
     with chromium_clients.browser(flags) as b:
         page = b.open(base + "/", timeout=60)
         seen = b.run(page, FETCH_FROM_FILE_SERVER, base, timeout=60)
-    data = (EXAMPLES / "quic" / "selfsigned.py").read_bytes()
+    data = (EXAMPLES / "quic" / "http3_app.py").read_bytes()
     assert seen == {"navigation": "h3", "title": "socketiwa h3 files", "status": 200, "fetchProtocol": "h3",
                     "length": len(data), "digest": hashlib.sha256(data).hexdigest(),
                     "links": seen["links"]}, seen
     assert seen["links"] >= 5      # the folder's files are listed
-    server.wait_for(r"^GET /files/selfsigned\.py -> 200 \(HTTP/3\)$", 30)
+    server.wait_for(r"^GET /files/http3_app\.py -> 200 \(HTTP/3\)$", 30)
     server.wait_for(r"^GET / -> 200 \(HTTP/3\)$", 5)
 
 

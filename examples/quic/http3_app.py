@@ -11,8 +11,6 @@ self-signed certificate. Any ASGI framework (Starlette, ...) could take the app'
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import html
 import os
@@ -21,7 +19,7 @@ import time
 
 from socketiwa import h3
 
-from selfsigned import make_certificate
+import example_cli
 
 FOLDER = os.path.dirname(os.path.abspath(__file__))
 CHUNK = 64 * 1024
@@ -78,21 +76,17 @@ async def respond(send, status: int, body: bytes, content_type: str = "text/plai
 
 
 async def start(port: int):
-    cert = make_certificate()
+    cert = h3.self_signed_certificate()
     server = await h3.serve("127.0.0.1", port, app=app,
                             configuration=h3.server_configuration(cert.cert_pem, cert.key_pem))
     return server, cert
 
 
-async def serve_forever(port: int) -> None:
+async def serve(port: int):
     server, cert = await start(port)
     print(f"serving https://127.0.0.1:{server.port}/ over HTTP/3", flush=True)
-    print(f"chromium flags: --origin-to-force-quic-on=127.0.0.1:{server.port} "
-          f"--ignore-certificate-errors-spki-list={cert.spki_sha256_b64}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.aclose()
+    print(f"chromium flags: {' '.join(cert.chromium_flags(server.port))}", flush=True)
+    return server
 
 
 async def demo() -> None:
@@ -101,7 +95,7 @@ async def demo() -> None:
     async with h3.connect("127.0.0.1", server.port, configuration=config) as client:
         index = await client.get("/")
         print("index:", index.status, index.header("content-type"), len(await index.read()), "bytes")
-        name = "selfsigned.py"
+        name = "http3_app.py"                     # this program, downloaded from itself
         t0 = time.perf_counter()
         response = await client.get(f"/files/{name}")
         body = await response.read()
@@ -123,12 +117,7 @@ async def demo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="http3_app", description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", nargs="?", choices=["demo", "serve"], default="demo")
-    ap.add_argument("--port", type=int, default=4433)
-    args = ap.parse_args(argv)
-    asyncio.run(demo() if args.mode == "demo" else serve_forever(args.port))
-    return 0
+    return example_cli.main(argv, "http3_app", __doc__, demo, serve)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,12 @@ the handshake has no ``sec-websocket-key``; both forms work).
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 import time
 
 from socketiwa import h3
 
-from selfsigned import make_certificate
+import example_cli
 
 
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>WebSocket over HTTP/3</title><pre id="log"></pre>
@@ -61,23 +59,19 @@ async def app(scope, receive, send):
 
 
 async def start(port: int):
-    cert = make_certificate()
+    cert = h3.self_signed_certificate()
     server = await h3.serve("127.0.0.1", port, app=app,
                             configuration=h3.server_configuration(cert.cert_pem, cert.key_pem))
     return server, cert
 
 
-async def serve_forever(port: int) -> None:
+async def serve(port: int):
     server, cert = await start(port)
     print(f"WebSocket over HTTP/3 on wss://127.0.0.1:{server.port}/ws, a page using it at "
           f"https://127.0.0.1:{server.port}/", flush=True)
-    print(f"chromium flags: --enable-features=EnableWebsocketsOverHttp3 "
-          f"--origin-to-force-quic-on=127.0.0.1:{server.port} "
-          f"--ignore-certificate-errors-spki-list={cert.spki_sha256_b64}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.aclose()
+    flags = ["--enable-features=EnableWebsocketsOverHttp3", *cert.chromium_flags(server.port)]
+    print(f"chromium flags: {' '.join(flags)}", flush=True)
+    return server
 
 
 async def demo() -> None:
@@ -107,12 +101,7 @@ async def demo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="websocket_h3", description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", nargs="?", choices=["demo", "serve"], default="demo")
-    ap.add_argument("--port", type=int, default=4433)
-    args = ap.parse_args(argv)
-    asyncio.run(demo() if args.mode == "demo" else serve_forever(args.port))
-    return 0
+    return example_cli.main(argv, "websocket_h3", __doc__, demo, serve)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ https origin, e.g. ``python -m http.server -d examples/quic``) connects with Chr
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -23,7 +22,7 @@ import time
 from socketiwa import h3
 from socketiwa.errors import SocketClosedError
 
-from selfsigned import make_certificate
+import example_cli
 
 
 async def on_session(session: h3.WebTransportSession) -> None:
@@ -73,20 +72,17 @@ async def answer_uni(session) -> None:
 
 
 async def start(port: int):
-    cert = make_certificate()
+    cert = h3.self_signed_certificate()
     server = await h3.serve("127.0.0.1", port, webtransport=on_session,
                             configuration=h3.server_configuration(cert.cert_pem, cert.key_pem))
     return server, cert
 
 
-async def serve_forever(port: int) -> None:
+async def serve(port: int):
     server, cert = await start(port)
     print(f"WebTransport echo on https://127.0.0.1:{server.port}/echo", flush=True)
     print(f"certificate sha-256 (serverCertificateHashes): {cert.der_sha256_b64}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.aclose()
+    return server
 
 
 async def demo() -> None:
@@ -118,12 +114,7 @@ async def demo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="webtransport_echo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", nargs="?", choices=["demo", "serve"], default="demo")
-    ap.add_argument("--port", type=int, default=4433)
-    args = ap.parse_args(argv)
-    asyncio.run(demo() if args.mode == "demo" else serve_forever(args.port))
-    return 0
+    return example_cli.main(argv, "webtransport_echo", __doc__, demo, serve)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ full handshake.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
 
 from socketiwa import h3
 
-from selfsigned import make_certificate
+import example_cli
 
 seen: list[str] = []       # what the server acted on, and whether it came as early data
 
@@ -47,13 +46,18 @@ async def timed_request(port, config, tickets, method) -> tuple[float, str, bool
         ms = (time.perf_counter() - t0) * 1000
         await client.wait_connected()
         handshake = client.handshake
-        await asyncio.sleep(0.05)     # let the server's tickets (sent after the handshake) arrive
+        # the server's new ticket follows the handshake: keep the connection until it is here
+        key = f"localhost:{port}"
+        for _ in range(200):
+            if tickets.count(key):
+                break
+            await asyncio.sleep(0.01)
         client.close()
     return ms, body, handshake.session_resumed, handshake.early_data_accepted
 
 
 async def demo() -> None:
-    cert = make_certificate()
+    cert = h3.self_signed_certificate()
     server = await h3.serve("127.0.0.1", 0, app=app, tickets=h3.ServerTicketStore(),
                             configuration=h3.server_configuration(cert.cert_pem, cert.key_pem))
     tickets = h3.ClientTicketStore()      # in memory; dump()/load() persist it (IndexedDB in the IWA)
@@ -69,9 +73,7 @@ async def demo() -> None:
 
 
 def main(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="zero_rtt", description=__doc__.split("\n\n")[0]).parse_args(argv)
-    asyncio.run(demo())
-    return 0
+    return example_cli.main(argv, "zero_rtt", __doc__, demo)
 
 
 if __name__ == "__main__":

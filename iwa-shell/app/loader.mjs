@@ -72,7 +72,9 @@ async function main() {
   shell.loadPyodide = loadPyodide;
   setPhase('loading', 'socketiwa');
   const t1 = performance.now();
-  await pyodide.loadPackage(['socketiwa'], { messageCallback: () => {}, errorCallback: (m) => log(m) });
+  if (state.socketiwaFiles !== 'snapshot') {  // (a restored snapshot came with socketiwa's files)
+    await pyodide.loadPackage(['socketiwa'], { messageCallback: () => {}, errorCallback: (m) => log(m) });
+  }
   mark('packages_loaded');
   state.timings.packages_ms = Math.round(performance.now() - t1);
   // Every program here starts with socketiwa: import it now, so "ready" means ready to use it
@@ -111,15 +113,18 @@ async function main() {
 // normal way. What Python read from its surroundings when the snapshot was made is set again
 // here. A snapshot the runtime refuses costs one failed attempt, then the normal start.
 const SNAPSHOT_URL = '/pyodide/startup-snapshot.bin.gz';
+// The socketiwa wheel's files as installed when the snapshot was made (build.mjs SNAPSHOT_FILES).
+const SNAPSHOT_FILES_URL = '/pyodide/startup-files.bin.gz';
+const gunzip = (response) => new Response(response.body.pipeThrough(new DecompressionStream('gzip'))).arrayBuffer();
 
 async function startPyodide(loadPyodide, options) {
-  const response = await fetch(SNAPSHOT_URL);
-  if (!response.ok) {
+  const [response, filesResponse] = await Promise.all([fetch(SNAPSHOT_URL), fetch(SNAPSHOT_FILES_URL)]);
+  if (!response.ok || !filesResponse.ok) {
     state.snapshot = 'none';
     return loadPyodide(options);
   }
-  const memory = new Response(response.body.pipeThrough(new DecompressionStream('gzip'))).arrayBuffer()
-    .then((buffer) => { mark('snapshot_fetched'); return new Uint8Array(buffer); });
+  const memory = gunzip(response).then((buffer) => { mark('snapshot_fetched'); return new Uint8Array(buffer); });
+  const files = gunzip(filesResponse);
   let pyodide;
   try {
     pyodide = await loadPyodide({ ...options, _loadSnapshot: memory });
@@ -128,7 +133,18 @@ async function startPyodide(loadPyodide, options) {
     log(`start-up snapshot ${state.snapshot}; starting Python normally`);
     return loadPyodide(options);
   }
+  mark('snapshot_restored');
   state.snapshot = 'restored';
+  try {
+    writeFiles(pyodide, await files);
+    // What loadPackage would have noted (and init_loaded_packages finds in the dist-info): later
+    // loadPackage calls, e.g. loadPackagesFromImports of `import socketiwa`, skip it.
+    pyodide.loadedPackages.socketiwa = 'default channel';
+    state.socketiwaFiles = 'snapshot';
+    mark('files_written');
+  } catch (e) {
+    log(`socketiwa's files from ${SNAPSHOT_FILES_URL} not written (${e && e.message ? e.message : e}): loading the package`);
+  }
   // os.environ (the language, options.env) is the build's; the random module was seeded then,
   // so every launch would repeat its numbers. (str hashes keep the build's seed: a restored
   // interpreter cannot change it. SOCKETIWA_SNAPSHOT=0 at build time opts out.)
@@ -147,6 +163,26 @@ while sys.path.count("") > 1:  # loadPyodide put "" first again
     scope.destroy();
   }
   return pyodide;
+}
+
+// The SNAPSHOT_FILES image into the file system, with its JS calls only (no Python runs: the
+// first Python code after a restore is slow, its wasm functions not yet compiled).
+function writeFiles(pyodide, buffer) {
+  const length = new DataView(buffer).getUint32(0, true);
+  const { root, files } = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
+  const made = new Set();
+  let offset = 4 + length;
+  for (const [name, size] of files) {
+    const path = `${root}/${name}`;
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    if (!made.has(dir)) {
+      pyodide.FS.mkdirTree(dir);
+      made.add(dir);
+    }
+    pyodide.FS.writeFile(path, new Uint8Array(buffer, offset, size));
+    offset += size;
+  }
+  if (offset !== buffer.byteLength) throw new Error(`${SNAPSHOT_FILES_URL}: ${buffer.byteLength - offset} bytes left over`);
 }
 
 // A `socketiwa build` app: its code (a zip), the wheels its dependencies resolved to at build

@@ -3,7 +3,9 @@
     socketiwa new DIR              a starter app (main.py, pyproject.toml, icon.png) that runs as is
     socketiwa build DIR            a signed .swbn + the dev-mode folder; prints the app's ID and origin
     socketiwa run DIR [-- ARGS]    build, install in headless Chromium, stream the output, exit with
-                                   the program's exit code (--signed: the signed bundle in Chromium 150)
+                                   the program's exit code (--signed: the signed bundle in Chromium 150);
+                                   the install is kept (one Chromium profile per app in the socketiwa
+                                   cache): a second run of an unchanged app starts it without installing
     socketiwa doctor               what is installed and what works here
 
 Errors are one line saying what to do; the exit status is 2 for them.
@@ -91,7 +93,7 @@ def cmd_run(args: argparse.Namespace, report: Reporter) -> int:
     res = _build(args, report, sign=how != "dev")
     report(f"built in {res.seconds:.1f}s")
     code = launch.run(res, argv=args.args, how=how, chromium=args.chromium, headed=args.headed,
-                      timeout=args.timeout, progress=report)
+                      timeout=args.timeout, progress=report, keep_profile=not args.fresh_profile)
     report(f"{res.app.name} exited with code {code}")
     return code
 
@@ -157,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
                               ("run", cmd_run, "build DIR, run it in Chromium, exit with its exit code")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("dir")
-        p.add_argument("--key", help="the signing key (PEM, Ed25519; default ~/.config/socketiwa/keys/NAME.pem)")
+        p.add_argument("--key", help="the signing key (PEM, Ed25519 or ECDSA P-256; default ~/.config/socketiwa/keys/NAME.pem)")
         p.set_defaults(func=func)
         if name == "build":
             p.add_argument("--no-sign", action="store_true", help="only the dev-mode folder")
@@ -167,6 +169,9 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--policy", action="store_true",
                            help="install the signed bundle by enterprise force-install policy (Chromium 150)")
             p.add_argument("--headed", action="store_true", help="show the window (needs a display)")
+            p.add_argument("--fresh-profile", action="store_true",
+                           help="install in a new temporary Chromium profile (default: the app's kept "
+                                "profile, where an unchanged app is installed already)")
             p.add_argument("--chromium", help="the Chromium binary to use")
             p.add_argument("--timeout", type=float, help="give up after this many seconds")
             p.add_argument("args", nargs="*", help="arguments for the program (after --)")
@@ -176,7 +181,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is the program's, wherever the options of `run` were written
+    # (argparse alone rejects `run DIR --headed -- x`: its positionals were already filled).
+    program_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, program_args = argv[:cut], argv[cut + 1:]
+    ap = parser()
+    args = ap.parse_args(argv)
+    if program_args:
+        if not hasattr(args, "args"):
+            ap.error(f"{args.command} takes no program arguments (only run does, after --)")
+        args.args = [*args.args, *program_args]
     report = Reporter(args.quiet)
     # On SIGTERM unwind like Ctrl-C does, so the Chromium we started is closed on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

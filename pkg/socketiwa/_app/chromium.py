@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -79,9 +80,11 @@ def has_bundle_parser(binary: StrPath) -> bool:
     return False
 
 
-def dev_proxy_bundle_id() -> str:
-    """A dev-mode proxy web bundle ID: base32(32 random bytes + 0x00 0x00 0x02), lower case."""
-    raw = secrets.token_bytes(32) + b"\x00\x00\x02"
+def dev_proxy_bundle_id(seed: bytes | None = None) -> str:
+    """A dev-mode proxy web bundle ID: base32(32 bytes + 0x00 0x00 0x02), lower case. The 32 bytes
+    are random, or with seed its SHA-256 (the same app gets the same ID, so a kept profile's
+    install can be found again)."""
+    raw = (hashlib.sha256(seed).digest() if seed is not None else secrets.token_bytes(32)) + b"\x00\x00\x02"
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
@@ -93,10 +96,11 @@ class _StaticHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve_dir(directory: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
-    """Serve a directory on 127.0.0.1 (ephemeral port) from a daemon thread."""
+def serve_dir(directory: Path, port: int = 0) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """Serve a directory on 127.0.0.1 from a daemon thread, on port (0: an ephemeral one; a port
+    in use raises OSError)."""
     handler = functools.partial(_StaticHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
 
@@ -288,9 +292,10 @@ def grant(cdp: CDP, origin: str, grants: "tuple[str, ...] | list[str]" = DEFAULT
     cdp.send("Browser.grantPermissions", {"origin": origin, "permissions": list(grants)})
 
 
-def install_dev_proxy(cdp: CDP, url: str) -> str:
-    """Dev-mode proxy install of the app served at url. Returns its origin (no trailing /)."""
-    origin = f"isolated-app://{dev_proxy_bundle_id()}"
+def install_dev_proxy(cdp: CDP, url: str, bundle_id: str | None = None) -> str:
+    """Dev-mode proxy install of the app served at url, as bundle_id (default: a random one).
+    Returns its origin (no trailing /)."""
+    origin = f"isolated-app://{bundle_id or dev_proxy_bundle_id()}"
     cdp.send("PWA.install", {"manifestId": origin + "/", "installUrlOrBundleUrl": url}, timeout=60)
     return origin
 

@@ -4,8 +4,8 @@ WebSocket over HTTP/3 (RFC 9220), session tickets and 0-RTT. Runs on CPython and
 (Node, the IWA).
 
 Modules: server.py (ASGI), client.py, webtransport.py, websocket.py (needs wsproto),
-tickets.py, echo.py (a WebTransport echo application), _protocol.py (the connection and its
-streams, flow control).
+tickets.py, certificates.py (self-signed certificates Chromium accepts by pinning), echo.py
+(a WebTransport echo application), _protocol.py (the connection and its streams, flow control).
 
     from socketiwa import h3
     server = await h3.serve("127.0.0.1", 4433, app=asgi_app,
@@ -24,6 +24,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from .. import quic
 from ._protocol import (CapsuleParser, ConnectionTerminatedError, H3Protocol, RequestStream,
                         StreamResetError, encode_capsule, header_value)
+from .certificates import SelfSignedCertificate, self_signed_certificate
 from .client import H3ClientProtocol, Response, connect
 from .server import H3Server, H3ServerProtocol, serve
 from .tickets import ClientTicketStore, ServerTicketStore
@@ -53,4 +54,4 @@ __all__ = ["serve", "connect", "server_configuration", "client_configuration", "
            "H3ServerProtocol", "H3ClientProtocol", "H3Protocol", "Response", "RequestStream",
            "StreamResetError", "ConnectionTerminatedError", "CapsuleParser", "encode_capsule",
            "header_value", "MAX_DATAGRAM_FRAME_SIZE", "WebTransportSession", "WebTransportStream", "ClientTicketStore",
-           "ServerTicketStore"]
+           "ServerTicketStore", "SelfSignedCertificate", "self_signed_certificate"]
