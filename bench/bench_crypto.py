@@ -6,13 +6,16 @@
   node / iwa        Pyodide under Node / in the Chromium IWA: the provider compiled to WebAssembly
                     (iwa-task, iwa-microtask: batched WebLoop scheduling modes, see socketiwa/_webloop.py)
   node+baseline     (also iwa+baseline) the same, with the provider's extension taken from the wheel
-                    given as --baseline-wheel (e.g. the build before a change), for before/after in one run;
+                    given as --baseline-wheel (e.g. the build before a change) under the current Python
+                    layer, and AWS-LC's C loop from --baseline-c-bench, for before/after in one run;
                     with --baseline-wheel, node and iwa also time both builds' AEADs in alternating rounds
                     in one process (paired_*: robust to machine load)
 
-AEAD seals/s for 1200-byte packets, header-protection masks/s, QUIC handshake time and one-stream
-echo MB/s against aioquic on CPython (with the runtime's default suite, and with each suite
-forced). Prints a table with ratios to cpython and appends to results/bench.json.
+AEAD seals/s for 1200-byte packets (1-second means), a breakdown of one seal (best of short rounds:
+through cryptography's API, the provider's extension directly, and AWS-LC's own C loop and its
+parts from build/aead-bench, made by crypto/bench/build.sh), header-protection masks/s, QUIC
+handshake time and one-stream echo MB/s against aioquic on CPython (with the runtime's default
+suite, and with each suite forced). Prints a table with ratios to cpython and appends to results/bench.json.
 
     .venv/bin/python bench/bench_crypto.py [--runtimes cpython,cpython-provider,node,iwa]
         [--baseline-wheel dist/old/socketiwa_crypto-...whl --runtimes node+baseline,node,...]
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -36,13 +40,21 @@ from bench_transport import save_record  # noqa: E402
 CASES_SOURCE = (ROOT / "bench" / "crypto_cases.py").read_text()
 
 
-def run_cpython(server_port, ca, provider: bool) -> dict:
+C_BENCH = ROOT / "build" / "aead-bench"  # crypto/bench/build.sh
+
+
+def run_cpython(server_port, ca, provider: bool, aead_only=False) -> dict:
+    # AWS-LC's own C loop only beside the provider (the real `cryptography` is OpenSSL with assembly)
+    so = C_BENCH / "aead_bench.native.so"
+    so = str(so) if provider and so.exists() else None
     code = ("import sys, json, asyncio\n"
             + (f"sys.path.insert(0, {str(ROOT / 'build' / 'crypto-native')!r})\n" if provider else "")
             + f"sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
             + "import crypto_cases as c\n"
             + "r = c.aead_seals()\n"
-            + f"r.update(asyncio.run(c.quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r})))\n"
+            + f"r.update(c.aead_breakdown({so!r}))\n"
+            + ("" if aead_only else
+               f"r.update(asyncio.run(c.quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r})))\n")
             + "print(json.dumps(r))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if out.returncode:
@@ -62,14 +74,21 @@ def baseline_extension(wheel: Path) -> str:
 
 
 def swap_provider_extension(runner, wheel: Path) -> None:
-    """Overwrite the loaded provider's _awslc extension with the one in ``wheel`` before anything
-    imports it (the Python side of the provider stays; only the compiled AWS-LC differs)."""
+    """Load the provider's _awslc extension from ``wheel`` under its own name before anything imports
+    it (the Python side of the provider stays the current one; only the compiled part differs).
+    Pyodide loads a package's shared libraries when it installs the package, so overwriting the
+    installed .so file afterwards would change nothing: the baseline is loaded from its own path."""
     runner.run_async(
         "import base64, importlib.util, os, sys\n"
         "assert 'socketiwa_crypto._awslc' not in sys.modules\n"
-        "pkg = importlib.util.find_spec('socketiwa_crypto').submodule_search_locations[0]\n"
-        "[so] = [n for n in os.listdir(pkg) if n.startswith('_awslc') and n.endswith('.so')]\n"
-        f"open(os.path.join(pkg, so), 'wb').write(base64.b64decode({baseline_extension(wheel)!r}))\nNone")
+        "os.makedirs('/tmp/baseline_ext', exist_ok=True)\n"
+        f"open('/tmp/baseline_ext/_awslc.so', 'wb').write(base64.b64decode({baseline_extension(wheel)!r}))\n"
+        "spec = importlib.util.spec_from_file_location('socketiwa_crypto._awslc', '/tmp/baseline_ext/_awslc.so')\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['socketiwa_crypto._awslc'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "from socketiwa_crypto import primitives\n"
+        "assert primitives._awslc is module\nNone")
 
 
 def paired_aead(runner, wheel: Path) -> dict:
@@ -82,24 +101,37 @@ def paired_aead(runner, wheel: Path) -> dict:
 
 
 def run_pyodide(runner, server_port, ca, webloop="off", provider_wheel: Path | None = None,
-                paired_wheel: Path | None = None) -> dict:
+                paired_wheel: Path | None = None, aead_only=False, c_bench: Path | None = None) -> dict:
     runner.load_package(["socketiwa", "aioquic"])
     if provider_wheel is not None:
         swap_provider_extension(runner, provider_wheel)
     runner.run_async(f"import socketiwa._webloop\nsocketiwa._webloop.adapt_webloop(mode={webloop!r})")
     runner.run_async(CASES_SOURCE + "\nNone")
     result = json.loads(runner.run_async("import json\njson.dumps(aead_seals())"))
+    so = c_bench or C_BENCH / "aead_bench.wasm.so"
+    if so.exists():  # AWS-LC's own C loop, the same build as the provider's (see crypto/bench/build.sh)
+        runner.run_async("import base64\nopen('/tmp/aead_bench.so', 'wb').write("
+                         f"base64.b64decode({base64.b64encode(so.read_bytes()).decode()!r}))\nNone")
     result.update(json.loads(runner.run_async(
-        f"import json\njson.dumps(await quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r}))")))
+        f"import json\njson.dumps(aead_breakdown({'/tmp/aead_bench.so' if so.exists() else None!r}))")))
+    if not aead_only:
+        result.update(json.loads(runner.run_async(
+            f"import json\njson.dumps(await quic_handshake_and_bulk('127.0.0.1', {server_port}, {ca!r}))")))
     if paired_wheel is not None:
         result.update(paired_aead(runner, paired_wheel))
     return result
 
 
-COLUMNS = ("aes128gcm_seals_per_s", "aes256gcm_seals_per_s", "chacha20poly1305_seals_per_s", "aes_hp_masks_per_s",
+BREAKDOWN = tuple(f"{a}_{k}" for a in ("aes128gcm", "chacha20poly1305")
+                  for k in ("api_seals_per_s", "api_empty_seals_per_s", "direct_seals_per_s", "c_seals_per_s",
+                            "c_empty_seals_per_s", "api_us", "c_us", "python_us")) + tuple(
+    f"{p}_1200_us" for p in ("chacha20", "poly1305", "aes128ctr", "ghash"))
+COLUMNS = ("loadavg_1min", "aes128gcm_seals_per_s", "aes256gcm_seals_per_s", "chacha20poly1305_seals_per_s",
+           "aes_hp_masks_per_s",
            "handshake_ms", "default_suite", "bulk_mb_per_s", "bulk_aes128gcm_mb_per_s", "bulk_aes256gcm_mb_per_s",
            "bulk_chacha20poly1305_mb_per_s", *(f"paired_{a}_{k}" for a in ("aes128gcm", "aes256gcm", "chacha20poly1305")
-                                               for k in ("baseline_seals_per_s", "seals_per_s", "speedup")))
+                                               for k in ("baseline_seals_per_s", "seals_per_s", "speedup")),
+           *BREAKDOWN)
 
 
 def profile_category(path: str, name: str) -> str:
@@ -162,6 +194,10 @@ def main() -> None:
     ap.add_argument("--baseline-wheel", type=Path, help="socketiwa-crypto wheel for the +baseline runtimes")
     ap.add_argument("--profile", metavar="RUNTIMES",
                     help="instead of benchmarking, print a cProfile summary of a QUIC bulk echo per runtime")
+    ap.add_argument("--baseline-c-bench", type=Path,
+                    help="aead_bench.wasm.so built against the baseline's AWS-LC, for the +baseline runtimes")
+    ap.add_argument("--no-save", action="store_true", help="print the table only (no record in results/bench.json)")
+    ap.add_argument("--aead-only", action="store_true", help="only the AEAD and header-protection rates (no QUIC)")
     args = ap.parse_args()
     if "+baseline" in args.runtimes and not args.baseline_wheel:
         ap.error("+baseline runtimes need --baseline-wheel")
@@ -184,8 +220,9 @@ def main() -> None:
         for rt in args.runtimes.split(","):
             print(f"==> {rt}", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
+            load_before = os.getloadavg()
             if rt in ("cpython", "cpython-provider"):
-                results[rt] = run_cpython(port, ca, provider=rt == "cpython-provider")
+                results[rt] = run_cpython(port, ca, provider=rt == "cpython-provider", aead_only=args.aead_only)
             elif rt.split("-")[0].split("+")[0] in ("node", "iwa"):  # "-microtask": WebLoop mode
                 name, _, variant = rt.partition("+")
                 if rt.startswith("node"):
@@ -197,13 +234,17 @@ def main() -> None:
                 try:
                     results[rt] = run_pyodide(runner, port, ca, webloop=name.partition("-")[2] or "off",
                                               provider_wheel=args.baseline_wheel if variant == "baseline" else None,
-                                              paired_wheel=args.baseline_wheel if not variant else None)
+                                              paired_wheel=args.baseline_wheel if not variant else None,
+                                              aead_only=args.aead_only,
+                                              c_bench=args.baseline_c_bench if variant == "baseline" else None)
                     if variant == "baseline":
                         results[rt]["provider_wheel"] = args.baseline_wheel.name
                 finally:
                     runner.quit()
             else:
                 sys.exit(f"unknown runtime {rt}")
+            # the machine is shared: the load (1-minute average) says how far to trust the means
+            results[rt]["loadavg_1min"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
             print(f"    {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     finally:
         lt.run(asyncio.sleep(0))
@@ -213,18 +254,21 @@ def main() -> None:
     # one row per measure, one column per runtime (ratio to cpython in brackets)
     base = results.get("cpython", {})
     width = 26
-    print("\n" + "".ljust(42) + "".join(rt.ljust(width) for rt in results))
+    print("\n" + "".ljust(46) + "".join(rt.ljust(width) for rt in results))
     for c in COLUMNS:
-        row = c.ljust(42)
+        if all(r.get(c) is None for r in results.values()):
+            continue
+        row = c.ljust(46)
         for rt, r in results.items():
             v, b = r.get(c), base.get(c)
-            if v is None or isinstance(v, str):
+            if v is None or isinstance(v, (str, list)):
                 row += str(v if v is not None else "n/a").ljust(width)
                 continue
             ratio = f" ({v / b:.2f}x)" if b and rt != "cpython" and not isinstance(b, str) else ""
             row += f"{v:,}{ratio}".ljust(width)
         print(row)
-    save_record("crypto", results)
+    if not args.no_save:
+        save_record("crypto", results)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,16 @@ def cases(host, udp_port, tcp_port, seconds):
         ("udp_echo_backend_w32", "udp_echo_rate_backend", (host, udp_port), {"window": 32, "seconds": seconds}),
         ("udp_profile_backend_w1", "udp_echo_backend_profile", (host, udp_port), {"window": 1, "seconds": seconds}),
         ("udp_profile_backend_w32", "udp_echo_backend_profile", (host, udp_port), {"window": 32, "seconds": seconds}),
+        ("udp_profile_receive_w1", "udp_echo_backend_profile", (host, udp_port),
+         {"window": 1, "seconds": seconds, "case": "udp_echo_rate"}),
+        ("udp_profile_receive_w32", "udp_echo_backend_profile", (host, udp_port),
+         {"window": 32, "seconds": seconds, "case": "udp_echo_rate"}),
+        # Python function calls per round trip (sys.setprofile; any runtime): where a datagram's
+        # Python time goes, by function, in results/bench.json ("top").
+        ("udp_calls_receive_w1", "udp_calls_profile", (host, udp_port),
+         {"case": "udp_echo_rate", "window": 1, "seconds": seconds / 2}),
+        ("udp_calls_protocol_w1", "udp_calls_profile", (host, udp_port),
+         {"case": "udp_echo_rate_protocol", "window": 1, "seconds": seconds / 2}),
         ("udp_constant_2k", "udp_constant_rate", (host, udp_port), {"rate": 2000, "seconds": seconds}),
         ("tcp_echo_32mb", "tcp_echo_throughput", (host, tcp_port), {}),
     ]
@@ -65,6 +75,8 @@ def headline(name: str, result: dict) -> str:
         return "n/a"
     if result.get("stalled"):
         return f"stalled after {result['bytes'] / 1e6:.1f} MB"
+    if "python_calls_per_round_trip" in result:
+        return f"{result['python_calls_per_round_trip']} py + {result['c_calls_per_round_trip']} C calls/rt"
     if "python_us_per_round_trip" in result:
         return f"{result['python_us_per_round_trip']}/{result['us_per_round_trip']} us Python/rt"
     if "round_trips_per_s" in result:
@@ -201,6 +213,8 @@ def main() -> None:
                          "page), iwa-paired (Python and plain JS alternating in one IWA page, "
                          "ratio per round: the robust comparison on a loaded machine)")
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="iwa-paired: Python/JS rounds per case (the median is reported)")
     ap.add_argument("--cases", help="only the cases whose label contains one of these (comma-separated)")
     ap.add_argument("--before", metavar="REF",
                     help="also run commit REF's own benchmark in the IWA (iwa@REF), e.g. main")
@@ -238,7 +252,7 @@ def main() -> None:
                     if rt == "iwa-js":
                         results[rt] = run_iwa_js(runner, case_list)
                     elif rt == "iwa-paired":
-                        results[rt] = run_iwa_paired(runner, case_list)
+                        results[rt] = run_iwa_paired(runner, case_list, rounds=args.rounds)
                     else:
                         results[rt] = run_pyodide(runner, case_list, webloop=rt.partition("-")[2] or None)
                 finally:

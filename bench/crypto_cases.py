@@ -133,3 +133,62 @@ async def quic_bulk_profile(host, port, ca, bulk=4 * 1024 * 1024, suite=None, to
     rows = [[f, line, name, cc, nc, tt, ct] for (f, line, name), (cc, nc, tt, ct, _) in stats.items()]
     return {"suite": negotiated, "wall_s": wall, "profiled_s": sum(r[5] for r in rows),
             "mb_per_s": round(2 * bulk / wall / 1e6, 2), "rows": rows}
+
+
+def aead_breakdown(c_bench_so=None, rounds=200, n=50):
+    """Where the time of one seal of 1200 bytes (32 bytes of AAD) goes, as the best of ``rounds``
+    short rounds of ``n`` seals (the fastest round is the one least disturbed by other processes on
+    a shared machine; the 1-second means of aead_seals swing with the load). Per AEAD:
+
+      api           cryptography's AESGCM / ChaCha20Poly1305 .encrypt (what aioquic calls)
+      api_empty     the same with no plaintext and no AAD: the fixed cost of a call
+      direct        the provider's extension called directly (no Python wrapper; provider only)
+      c, c_empty    AWS-LC's own loop of seals in C (crypto/bench/aead_bench.c, loaded with ctypes
+                    from ``c_bench_so``): no Python at all
+    and the parts over 1200 bytes in C: ChaCha20 keystream, Poly1305, AES-128-CTR, GHASH.
+    Rates are per second; ``*_us`` are microseconds per seal; python_us = api_us - c_us."""
+    import ctypes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+    try:
+        from socketiwa_crypto import _awslc
+    except ImportError:
+        _awslc = None
+    lib = None
+    if c_bench_so:
+        lib = ctypes.CDLL(c_bench_so)
+        lib.aead_bench_seal.restype = lib.aead_bench_part.restype = ctypes.c_double
+        lib.aead_bench_seal.argtypes = [ctypes.c_int] * 4
+        lib.aead_bench_part.argtypes = [ctypes.c_int] * 3
+
+    def best(run):
+        fastest = min(t for t in (run(n) for _ in range(rounds)) if t > 0)
+        return round(n / fastest)
+
+    def loop(fn, *args):
+        def run(count):
+            start = time.perf_counter()
+            for _ in range(count):
+                fn(*args)
+            return time.perf_counter() - start
+        return run
+
+    nonce, packet, aad = bytes(12), bytes(1200), bytes(32)
+    out = {"breakdown_rounds": rounds, "breakdown_n": n}
+    for name, alg, cls, key_len in (("aes128gcm", 0, AESGCM, 16), ("chacha20poly1305", 2, ChaCha20Poly1305, 32)):
+        aead = cls(bytes(key_len))
+        out[f"{name}_api_seals_per_s"] = best(loop(aead.encrypt, nonce, packet, aad))
+        out[f"{name}_api_empty_seals_per_s"] = best(loop(aead.encrypt, nonce, b"", b""))
+        if _awslc is not None:
+            out[f"{name}_direct_seals_per_s"] = best(loop(_awslc.aead(alg, bytes(key_len)).seal, nonce, packet, aad))
+        if lib is not None:
+            out[f"{name}_c_seals_per_s"] = best(lambda count: lib.aead_bench_seal(alg, 1200, 32, count))
+            out[f"{name}_c_empty_seals_per_s"] = best(lambda count: lib.aead_bench_seal(alg, 0, 0, count))
+            out[f"{name}_api_us"] = round(1e6 / out[f"{name}_api_seals_per_s"], 2)
+            out[f"{name}_c_us"] = round(1e6 / out[f"{name}_c_seals_per_s"], 2)
+            out[f"{name}_python_us"] = round(out[f"{name}_api_us"] - out[f"{name}_c_us"], 2)
+    if lib is not None:
+        for part, name in enumerate(("chacha20", "poly1305", "aes128ctr", "ghash")):
+            rate = best(lambda count: lib.aead_bench_part(part, 1200, count))
+            out[f"{name}_1200_per_s"] = rate
+            out[f"{name}_1200_us"] = round(1e6 / rate, 2)
+    return out

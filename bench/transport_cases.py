@@ -192,16 +192,19 @@ async def tcp_echo_throughput(host, port, total=32 * 1024 * 1024, chunk=256 * 10
     return result
 
 
-async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64):
-    """udp_echo_rate_backend with the time inside Python's per-socket event function measured
-    (Pyodide only): how much of a round trip is Python (parse, sink, send into JS) and how much
-    is everything else (Chromium's socket tasks, the JS pump, the FFI crossing)."""
+async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64,
+                                   case="udp_echo_rate_backend"):
+    """An echo case (``case``: udp_echo_rate_backend, or udp_echo_rate for the receive() loop)
+    with the time inside each socket event measured (Pyodide only): the JS -> Python call's
+    Python side, which in socketiwa's "microtask" WebLoop mode also runs what the datagram made
+    ready (the woken receive() and the next send). How much of a round trip is Python and how
+    much is everything else (Chromium's socket tasks, the JS pump, the FFI crossing)."""
     import sys
     if sys.platform != "emscripten":
         return {"skipped": "Pyodide only"}
     from socketiwa.backends import directsockets
     spent = [0.0, 0]
-    original = directsockets.DirectUdp._event
+    original = directsockets.DirectUdp._on_event
 
     def timed(self, kind, a, b):
         t0 = time.perf_counter()
@@ -210,13 +213,45 @@ async def udp_echo_backend_profile(host, port, window=1, seconds=2.0, size=64):
         finally:
             spent[0] += time.perf_counter() - t0
             spent[1] += 1
-    directsockets.DirectUdp._event = timed
+    directsockets.DirectUdp._on_event = timed   # before the socket opens: its proxy binds it
     try:
-        result = await udp_echo_rate_backend(host, port, window=window, seconds=seconds, size=size)
+        result = await globals()[case](host, port, window=window, seconds=seconds, size=size)
     finally:
-        directsockets.DirectUdp._event = original
+        directsockets.DirectUdp._on_event = original
     rt = result["received"] or 1
     result["us_per_round_trip"] = round(result["seconds"] / rt * 1e6, 1)
     result["python_us_per_round_trip"] = round(spent[0] / rt * 1e6, 1)
     result["events"] = spent[1]
     return result
+
+
+async def udp_calls_profile(host, port, case="udp_echo_rate", window=1, seconds=1.0, top=30):
+    """Python function calls per UDP round trip in one of the echo cases (``case``: the function
+    name), counted with sys.setprofile: which socketiwa steps a datagram costs, on any runtime.
+    Frame entries count generator/coroutine resumptions too (an ``await`` that suspends and is
+    resumed costs one more). Timing is meaningless here (profiling slows every call)."""
+    import collections
+    import sys
+    calls = collections.Counter()
+    c_calls = collections.Counter()
+
+    def count(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            calls[f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}"] += 1
+        elif event == "c_call":
+            c_calls[getattr(arg, "__qualname__", None) or repr(arg)] += 1
+
+    run = globals()[case]
+    await run(host, port, window=window, seconds=0.2)   # warm up: first-use imports are not counted
+    sys.setprofile(count)
+    try:
+        result = await run(host, port, window=window, seconds=seconds)
+    finally:
+        sys.setprofile(None)
+    rt = result["received"] or 1
+    return {"case": case, "window": window, "received": result["received"],
+            "python_calls_per_round_trip": round(sum(calls.values()) / rt, 1),
+            "c_calls_per_round_trip": round(sum(c_calls.values()) / rt, 1),
+            "top": [(name, round(n / rt, 2)) for name, n in calls.most_common(top)],
+            "top_c": [(name, round(n / rt, 2)) for name, n in c_calls.most_common(top // 2)]}

@@ -104,6 +104,8 @@ class Pumped {
     this.errorMessage = '';
     this.sinkErrors = 0;
     this.busySince = 0;
+    this.pending = null;          // the read in flight (pump, deliver)
+    this.ended = false;           // the readable finished (EOF, error, or we cancelled it)
   }
 
   // The socket's Python function, given once when Python takes the socket (before start, so
@@ -176,6 +178,31 @@ class Pumped {
     if (r !== null) return [r, false];
     return [await pending, true];
   }
+
+  // The receive loop of a socket with a readable (UDP, TCP): wait while paused, take the next
+  // read, hand it and whatever else already arrived to Python (deliver(), per kind), give the
+  // page a task when the budget says so; EOF or the error is reported once at the end.
+  // this.pending is the read in flight (deliver() starts the next one).
+  async pump() {
+    try {
+      this.pending = this.reader.read();
+      for (;;) {
+        if (this.paused) await this.waitWhilePaused();
+        if (!this.sink) return;
+        const [r, waited] = await this.next(this.pending);
+        if (r.done) break;
+        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
+        if (!this.sink) return;
+        if (!await this.deliver(r)) return;              // detached during the delivery
+        await this.budget(waited);
+      }
+      this.ended = true;
+      this.call(EV_EOF);
+    } catch (e) {
+      this.ended = true;
+      if (this.sink) this.fail(EV_ERROR, e);
+    }
+  }
 }
 
 class UdpHandle extends Pumped {
@@ -199,56 +226,44 @@ class UdpHandle extends Pumped {
     };
   }
 
-  async pump() {
-    try {
-      let pending = this.reader.read();
-      for (;;) {
-        await this.waitWhilePaused();
-        if (!this.sink) return;
-        let [r, waited] = await this.next(pending);
-        if (r.done) break;
-        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
-        if (!this.sink) return;
-        const recv = this.mem.recv;
-        let u8 = recv.bytes();
-        let count = 0;
-        let pos = 0;
-        for (;;) {
-          const v = r.value;
-          const data = v.data instanceof Uint8Array ? v.data : new Uint8Array(v.data);
-          const addr = this.connected ? '' : (v.remoteAddress ?? '');
-          const need = UDP_HEAD + addr.length + data.byteLength;
-          if (pos + need > u8.byteLength) {   // buffer full: hand over what it holds first
-            this.call(EV_DATA, count, pos);
-            count = 0;
-            pos = 0;
-            u8 = recv.bytes();                 // the call may have grown the heap
-          }
-          const n = data.byteLength;
-          u8[pos] = n & 0xff; u8[pos + 1] = (n >>> 8) & 0xff; u8[pos + 2] = (n >>> 16) & 0xff; u8[pos + 3] = n >>> 24;
-          const port = this.connected ? 0 : (v.remotePort ?? 0);
-          u8[pos + 4] = port & 0xff; u8[pos + 5] = port >>> 8;
-          u8[pos + 6] = addr.length;
-          pos += UDP_HEAD;
-          for (let i = 0; i < addr.length; i++) u8[pos + i] = addr.charCodeAt(i);
-          pos += addr.length;
-          u8.set(data, pos);
-          pos += n;
-          count++;
-          pending = this.reader.read();
-          if (count >= UDP_MAX_BATCH) break;
-          r = await settledNow(pending);       // more already queued? same batch
-          if (r === null || r.done) break;
-          if (!this.sink) return;
-          u8 = recv.bytes();
-        }
+  // One read result, and every datagram already queued behind it, into Python's receive buffer
+  // and to Python in one call. Returns false if the socket was detached meanwhile.
+  async deliver(r) {
+    const recv = this.mem.recv;
+    let u8 = recv.bytes();
+    let count = 0;
+    let pos = 0;
+    for (;;) {
+      const v = r.value;
+      const data = v.data instanceof Uint8Array ? v.data : new Uint8Array(v.data);
+      const addr = this.connected ? '' : (v.remoteAddress ?? '');
+      const need = UDP_HEAD + addr.length + data.byteLength;
+      if (pos + need > u8.byteLength) {   // buffer full: hand over what it holds first
         this.call(EV_DATA, count, pos);
-        await this.budget(waited);
+        count = 0;
+        pos = 0;
+        u8 = recv.bytes();                 // the call may have grown the heap
       }
-      this.call(EV_EOF);
-    } catch (e) {
-      if (this.sink) this.fail(EV_ERROR, e);
+      const n = data.byteLength;
+      u8[pos] = n & 0xff; u8[pos + 1] = (n >>> 8) & 0xff; u8[pos + 2] = (n >>> 16) & 0xff; u8[pos + 3] = n >>> 24;
+      const port = this.connected ? 0 : (v.remotePort ?? 0);
+      u8[pos + 4] = port & 0xff; u8[pos + 5] = port >>> 8;
+      u8[pos + 6] = addr.length;
+      pos += UDP_HEAD;
+      for (let i = 0; i < addr.length; i++) u8[pos + i] = addr.charCodeAt(i);
+      pos += addr.length;
+      u8.set(data, pos);
+      pos += n;
+      count++;
+      this.pending = this.reader.read();
+      if (count >= UDP_MAX_BATCH) break;
+      r = await settledNow(this.pending);  // more already queued? same batch
+      if (r === null || r.done) break;
+      if (!this.sink) return false;
+      u8 = recv.bytes();
     }
+    this.call(EV_DATA, count, pos);
+    return true;
   }
 
   settled() {
@@ -558,49 +573,35 @@ class TcpHandle extends Pumped {
     this.ended = false;           // the readable finished (EOF, error, or we cancelled it)
   }
 
-  async pump() {
-    try {
-      let pending = this.reader.read();
-      for (;;) {
-        await this.waitWhilePaused();
-        if (!this.sink) return;
-        let [r, waited] = await this.next(pending);
-        if (r.done) break;
-        if (this.paused) await this.waitWhilePaused();   // paused while this read was pending
-        if (!this.sink) return;
-        const recv = this.mem.recv;
-        let u8 = recv.bytes();
-        let pos = 0;
-        for (;;) {
-          const chunk = r.value;
-          for (let off = 0; off < chunk.byteLength;) {
-            if (pos === u8.byteLength) {        // buffer full: hand it over, then go on
-              this.call(EV_DATA, pos, pos);
-              pos = 0;
-              u8 = recv.bytes();
-              if (!this.sink) return;
-            }
-            const k = Math.min(chunk.byteLength - off, u8.byteLength - pos);
-            u8.set(k === chunk.byteLength ? chunk : chunk.subarray(off, off + k), pos);
-            pos += k;
-            off += k;
-          }
-          pending = this.reader.read();
-          if (this.paused) break;
-          r = await settledNow(pending);
-          if (r === null || r.done) break;
-          if (!this.sink) return;
+  // One read result, and the chunks already queued behind it, into Python's receive buffer (a
+  // full buffer goes to Python and filling starts again). Returns false if detached meanwhile.
+  async deliver(r) {
+    const recv = this.mem.recv;
+    let u8 = recv.bytes();
+    let pos = 0;
+    for (;;) {
+      const chunk = r.value;
+      for (let off = 0; off < chunk.byteLength;) {
+        if (pos === u8.byteLength) {        // buffer full: hand it over, then go on
+          this.call(EV_DATA, pos, pos);
+          pos = 0;
           u8 = recv.bytes();
+          if (!this.sink) return false;
         }
-        if (pos) this.call(EV_DATA, pos, pos);
-        await this.budget(waited);
+        const k = Math.min(chunk.byteLength - off, u8.byteLength - pos);
+        u8.set(k === chunk.byteLength ? chunk : chunk.subarray(off, off + k), pos);
+        pos += k;
+        off += k;
       }
-      this.ended = true;
-      this.call(EV_EOF);
-    } catch (e) {
-      this.ended = true;
-      if (this.sink) this.fail(EV_ERROR, e);
+      this.pending = this.reader.read();
+      if (this.paused) break;
+      r = await settledNow(this.pending);
+      if (r === null || r.done) break;
+      if (!this.sink) return false;
+      u8 = recv.bytes();
     }
+    if (pos) this.call(EV_DATA, pos, pos);
+    return true;
   }
 
   // JS callers (tests, the pipe probe): returns undefined, or a promise while too much is queued.

@@ -3,7 +3,7 @@
 results/stress/report.md (tables, with machine and date), PNG plots (rate over time, latency CDF,
 memory over time, ratio bars) and readme-performance.md (the README's performance section).
 
-    scripts/netns.sh .venv/bin/python bench/stress/report.py            # full run (~10 min)
+    scripts/netns.sh .venv/bin/python bench/stress/report.py            # full run (~12 min; --soak: +10 min)
     scripts/netns.sh .venv/bin/python bench/stress/report.py --quick    # a tenth of everything
     .venv/bin/python bench/stress/report.py --from results/stress/latest.json   # re-render only
 """
@@ -198,6 +198,8 @@ def tables(res: dict) -> str:
                 problems.append(f"- {rt} quic: SHA-256 mismatch")
             if s.get("unexpected"):
                 problems.append(f"- {rt} {profile}: {len(s['unexpected'])} unexpected outcomes")
+    lines += soak_lines(res)
+    lines += per_packet_lines()
     lines += ["", "## Checks", "", "Every TCP message back intact, every QUIC transfer matching its "
               "SHA-256, every chaos action ending in a counted outcome:", "",
               *(problems or ["- all held"])]
@@ -205,6 +207,99 @@ def tables(res: dict) -> str:
               "![latency CDF](latency_cdf.png)", "", "![memory over time](memory.png)", "",
               "![ratios](ratios.png)", ""]
     return "\n".join(lines)
+
+
+SOAK_KEYS = {"cpython": ("rss_mb",), "iwa": ("renderer_pss_mb", "chromium_pss_mb", "wasm_mb", "js_heap_mb"),
+             "iwa-js": ("renderer_pss_mb", "chromium_pss_mb", "js_heap_mb")}
+
+
+def soak_minutes(summary: dict, key: str) -> list:
+    """Median of ``key`` in each whole minute of the soak's samples."""
+    samples = [x for x in summary.get("memory", []) if "error" not in x and x.get(key) is not None]
+    out = []
+    for minute in range(int(samples[-1]["t"] // 60) if samples else 0):
+        vals = sorted(x[key] for x in samples if minute * 60 <= x["t"] < (minute + 1) * 60)
+        out.append(vals[len(vals) // 2] if vals else None)
+    return out
+
+
+def soak_runs(res: dict) -> list[tuple[str, dict]]:
+    """(label, soak summary): this run's soaks, then side runs added with --add-soak."""
+    out = []
+    for rt, runs in res["runs"].items():
+        if runs.get("soak_udp"):
+            out.append((rt, runs["soak_udp"]))
+    for extra in res.get("extra_soaks", []):
+        out.append((extra["label"], extra["summary"]))
+    return out
+
+
+def soak_lines(res: dict) -> list[str]:
+    rows = []
+    for label, s in soak_runs(res):
+        rt = label.split()[0]
+        if "error" in s:
+            rows.append(f"| {label} | failed: {s['error'][:100]} |||||||||")
+            continue
+        for key in SOAK_KEYS.get(rt, ()):
+            mins = soak_minutes(s, key)[:5]
+            known = [v for v in mins if v is not None]
+            if len(known) >= 2:
+                cells = [f"{v:.1f}" if v is not None else "-" for v in mins] + [""] * (5 - len(mins))
+                rows.append(f"| {label} | {key[:-3]} | " + " | ".join(cells) +
+                            f" | {known[-1] - known[0]:+.1f} | {fmt(s['send_rate'])}/s | "
+                            f"{fmt(s['sent'])} / {fmt(s['lost'])} | {ms(s['latency']['p50_us'])} |")
+    if not rows:
+        return []
+    return ["", "## Soak (constant rate for 5 minutes, memory)", "",
+            "UDP round trips at a constant rate for 300 s (`run.py` SOAK_RATE), memory sampled every "
+            "0.25 s; median per minute. The endpoint's own bookkeeping is bounded (one bit per "
+            "sequence number, 4 bytes per round-trip time: 1.1 MB per 300,000 round trips, the only "
+            "growth the profile itself causes), so more than that would be socketiwa's, Pyodide's "
+            "or Chromium's. A soak whose endpoint falls behind (lost > 0, round trips of seconds) "
+            "also holds a backlog: compare it with one that keeps up.", "",
+            "| runtime | measure (MB) | minute 1 | 2 | 3 | 4 | 5 | minute 5 - minute 1 | rate | sent / lost "
+            "| p50 round trip ms |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+
+
+def per_packet_lines() -> list[str]:
+    """Where a UDP round trip's time goes in the browser: measured in results/push-browser.md
+    (udp_profile_backend_*), linked rather than repeated."""
+    return ["", "## Where the time goes per packet in the browser", "",
+            "Profiled in [`results/push-browser.md`](../push-browser.md#where-the-time-goes-"
+            "udp_profile_backend_-iwa-time-inside-the-per-socket-python-function) "
+            "(push model, IWA, echo to a CPython peer): Python's part of a round trip is 135 us of "
+            "465 us at window 1 (29%) and 57 of 353 us at window 32 (16%); the rest is Chromium's "
+            "socket tasks, the JS pump and the JS<->Python crossings. Per datagram: **crossings** "
+            "one JS->Python call (the socket's sink; Chromium delivers each datagram in its own "
+            "task, so batches form only when Python falls behind) and one Python->JS call "
+            "(`sendFrom`); **copies** four (JS into the wasm receive buffer, Python `bytes` out "
+            "of it, Python into the wasm send region, JS `slice` out of it for `write()`); "
+            "**Python** the header parse, the event dispatch and the user's handler (plus, for "
+            "`receive()`, a queue put/get and a task wake); **JS** the pump's `read()` and "
+            "Chromium's `writable.write()`, which the plain-JS loop pays too. Why a constant "
+            "2k/s echo comes back late in the IWA: [`diag-constant.md`](diag-constant.md)."]
+
+
+def update_readme(section: str, readme: Path = run.ROOT / "README.md") -> bool:
+    """Put ``section`` between the README's stress-report markers (the first time: in place of
+    the hand-written "### Stress suite" section). Returns whether README.md changed."""
+    begin, end = "<!-- stress-report:begin (generated by bench/stress/report.py) -->", "<!-- stress-report:end -->"
+    text = readme.read_text()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+    else:
+        start = text.find("### Stress suite (`bench/stress/report.py`)")
+        if start < 0:
+            return False
+        stop = text.find("\n## ", start)
+        head, tail = text[:start], text[stop + 1:] if stop >= 0 else ""
+        tail = "\n\n" + tail
+    new = f"{head}{begin}\n{section.rstrip()}\n{end}{tail}"
+    if new != text:
+        readme.write_text(new)
+    return new != text
 
 
 def readme_section(res: dict) -> str:
@@ -229,11 +324,34 @@ def readme_section(res: dict) -> str:
                            ("QUIC MB/s at 5% loss+reorder", lambda x: x["lossy5"]["mb_per_s"])):
             rows.append(f"| {label} | {get(cp):.2f} | {get(py):.2f} | | {ratio(get(py), get(cp))} | | "
                         f"SHA-256 {'ok' if py['sha256_ok'] else 'MISMATCH'} |")
+    soak = []
+    for label, s in soak_runs(res):
+        rt = label.split()[0]
+        keys = {"cpython": ("rss_mb",), PY: ("renderer_pss_mb", "js_heap_mb", "wasm_mb")}.get(rt, ())
+        parts = []
+        for key in keys if "error" not in s else ():
+            mins = [v for v in soak_minutes(s, key)[:5] if v is not None]
+            if len(mins) >= 2:
+                parts.append(f"{key[:-3].replace('_', ' ')} {mins[0]:.1f} -> {mins[-1]:.1f} MB")
+        if parts:
+            soak.append(f"{LABELS.get(rt, rt)} at {fmt(s['send_rate'])}/s ({fmt(s['lost'])} of "
+                        f"{fmt(s['sent'])} lost, p50 {ms(s['latency']['p50_us'])} ms): " + ", ".join(parts))
+    soak_line = []
+    if soak:
+        soak_line = ["5-minute soaks, memory as the median of minute 1 -> minute 5: " + "; ".join(soak) + ".", ""]
     return "\n".join([
         "### Stress suite (`bench/stress/report.py`)", "",
-        f"Measured {res['time'][:10]} on {m['cpu']} ({m['cpus']} CPUs, shared; load average "
-        f"{m['loadavg_at_start'][0]:.1f}), {m['chromium']}. Full tables, plots and memory: "
-        "`results/stress/report.md`.", "", *rows, ""])
+        "One command: `scripts/netns.sh .venv/bin/python bench/stress/report.py --soak` (about "
+        "25 minutes with the soak; `--quick` a tenth of every profile). It writes "
+        "`results/stress/report.md` (all tables, memory, the per-packet breakdown), PNG plots and "
+        "json, and this section.", "",
+        f"Measured {res['time'][:16].replace('T', ' ')} UTC on {m['cpu']} ({m['cpus']} CPUs, shared "
+        f"with other jobs; load average {m['loadavg_at_start'][0]:.1f} at the start, "
+        f"{m.get('loadavg_at_end', [0])[0]:.1f} at the end), {m['chromium']}, Pyodide WebLoop "
+        f"mode `{res['webloop']}`. Compare within one run: the load moves every number.", "",
+        *rows, "", *soak_line,
+        "Where a packet's time goes in the browser (crossings, copies, Python, JS): "
+        "`results/stress/report.md`, from the profile in `results/push-browser.md`.", ""])
 
 
 # ---------------------------------------------------------------- plots
@@ -373,17 +491,37 @@ def main() -> None:
     ap.add_argument("--runtimes", default="cpython,iwa,iwa-js")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--soak", action="store_true", help="add the 5-minute constant-rate soak")
-    ap.add_argument("--webloop", default="off", choices=("off", "task", "microtask"))
+    ap.add_argument("--webloop", default=None, choices=("off", "task", "microtask"),
+                    help="Pyodide WebLoop mode (default: socketiwa's default)")
     ap.add_argument("--no-quic", action="store_true", help="leave out the QUIC profile")
+    ap.add_argument("--soak-runtimes", default="cpython,iwa")
+    ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    ap.add_argument("--add-soak", type=Path, action="append", default=[],
+                    help="a side run's json (run.py --only soak_udp --out ...): its soaks join this "
+                    "report's and are saved into the json rendered")
     args = ap.parse_args()
     if args.source:
         res = json.loads(args.source.read_text())
     else:
         res = run.run_all(args.runtimes.split(","), 0.1 if args.quick else 1.0, args.soak, args.webloop,
-                          not args.no_quic)
+                          not args.no_quic, soak_runtimes=tuple(args.soak_runtimes.split(",")))
         print(f"wrote {run.save(res)}")
+    for path in args.add_soak:
+        side = json.loads(path.read_text())
+        for rt, runs in side["runs"].items():
+            if "soak_udp" in runs:
+                summary = runs["soak_udp"]
+                load = side["machine"]["loadavg_at_start"][0]
+                label = f"{rt} ({summary.get('send_rate', '?')}/s, {side['time'][11:16]} UTC, load {load:.0f})"
+                res.setdefault("extra_soaks", [])
+                res["extra_soaks"] = [e for e in res["extra_soaks"] if e["label"] != label]
+                res["extra_soaks"].append({"label": label, "source": path.name, "summary": summary})
+        if args.source:
+            args.source.write_text(json.dumps(res, indent=1))
     for path in render(res):
         print(f"wrote {path}")
+    if not args.no_readme and res["scale"] == 1.0 and update_readme(readme_section(res)):
+        print("updated README.md (the stress section)")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ class _Batcher:
         self.mode = mode
         self.ready: collections.deque[asyncio.Handle] = collections.deque()
         self.scheduled = False
+        # Socket events running now (JS -> Python calls, see directsockets._Endpoint._on_event):
+        # in "microtask" mode what they make ready is drained when the outermost one returns,
+        # inside the same call, instead of in a microtask scheduled through another JS call.
+        self.in_callback = 0
+        self.drain_inline = mode == "microtask"
         # Drains running or suspended: a callback that blocks through JSPI (run_sync) suspends
         # its drain mid-queue while the browser keeps running other tasks.
         self.draining = 0
@@ -109,13 +114,34 @@ class _Batcher:
         if self.scheduled:
             pass
         elif not self.draining:
-            self._schedule(from_drain=False)
+            if not self.in_callback:
+                self._schedule(from_drain=False)
+            # else the socket event that runs now drains it when it returns (leave_callback)
         elif not self.stall_check_pending:
             # Usually the running drain picks this up. If that drain is suspended instead, the
             # check (a microtask, so it runs once the JS stack has unwound) starts another.
             self.stall_check_pending = True
             self._microtask_stall_check()
         return handle
+
+    def enter_callback(self) -> None:
+        """A socket event starts (JS called Python); ``leave_callback`` must follow."""
+        if self.drain_inline:
+            self.in_callback += 1
+
+    def leave_callback(self) -> None:
+        """The socket event returns: run what it made ready now (asyncio FIFO order, the same
+        budget as any drain) unless a drain is already running further up the stack."""
+        if not self.drain_inline:
+            return
+        self.in_callback -= 1
+        self.drain_if_idle()
+
+    def drain_if_idle(self) -> None:
+        """Drain now unless a socket event is still running, a drain is already scheduled, or
+        one is running further up the stack (it takes what is queued)."""
+        if not self.in_callback and self.ready and not self.scheduled and not self.draining:
+            self.drain()
 
     def _check_stalled(self) -> None:
         self.stall_check_pending = False

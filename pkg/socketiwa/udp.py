@@ -10,7 +10,7 @@ from .backends import get_backend
 from .backends.base import UdpOptions
 from .errors import InvalidOptionError, SocketClosedError, SocketIwaError
 from .seedwire import codec_for
-from .session import Session
+from .session import MessageReceived, Session
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
 
@@ -88,10 +88,11 @@ class UDPSocket(SocketBase):
         self.local_port: int | None = None
         self.remote_address: str | None = None
         self.remote_port: int | None = None
+        self._connected = not self.options.bound  # read per send: a plain attribute
 
     @property
     def connected(self) -> bool:
-        return not self.options.bound
+        return self._connected
 
     async def open(self) -> "UDPSocket":
         if self.ready_state is not ReadyState.CONNECTING:
@@ -116,7 +117,7 @@ class UDPSocket(SocketBase):
 
     # ---- sending
     def _destination(self, port: int | None, address: str | None) -> tuple[str | None, int | None]:
-        if self.connected:
+        if self._connected:
             if port is not None or address is not None:
                 if (address, port) != (self.remote_address, self.remote_port) and \
                         (address, port) != (self.options.remote_address, self.options.remote_port):
@@ -134,26 +135,36 @@ class UDPSocket(SocketBase):
         ``send(data, offset, length, port, address)``, and on a connected socket
         ``send(data, offset, length)``.
         """
-        if len(args) == 2:
-            if self.connected and not isinstance(args[1], str):  # connected: (offset, length)
+        if not args:
+            if port is None and address is None and self._connected:  # the common case, lean
+                raw = self._session.send(data if type(data) is bytes else _as_bytes(data))
+                self._transport.send(raw, None, None)
+                if self._write_paused:
+                    await self._drain_future()
+                return
+        elif len(args) == 2:
+            if self._connected and not isinstance(args[1], str):  # connected: (offset, length)
                 data = _slice(data, *args)
             else:
                 port, address = args
         elif len(args) == 4:
             offset, length, port, address = args
             data = _slice(data, offset, length)
-        elif args:
+        else:
             raise TypeError("send(data), send(data, port, address), send(data, offset, length, "
                             "port, address) or, connected, send(data, offset, length)")
         payload = _as_bytes(data)
         # session.send keeps raw data that happens to start with the envelope magic intact
-        await self._write(self._session.send(payload), self._destination(port, address))
+        raw = self._session.send(payload)
+        self._transport.send(raw, *self._destination(port, address))
+        if self._write_paused:
+            await self._drain_future()
 
-    def _write_now(self, raw: bytes, dest: tuple) -> asyncio.Future:
+    def _write_now(self, raw: bytes, dest: tuple[str | None, int | None]) -> asyncio.Future[None]:
         self._transport.send(raw, *dest)
         return self._drain_future()
 
-    async def _write(self, raw: bytes, dest: tuple) -> None:
+    async def _write(self, raw: bytes, dest: tuple[str | None, int | None]) -> None:
         self._transport.send(raw, *dest)
         if self._write_paused:
             await self._drain_future()
@@ -179,6 +190,18 @@ class UDPSocket(SocketBase):
         if self._backlog:
             if len(self._backlog) >= self.max_queue:
                 self.dropped += 1  # as the kernel drops when its buffer is full
+                return
+        elif len(events) == 1:
+            ev = events[0]
+            queue = self._queue
+            # The common case written out (what _feed/_has_room/_process do for it, without
+            # their steps): a plain message, no message handler, room for it in the queue.
+            if (type(ev) is MessageReceived and "message" not in self._handlers
+                    and len(queue._items) < queue.maxsize
+                    and len(self._tasks) < self.max_handler_tasks):
+                payload, address = ev.data, ev.address
+                queue.put_nowait(Datagram(payload, RemoteInfo(
+                    address, ev.port, len(payload), "IPv6" if ":" in address else "IPv4")))
                 return
         self._feed(events, len(data))
 

@@ -134,7 +134,6 @@ class HKDF:
 class _AEAD:
     _alg: int
     _key_sizes: tuple[int, ...]
-    _nonce_sizes: tuple[int, ...] = (12,)
 
     def __init__(self, key: bytes):
         if not isinstance(key, (bytes, bytearray, memoryview)):
@@ -142,17 +141,20 @@ class _AEAD:
         if len(key) not in self._key_sizes:
             raise ValueError(f"{type(self).__name__} key must be {' or '.join(map(str, self._key_sizes))} bytes.")
         self._aead = _awslc.aead(self._alg + (len(key) == 32 and self._alg == 0), key)
-
-    def _check_nonce(self, nonce) -> None:
-        if len(nonce) not in self._nonce_sizes:
-            raise ValueError("Nonce must be 12 bytes")
+        # Once per QUIC packet: straight to the extension, which checks the arguments as below
+        # (a Python frame here was ~10% of a ChaCha20-Poly1305 seal of 1200 bytes in Pyodide).
+        self.encrypt = self._aead.seal
 
     def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
-        self._check_nonce(nonce)
-        return self._aead.seal(nonce, data, associated_data or b"")
+        """Replaced per instance by the extension's seal (see __init__); the same checks."""
+        if len(nonce) != 12:
+            raise ValueError("Nonce must be 12 bytes")
+        return self._aead.seal(nonce, data, associated_data)
 
+    # decrypt stays in Python: it turns the extension's TagError into InvalidTag.
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
-        self._check_nonce(nonce)
+        if len(nonce) != 12:
+            raise ValueError("Nonce must be 12 bytes")
         try:
             return self._aead.open(nonce, data, associated_data or b"")
         except _awslc.TagError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from typing import Any
 
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
@@ -76,6 +77,7 @@ class _Memory:
 
 _memory: _Memory | None = None
 live_proxies = 0  # sink proxies alive now (tests check that closed sockets release theirs)
+_event_depth = 0  # socket events (JS -> Python calls) running now, nested included
 
 
 def _bridge():
@@ -138,16 +140,32 @@ class _Endpoint:
     def resume_reading(self) -> None:
         self._h.resume()
 
-    def _on_event(self, kind: int, a, b: int) -> None:
+    def _on_event(self, kind: int, a: Any, b: int) -> None:
+        global _event_depth
         loop = self._loop
         if asyncio._get_running_loop() is not loop:  # a JS callback may find no running loop
             asyncio._set_running_loop(loop)
         if self._lost:
             return
+        # socketiwa's WebLoop batcher ("microtask" mode) runs what this event makes ready (a
+        # woken receive(), done callbacks) right here when it returns: no JS round trip to
+        # schedule a microtask and be called back (see _webloop._Batcher.leave_callback).
+        batcher = getattr(loop, "_socketiwa_batcher", None)
+        _event_depth += 1
+        if batcher is not None and batcher.drain_inline:
+            batcher.in_callback += 1          # batcher.enter_callback(), one call fewer
         try:
             self._event(kind, a, b)
         except Exception as exc:  # a bug here must not stop the JS pump
             self._report("socketiwa: socket event failed", exc)
+        finally:
+            try:
+                if batcher is not None and batcher.drain_inline:
+                    batcher.in_callback -= 1      # batcher.leave_callback(), written out:
+                    if batcher.ready:             # no call at all when nothing became ready
+                        batcher.drain_if_idle()
+            finally:
+                _event_depth -= 1
 
     def _event(self, kind: int, a, b: int) -> None:  # pragma: no cover - per kind
         raise NotImplementedError
@@ -193,8 +211,12 @@ class _Endpoint:
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
             live_proxies -= 1
-            # Not inside its own call (this may run in _on_event): destroy on the next turn.
-            self._loop.call_soon(proxy.destroy)
+            # Never inside its own call: inside a socket event (or the callbacks it runs on
+            # return) wait for a timer turn, else the next loop turn.
+            if _event_depth:
+                self._loop.call_later(0, proxy.destroy)
+            else:
+                self._loop.call_soon(proxy.destroy)
         if sink is not None:
             try:
                 sink.connection_lost(exc)
