@@ -8,7 +8,8 @@ Fails (exit 1) when a public name has no docstring (listed, one per line) or pdo
 build a page. Public: what a module's ``__all__`` lists, or else every name it defines without
 a leading underscore; for a class, also its public methods and properties (a method that
 overrides a documented one inherits that documentation). Constants need none.
-tests/test_packaging.py runs it in CI.
+Docstrings are reStructuredText (pdoc's docformat="restructuredtext"), with literal blocks
+(``Example::``) shown as code (rst_literal_blocks). tests/test_packaging.py runs it in CI.
 """
 from __future__ import annotations
 
@@ -24,20 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "pkg"))
 
 # What a user imports. The Pyodide-only backend (it imports the browser's `js`) and the
-# internals (wire format, event machinery, the CLI's helpers) are not part of the reference.
+# internals (socketiwa's own wire format, event machinery, the CLI's helpers) are not part of the
+# reference; socketiwa.seedwire is (the README's wire="socketiwa-js": the JS library's envelopes).
 PUBLIC_MODULES = (
     "socketiwa", "socketiwa.aio", "socketiwa.compat", "socketiwa.quic", "socketiwa.errors",
-    "socketiwa.permissions", "socketiwa.h3", "socketiwa.h3.client", "socketiwa.h3.server",
+    "socketiwa.permissions", "socketiwa.seedwire", "socketiwa.h3", "socketiwa.h3.client", "socketiwa.h3.server",
     "socketiwa.h3.webtransport", "socketiwa.h3.websocket", "socketiwa.h3.tickets", "socketiwa.h3.echo",
 )
 
 # TEMPORARY, remove module by module: the transport core is being rewritten (issue 9), so names
 # it defines are not held to the docstring rule yet (their pages are still built). The same
-# modules as the temporary mypy override in pyproject.toml (tests/test_packaging.py checks that).
+# modules as the temporary mypy override in pyproject.toml (tests/test_typecheck.py checks that).
 DOCSTRINGS_PENDING = frozenset({
-    "socketiwa", "socketiwa._base", "socketiwa._webloop", "socketiwa.aio", "socketiwa.backends",
-    "socketiwa.backends.*", "socketiwa.compat", "socketiwa.events", "socketiwa.multicast",
-    "socketiwa.server", "socketiwa.session", "socketiwa.tcp", "socketiwa.udp", "socketiwa.wire",
+    "socketiwa._base", "socketiwa._webloop", "socketiwa.backends.directsockets", "socketiwa.udp",
 })
 
 
@@ -108,10 +108,57 @@ def listed_by_parent(module_name: str) -> bool:
     return bool(parent) and name in getattr(importlib.import_module(parent), "__all__", ())
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def rst_literal_blocks(doc: str) -> str:
+    """reST literal blocks as Markdown code fences. The docstrings are reStructuredText
+    (``literal``, :class:`roles`, ``Example::`` then an indented block); pdoc converts most of
+    that to Markdown but shows ``::`` and the block's indentation as written. As reST reads it:
+    ``Server::`` -> ``Server:``; ``text ::`` and a lone ``::`` lose the marker."""
+    lines = doc.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        text = line.rstrip()
+        j = i + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        if not (text.endswith("::") and not text.lstrip().startswith("..")  # (a directive)
+                and j < len(lines) and _indent(lines[j]) > _indent(line)):
+            out.append(line)
+            i += 1
+            continue
+        base, inner = _indent(line), _indent(lines[j])
+        end = j
+        while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > base):
+            end += 1
+        while not lines[end - 1].strip():  # trailing blank lines stay outside the fence
+            end -= 1
+        head = text[:-2]
+        head = head.rstrip() if head.endswith(" ") or not head.strip() else head + ":"
+        if head.strip():
+            out += [head, ""]
+        pad = " " * base
+        out += [pad + "```python", *[pad + l[inner:] if l.strip() else "" for l in lines[j:end]],
+                pad + "```"]
+        i = end
+    return "\n".join(out)
+
+
 def build(out: Path) -> Path:
     import pdoc
+    import pdoc.docstrings
     import pdoc.render
 
+    rst = pdoc.docstrings.rst
+    if not getattr(rst, "literal_blocks", False):  # once per process
+        def rst_then_markdown(contents: str, source_file: Path | None) -> str:
+            return rst(rst_literal_blocks(contents), source_file)
+        setattr(rst_then_markdown, "literal_blocks", True)
+        pdoc.docstrings.rst = rst_then_markdown  # what docformat="restructuredtext" runs
     pdoc.render.configure(docformat="restructuredtext", search=True, show_source=True,
                           footer_text="socketiwa API reference")
     with warnings.catch_warnings(record=True) as caught:

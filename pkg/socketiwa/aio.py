@@ -14,15 +14,40 @@ import functools
 import ipaddress
 import socket as _stdlib_socket
 import sys
-from typing import Any
+from typing import Any, Callable, Iterable, Protocol, TypeVar, cast
 
 from .backends import get_backend
+from .backends.base import ServerTransport as BackendServer
+from .backends.base import StreamTransport as BackendStream
 from .backends.base import TcpOptions, UdpOptions
+from .backends.base import UdpTransport as BackendUdp
 from .errors import InvalidOptionError, NotSupportedError, SocketClosedError
 
 _MAPPED = "::ffff:"
 _WRITE_HIGH = 64 * 1024
 _WRITE_LOW = 16 * 1024
+_ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
+_Buffer = bytes | bytearray | memoryview  # what asyncio transports take to send
+_Addr = tuple[Any, ...]  # a socket address: (host, port) or (host, port, flowinfo, scope_id)
+
+
+class _SocketLike(Protocol):
+    """What the loop methods read from a ``sock=`` argument: a stdlib socket, or
+    socketiwa.compat.socket where install() replaced socket.socket."""
+
+    @property
+    def family(self) -> int: ...
+    def getsockname(self) -> Any: ...
+    def getpeername(self) -> Any: ...
+    def getsockopt(self, level: int, optname: int, /) -> int: ...
+    def close(self) -> None: ...
+
+
+class _BackendCommon(Protocol):
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    async def close(self) -> None: ...
 
 
 def _is_ip(host: str) -> bool:
@@ -44,7 +69,11 @@ class _BaseTransport:
     """What both transports share. Each is the backend transport's sink and passes what arrives
     straight to the asyncio protocol: no task, no buffer of its own."""
 
-    def __init__(self, loop, backend, protocol):
+    _backend: _BackendCommon
+    _protocol: asyncio.BaseProtocol
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, backend: _BackendCommon,
+                 protocol: asyncio.BaseProtocol):
         self._loop = loop
         self._backend = backend
         self._protocol = protocol
@@ -53,52 +82,48 @@ class _BaseTransport:
         self._reading = True
         self._extra: dict[str, Any] = {}
 
-    def get_extra_info(self, name, default=None):
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._extra.get(name, default)
 
-    def is_closing(self):
+    def is_closing(self) -> bool:
         return self._closing
 
-    def set_protocol(self, protocol):
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
 
-    def get_protocol(self):
+    def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
 
-    def pause_reading(self):
+    def pause_reading(self) -> None:
         if self._reading and not self._lost:
             self._reading = False
             self._backend.pause_reading()
 
-    def resume_reading(self):
+    def resume_reading(self) -> None:
         if not self._reading and not self._lost:
             self._reading = True
             self._backend.resume_reading()
 
-    def is_reading(self):
+    def is_reading(self) -> bool:
         return self._reading and not self._closing
 
-    def get_write_buffer_size(self):
+    def get_write_buffer_size(self) -> int:
         return self._backend.get_write_buffer_size()
 
     # ---- sink methods (base.py); the backend reports exceptions raised here to the loop
-    def pause_writing(self):
+    def pause_writing(self) -> None:
         self._protocol.pause_writing()
 
-    def resume_writing(self):
+    def resume_writing(self) -> None:
         self._protocol.resume_writing()
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         if not self._lost:
             self._lost = True
             self._closing = True
             self._protocol.connection_lost(exc)
 
-    def _start(self):
-        self._protocol.connection_made(self)
-        self._backend.start(self)
-
-    def _close_backend(self):
+    def _close_backend(self) -> None:
         task = self._loop.create_task(self._backend.close())
         # retrieved here: the outcome reaches the protocol as connection_lost
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -107,33 +132,46 @@ class _BaseTransport:
 class DatagramTransport(_BaseTransport, asyncio.DatagramTransport):
     """asyncio DatagramTransport over a backend UDP socket."""
 
-    def __init__(self, loop, udp, protocol, *, mapped: bool, family: int):
+    _backend: BackendUdp
+    _protocol: asyncio.DatagramProtocol
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, udp: BackendUdp,
+                 protocol: asyncio.DatagramProtocol, *, mapped: bool, family: int):
         super().__init__(loop, udp, protocol)
         self._mapped = mapped
         ep = udp.endpoints
         self._connected = ep.remote_address is not None
         self._extra["sockname"] = self._addr(ep.local_address, ep.local_port)
-        if self._connected:
+        if ep.remote_address is not None:  # self._connected
             self._extra["peername"] = self._addr(ep.remote_address, ep.remote_port)
         self._extra["socket"] = _TransportSocket(family, _stdlib_socket.SOCK_DGRAM, self._extra)
 
-    def _addr(self, host, port):
+    def _start(self) -> None:
+        self._protocol.connection_made(self)
+        self._backend.start(self)
+
+    def _addr(self, host: str, port: int | None) -> _Addr:
         if self._mapped:
             return (_MAPPED + host if "." in host else host, port, 0, 0)
         return (host, port)
 
-    def datagram_received(self, data, host, port):
+    def datagram_received(self, data: bytes, host: str, port: int) -> None:
+        """Backend sink: a datagram arrived; the protocol gets it with the sender's address."""
         if self._mapped:
             self._protocol.datagram_received(data, (_MAPPED + host if "." in host else host, port, 0, 0))
         else:
             self._protocol.datagram_received(data, (host, port))
 
-    def error_received(self, exc):
+    def error_received(self, exc: Exception) -> None:
+        """Backend sink: a non-fatal error (ICMP unreachable); passed to the protocol."""
         self._protocol.error_received(exc)
 
-    def sendto(self, data, addr=None):
+    # (typeshed's addr also takes AF_UNIX paths, str or bytes: no such sockets here)
+    def sendto(self, data: _Buffer, addr: _Addr | None = None) -> None:  # type: ignore[override]
         if self._closing:
             return
+        host: str | None
+        port: int | None
         if self._connected:
             if addr is not None and addr[:2] != self._extra["peername"][:2]:
                 raise ValueError(f"Invalid address: must be None or {self._extra['peername']}")
@@ -147,13 +185,13 @@ class DatagramTransport(_BaseTransport, asyncio.DatagramTransport):
         except OSError as e:
             self._protocol.error_received(e)
 
-    def close(self):
+    def close(self) -> None:
         if self._closing:
             return
         self._closing = True
         self._close_backend()
 
-    def abort(self):
+    def abort(self) -> None:
         self.close()
 
 
@@ -161,7 +199,11 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
     """asyncio Transport over a backend TCP stream; the backend queues writes and says when to
     pause (pause_writing/resume_writing reach the protocol unchanged)."""
 
-    def __init__(self, loop, stream, protocol):
+    _backend: BackendStream
+    _protocol: asyncio.Protocol
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stream: BackendStream,
+                 protocol: asyncio.Protocol):
         super().__init__(loop, stream, protocol)
         ep = stream.endpoints
         family = _stdlib_socket.AF_INET6 if ":" in (ep.local_address or "") else _stdlib_socket.AF_INET
@@ -170,45 +212,52 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
         self._extra["socket"] = _TransportSocket(family, _stdlib_socket.SOCK_STREAM, self._extra)
         self._high, self._low = _WRITE_HIGH, _WRITE_LOW
 
-    def data_received(self, data):
+    def _start(self) -> None:
+        self._protocol.connection_made(self)
+        self._backend.start(self)
+
+    def data_received(self, data: bytes) -> None:
+        """Backend sink: bytes arrived; passed to the protocol."""
         self._protocol.data_received(data)
 
-    def eof_received(self):
+    def eof_received(self) -> None:
+        """Backend sink: the peer finished sending. Closes this transport unless the protocol's
+        ``eof_received`` returns true (asyncio's rule)."""
         if not self._closing and not self._protocol.eof_received():
             self.close()
 
-    def write(self, data):
+    def write(self, data: _Buffer) -> None:
         if not data:
             return
         if self._closing:
             raise SocketClosedError("write after close")
         self._backend.write(bytes(data))
 
-    def writelines(self, chunks):
-        for c in chunks:
+    def writelines(self, list_of_data: Iterable[_Buffer]) -> None:
+        for c in list_of_data:
             self.write(c)
 
-    def can_write_eof(self):
+    def can_write_eof(self) -> bool:
         return False
 
-    def write_eof(self):
+    def write_eof(self) -> None:
         raise NotSupportedError("half-close is not exposed by this transport")
 
-    def get_write_buffer_limits(self):
+    def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low, self._high)
 
-    def set_write_buffer_limits(self, high=None, low=None):
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         # The backend owns its marks (base.py); recorded for callers that read them back.
         self._high = _WRITE_HIGH if high is None else high
         self._low = (self._high // 4) if low is None else low
 
-    def close(self):
+    def close(self) -> None:
         if self._closing:
             return
         self._closing = True
         self._close_backend()  # flushes what write() queued, then FIN
 
-    def abort(self):
+    def abort(self) -> None:
         self._closing = True
         if not self._lost:
             self._backend.abort()
@@ -217,28 +266,29 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
 class _TransportSocket:
     """What ``transport.get_extra_info('socket')`` returns: enough for getsockname/peername."""
 
-    def __init__(self, family, type_, extra):
+    def __init__(self, family: int, type_: int, extra: dict[str, Any]):
         self.family, self.type, self._extra = family, type_, extra
 
-    def getsockname(self):
-        return self._extra["sockname"]
+    def getsockname(self) -> _Addr:
+        return cast(_Addr, self._extra["sockname"])
 
-    def getpeername(self):
+    def getpeername(self) -> _Addr:
         if "peername" not in self._extra:
             raise OSError(107, "Transport endpoint is not connected")
-        return self._extra["peername"]
+        return cast(_Addr, self._extra["peername"])
 
-    def setsockopt(self, *args):
+    def setsockopt(self, *args: Any) -> None:
         pass  # options are fixed at open under Direct Sockets
 
-    def fileno(self):
+    def fileno(self) -> int:
         return -1
 
 
 class Server(asyncio.AbstractServer):
     """What ``loop.create_server`` returns; the backend listener's accept sink."""
 
-    def __init__(self, loop, server_transport, protocol_factory):
+    def __init__(self, loop: asyncio.AbstractEventLoop, server_transport: BackendServer,
+                 protocol_factory: Callable[[], asyncio.BaseProtocol]):
         self._loop = loop
         self._transport = server_transport
         self._factory = protocol_factory
@@ -253,16 +303,17 @@ class Server(asyncio.AbstractServer):
                                           {"sockname": (ep.local_address, ep.local_port)})]
 
     @property
-    def sockets(self):
+    def sockets(self) -> tuple[_TransportSocket, ...]:
+        """The listening socket, as a stand-in object: ``getsockname()``, ``family``, ``type``."""
         return tuple(self._sockets)
 
-    def get_loop(self):
+    def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    def is_serving(self):
+    def is_serving(self) -> bool:
         return self._serving
 
-    async def start_serving(self):
+    async def start_serving(self) -> None:
         if not self._serving and not self._closed.is_set():
             self._serving = True
             if not self._started:
@@ -272,19 +323,22 @@ class Server(asyncio.AbstractServer):
                 self._transport.resume_reading()
 
     # ---- accept sink (base.py)
-    def connection_made(self, stream):
-        transport = StreamTransport(self._loop, stream, self._factory())
+    def connection_made(self, stream: BackendStream) -> None:
+        """Backend accept sink: a new connection gets a protocol from the factory."""
+        # A stream protocol, as asyncio's own loop assumes of create_server's factory.
+        transport = StreamTransport(self._loop, stream, cast(asyncio.Protocol, self._factory()))
         self._connections.add(transport)
         transport._start()
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Backend accept sink: the listener ended."""
         self._listener_gone.set()
 
-    async def serve_forever(self):
+    async def serve_forever(self) -> None:
         await self.start_serving()
         await self._closed.wait()
 
-    def close(self):
+    def close(self) -> None:
         if self._closed.is_set():
             return
         self._serving = False
@@ -292,23 +346,29 @@ class Server(asyncio.AbstractServer):
         task = self._loop.create_task(self._transport.close())
         task.add_done_callback(lambda t: self._listener_gone.set())
 
-    def close_clients(self):
+    def close_clients(self) -> None:
+        """Close every connection this server accepted (what was written is sent first)."""
         for t in list(self._connections):
             t.close()
 
-    def abort_clients(self):
+    def abort_clients(self) -> None:
+        """Abort every connection this server accepted (unsent data is discarded)."""
         for t in list(self._connections):
             t.abort()
 
-    async def wait_closed(self):
+    async def wait_closed(self) -> None:
         await self._closed.wait()
         await asyncio.wait({asyncio.ensure_future(self._listener_gone.wait())}, timeout=5)
 
 
 # ------------------------------------------------------------------ loop methods
-async def create_datagram_endpoint(loop, protocol_factory, local_addr=None, remote_addr=None, *,
-                                   family=0, proto=0, flags=0, reuse_address=None, reuse_port=None,
-                                   allow_broadcast=None, sock=None):
+async def create_datagram_endpoint(
+        loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], _ProtocolT],
+        local_addr: tuple[str, int] | None = None,  # (the stdlib also takes AF_UNIX paths)
+        remote_addr: tuple[str, int] | None = None, *, family: int = 0, proto: int = 0,
+        flags: int = 0, reuse_address: bool | None = None, reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None, sock: _SocketLike | None = None,
+) -> tuple[DatagramTransport, _ProtocolT]:
     ipv6_only = None
     if sock is not None:
         if local_addr or remote_addr:
@@ -334,20 +394,21 @@ async def create_datagram_endpoint(loop, protocol_factory, local_addr=None, remo
         opts.local_address, opts.local_port = host or "0.0.0.0", port
     udp = await get_backend().open_udp(opts)
     protocol = protocol_factory()
-    transport = DatagramTransport(loop, udp, protocol, mapped=mapped,
+    # A datagram protocol, as asyncio's own loop assumes of this factory.
+    transport = DatagramTransport(loop, udp, cast(asyncio.DatagramProtocol, protocol), mapped=mapped,
                                   family=family or _stdlib_socket.AF_INET)
     transport._start()
     return transport, protocol
 
 
-def _sock_option(sock, level, name):
+def _sock_option(sock: _SocketLike, level: int, name: int) -> bool | None:
     try:
         return bool(sock.getsockopt(level, name))
     except (OSError, AttributeError):
         return None
 
 
-def _sock_bound(sock):
+def _sock_bound(sock: _SocketLike) -> Any:  # the bound address tuple, or None
     bound = getattr(sock, "_bound", None)
     if bound is not None:
         return bound
@@ -357,9 +418,12 @@ def _sock_bound(sock):
         return None
 
 
-async def create_connection(loop, protocol_factory, host=None, port=None, *, ssl=None, family=0,
-                            proto=0, flags=0, sock=None, local_addr=None, server_hostname=None,
-                            **kwargs):
+async def create_connection(
+        loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], _ProtocolT],
+        host: str | None = None, port: int | None = None, *, ssl: Any = None, family: int = 0,
+        proto: int = 0, flags: int = 0, sock: _SocketLike | None = None,
+        local_addr: tuple[str, int] | None = None, server_hostname: str | None = None,
+        **kwargs: Any) -> tuple[StreamTransport, _ProtocolT]:
     if ssl:
         raise NotSupportedError("TLS over TCP is not available here: Pyodide has no ssl module "
                                 "(QUIC carries its own TLS 1.3: see socketiwa.quic)")
@@ -370,14 +434,18 @@ async def create_connection(loop, protocol_factory, host=None, port=None, *, ssl
         raise ValueError("host and port are required")
     stream = await get_backend().open_tcp(_unmap(host), int(port), TcpOptions(no_delay=True))
     protocol = protocol_factory()
-    transport = StreamTransport(loop, stream, protocol)
+    # A stream protocol, as asyncio's own loop assumes of this factory.
+    transport = StreamTransport(loop, stream, cast(asyncio.Protocol, protocol))
     transport._start()
     return transport, protocol
 
 
-async def create_server(loop, protocol_factory, host=None, port=None, *, family=0, flags=0,
-                        sock=None, backlog=100, ssl=None, reuse_address=None, reuse_port=None,
-                        start_serving=True, **kwargs):
+async def create_server(
+        loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | list[str] | tuple[str, ...] | None = None, port: int | None = None, *, family: int = 0,
+        flags: int = 0, sock: _SocketLike | None = None, backlog: int = 100, ssl: Any = None,
+        reuse_address: bool | None = None, reuse_port: bool | None = None,
+        start_serving: bool = True, **kwargs: Any) -> Server:
     if ssl:
         raise NotSupportedError("TLS servers are not available here (no ssl module in Pyodide)")
     if sock is not None:
@@ -394,14 +462,17 @@ async def create_server(loop, protocol_factory, host=None, port=None, *, family=
     return server
 
 
-async def getaddrinfo(loop, host, port, *, family=0, type=0, proto=0, flags=0):
+async def getaddrinfo(loop: asyncio.AbstractEventLoop, host: bytes | str | None,
+                      port: bytes | str | int | None, *, family: int = 0, type: int = 0,
+                      proto: int = 0, flags: int = 0) -> list[tuple[int, int, int, str, _Addr]]:
     """Resolve without a resolver: IP literals and localhost answer locally; other names pass
     through unresolved, because Direct Sockets resolves names itself when it connects."""
     if isinstance(host, bytes):
         host = host.decode()
-    if host in (None, "", "localhost"):
+    if host is None or host in ("", "localhost"):
         host = "::1" if family == _stdlib_socket.AF_INET6 else "127.0.0.1"
     port = int(port or 0)
+    fam: int
     if _is_ip(host):
         fam = _stdlib_socket.AF_INET6 if ":" in host else _stdlib_socket.AF_INET
         if family and family != fam:
@@ -430,7 +501,7 @@ def install(loop: asyncio.AbstractEventLoop | None = None, *,
                      ("create_server", create_server),
                      ("getaddrinfo", getaddrinfo)):
         setattr(loop, name, functools.partial(fn, loop))
-    loop._socketiwa_installed = True
+    setattr(loop, "_socketiwa_installed", True)  # (not an attribute asyncio's loops declare)
     if patch_socket if patch_socket is not None else sys.platform == "emscripten":
         from . import compat
         compat.patch_socket_module()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Self, TypeVar, overload
 
 log = logging.getLogger("socketiwa")
 Handler = Callable[..., Any]
+_H = TypeVar("_H", bound=Handler)  # a decorated handler comes back as it went in
 _arity_cache: dict[Any, int] = {}
 
 
@@ -39,25 +40,46 @@ def _arity(fn: Handler) -> int:
 
 
 class EventEmitter:
+    """Handlers by event name, called in registration order by the object that emits."""
+
     def __init__(self) -> None:
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._task_room: asyncio.Future | None = None  # woken when a handler task finishes
+        # Handler coroutines (tasks) and ack sends (futures) in flight.
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._task_room: asyncio.Future[None] | None = None  # woken when a handler task finishes
 
-    def on(self, event: str, handler: Handler | None = None):
-        """Register ``handler`` for ``event``. Usable as a decorator: ``@sock.on("message")``."""
+    @overload
+    def on(self, event: str) -> Callable[[_H], _H]: ...
+    @overload
+    def on(self, event: str, handler: Handler) -> Self: ...
+
+    def on(self, event: str, handler: Handler | None = None) -> Self | Callable[[_H], _H]:
+        """Register ``handler`` for ``event``; returns this object, so calls chain. Without a
+        handler, returns a decorator: ``@sock.on("message")``."""
         if handler is None:
-            return lambda fn: self.on(event, fn) and fn
+            def register(fn: _H) -> _H:
+                self.on(event, fn)
+                return fn
+            return register
         self._handlers.setdefault(event, []).append((handler, False))
         return self
 
-    def once(self, event: str, handler: Handler | None = None):
+    @overload
+    def once(self, event: str) -> Callable[[_H], _H]: ...
+    @overload
+    def once(self, event: str, handler: Handler) -> Self: ...
+
+    def once(self, event: str, handler: Handler | None = None) -> Self | Callable[[_H], _H]:
+        """Like ``on``, but the handler is removed before its first call."""
         if handler is None:
-            return lambda fn: self.once(event, fn) and fn
+            def register(fn: _H) -> _H:
+                self.once(event, fn)
+                return fn
+            return register
         self._handlers.setdefault(event, []).append((handler, True))
         return self
 
-    def off(self, event: str | None = None, handler: Handler | None = None):
+    def off(self, event: str | None = None, handler: Handler | None = None) -> Self:
         """Remove one handler, all handlers of one event, or (no arguments) every handler."""
         if event is None:
             self._handlers.clear()
@@ -84,6 +106,7 @@ class EventEmitter:
             self._handlers.pop(event, None)
 
     def listener_count(self, event: str) -> int:
+        """How many handlers ``event`` has."""
         return len(self._handlers.get(event, ()))
 
     def _dispatch(self, event: str, *args: Any) -> bool:
@@ -106,20 +129,21 @@ class EventEmitter:
                 self._track(asyncio.ensure_future(result), event)
         return True
 
-    def _track(self, task: asyncio.Future, event: str) -> None:
+    def _track(self, task: asyncio.Future[Any], event: str) -> None:
         """Count ``task`` against this emitter's in-flight handler tasks (see wait_task_room)."""
         self._tasks.add(task)
         task.add_done_callback(self._task_done(event))
 
-    def _task_done(self, event: str):
-        def done(task: asyncio.Future) -> None:
+    def _task_done(self, event: str) -> Callable[[asyncio.Future[Any]], None]:
+        def done(task: asyncio.Future[Any]) -> None:
             self._tasks.discard(task)
             room = self._task_room
             if room is not None and not room.done():
                 room.set_result(None)
             self._on_task_room()
-            if not task.cancelled() and task.exception() is not None:
-                self._handler_failed(event, task.exception())
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None:
+                self._handler_failed(event, exc)
         return done
 
     def _on_task_room(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .backends.base import UdpTransport
 from .errors import InvalidOptionError
 from .udp import UDPSocket
 
@@ -39,35 +40,49 @@ class MulticastSocket(UDPSocket):
     (bind ``0.0.0.0``) or IPv6 (bind ``::``; groups such as ``ff02::1:3``; IPv6 membership is
     CPython only for now)."""
 
+    # SocketBase (_base.py: being rewritten, issue 9, and not typed yet) leaves its transport's
+    # type at None; here it is a UDP socket. The ignore goes once _base declares the attribute.
+    _transport: UdpTransport | None  # type: ignore[assignment, unused-ignore]
+
+    def _open_transport(self) -> UdpTransport:
+        self._require_open()
+        transport = self._transport
+        assert transport is not None  # attached before the socket opens
+        return transport
+
     async def add_membership(self, group: str, iface_or_source: str | None = None) -> None:
         """Join ``group``. The optional second argument is the local interface address (as in
         Node's dgram ``addMembership``)."""
-        self._require_open()
+        transport = self._open_transport()
         _check_group(group)
         if iface_or_source is not None:
             _check_interface(group, iface_or_source)
-        await self._transport.join_group(group, interface=iface_or_source)
+        await transport.join_group(group, interface=iface_or_source)
 
     async def drop_membership(self, group: str, iface_or_source: str | None = None) -> None:
-        self._require_open()
+        """Leave ``group``, joined with the same interface argument (a socket that is not a
+        member gets an error: InvalidOptionError on CPython)."""
+        transport = self._open_transport()
         _check_group(group)
-        await self._transport.leave_group(group, interface=iface_or_source)
+        await transport.leave_group(group, interface=iface_or_source)
 
     async def add_source_specific_membership(self, source: str, group: str, iface: str | None = None) -> None:
         """Join ``group`` receiving only from ``source`` (SSM, RFC 4607)."""
-        self._require_open()
+        transport = self._open_transport()
         _check_unicast(source, "source")
         _check_group(group)
-        await self._transport.join_group(group, interface=iface, source=source)
+        await transport.join_group(group, interface=iface, source=source)
 
     async def drop_source_specific_membership(self, source: str, group: str, iface: str | None = None) -> None:
-        self._require_open()
+        """Leave a source-specific membership made by ``add_source_specific_membership``."""
+        transport = self._open_transport()
         _check_unicast(source, "source")
         _check_group(group)
-        await self._transport.leave_group(group, interface=iface, source=source)
+        await transport.leave_group(group, interface=iface, source=source)
 
     @property
     def joined_groups(self) -> list[str]:
+        """The groups joined now: ``"group"``, or ``"source->group"`` for source-specific ones."""
         return self._transport.joined_groups() if self._transport is not None else []
 
     def set_multicast_ttl(self, ttl: int) -> None:
@@ -75,15 +90,13 @@ class MulticastSocket(UDPSocket):
         fixes it at open (Direct Sockets): pass ``multicast_time_to_live`` instead."""
         if not isinstance(ttl, int) or not 0 <= ttl <= 255:
             raise InvalidOptionError("ttl must be in 0..255")
-        self._require_open()
-        self._transport.set_multicast_ttl(ttl)
+        self._open_transport().set_multicast_ttl(ttl)
         self.options.multicast_time_to_live = ttl
 
     def set_multicast_loopback(self, flag: bool) -> None:
         """Change whether our own multicast is looped back. Raises NotSupportedError where the
         platform fixes it at open (Direct Sockets): pass ``multicast_loopback`` instead."""
-        self._require_open()
-        self._transport.set_multicast_loopback(bool(flag))
+        self._open_transport().set_multicast_loopback(bool(flag))
         self.options.multicast_loopback = bool(flag)
 
 
@@ -97,4 +110,5 @@ async def create_multicast_socket(local_address: str = "0.0.0.0", local_port: in
                            multicast_time_to_live=multicast_time_to_live,
                            multicast_loopback=multicast_loopback,
                            multicast_allow_address_sharing=allow_address_sharing, **options)
-    return await sock.open()
+    await sock.open()
+    return sock

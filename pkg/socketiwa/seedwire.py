@@ -579,9 +579,11 @@ class StreamDecoder:
 
     @property
     def buffered(self) -> int:
+        """Bytes held for a JSON object not finished yet."""
         return len(self._buf)
 
     def feed(self, chunk: bytes) -> list[Envelope | FrameError]:
+        """What ``chunk`` completes, in stream order (see the class documentation)."""
         out: list[Envelope | FrameError] = []
         if not chunk:
             return out
@@ -706,21 +708,29 @@ class SeedCodec:
     name = WIRE_NAME
 
     def encode_event(self, name: str, args: tuple[Any, ...], ack_id: int) -> bytes:
+        """An ``event`` envelope, or ``ack_request`` when ``ack_id`` is not 0."""
         return encode_event(name, args, ack_id)
 
     def encode_ack(self, ack_id: int, args: tuple[Any, ...]) -> bytes:
+        """An ``ack_response`` envelope."""
         return encode_ack(ack_id, args)
 
     def encode_close(self, code: int, reason: str) -> None:
+        """None: the seed has no close envelope."""
         return None                   # the seed has no close envelope: close() ends the stream
 
     def encode_message(self, data: bytes, stream: bool) -> bytes:
+        """Plain data as it is (no envelope), on TCP and UDP alike."""
         return bytes(data)            # plain data travels as itself, as the seed sends it
 
     def decode_datagram(self, data: bytes) -> Envelope:
+        """One datagram (``decode_datagram``): an envelope, plain data as a DATA envelope, or
+        FrameError for a malformed envelope."""
         return decode_datagram(data)
 
     def frame(self, envelope: bytes, max_message: int) -> bytes:
+        """The envelope unchanged (the seed has no framing); MessageTooLargeError past
+        ``max_message`` bytes."""
         # No framing: the seed writes each JSON text on its own and relies on it being read whole.
         if len(envelope) > max_message:
             raise MessageTooLargeError(
@@ -728,6 +738,7 @@ class SeedCodec:
         return envelope
 
     def stream_decoder(self, max_message: int) -> StreamDecoder:
+        """A ``StreamDecoder`` for one connection."""
         return StreamDecoder(max_message)
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import types
-from typing import Any, Iterable
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Self
 
 from . import wire
 from ._base import RESERVED_EVENTS, ReadyState
 from .backends import get_backend
+from .backends.base import ServerTransport, StreamTransport
 from .errors import InvalidOptionError, SocketClosedError
 from .events import EventEmitter
 from .seedwire import codec_for
@@ -24,9 +25,11 @@ class Broadcast:
         self._rooms = None if rooms is None else set(rooms)
 
     def to(self, room: str) -> "Broadcast":
+        """These targets and the members of ``room`` too."""
         return Broadcast(self._server, (self._rooms or set()) | {room})
 
     def connections(self) -> list[TCPSocket]:
+        """The target connections now, in the order they connected."""
         if self._rooms is None:
             return list(self._server.connections)
         members: set[TCPSocket] = set()
@@ -34,7 +37,7 @@ class Broadcast:
             members |= self._server._rooms.get(room, set())
         return [c for c in self._server.connections if c in members]  # stable order
 
-    async def _each(self, send) -> int:
+    async def _each(self, send: Callable[[TCPSocket], Awaitable[None]]) -> int:
         targets = [c for c in self.connections() if c.ready_state is ReadyState.OPEN]
         results = await asyncio.gather(*(send(c) for c in targets), return_exceptions=True)
         for conn, res in zip(targets, results, strict=True):
@@ -50,6 +53,7 @@ class Broadcast:
         return await self._each(lambda c: c._send_envelope(envelope))
 
     async def send(self, data: Any) -> int:
+        """Send a message to every target; returns how many connections it reached."""
         raw = _as_bytes(data)
         return await self._each(lambda c: c.send(raw))
 
@@ -82,31 +86,34 @@ class TCPServer(EventEmitter):
         self.ready_state = ReadyState.CONNECTING
         self.connections: list[TCPSocket] = []
         self._rooms: dict[str, set[TCPSocket]] = {}
-        self._transport = None
+        self._transport: ServerTransport | None = None
         self._closed_event = asyncio.Event()
         self.local_address: str | None = None
         self.local_port: int | None = None
 
     async def open(self) -> "TCPServer":
+        """Start listening; returns this server, OPEN (``local_port`` says which port when 0
+        was asked for). Raises ConnectError (address in use, say) or PermissionDeniedError;
+        the server is then CLOSED. ``create_tcp_server`` does both steps."""
         if self.ready_state is not ReadyState.CONNECTING:
             raise SocketClosedError(f"server is already {self.ready_state.value}")
         try:
-            self._transport = await get_backend().open_tcp_server(
+            transport = self._transport = await get_backend().open_tcp_server(
                 self.host, self.requested_port, self.backlog, self.ipv6_only)
         except BaseException:
             self.ready_state = ReadyState.CLOSED
             self._closed_event.set()
             raise
-        self.local_address = self._transport.endpoints.local_address
-        self.local_port = self._transport.endpoints.local_port
+        self.local_address = transport.endpoints.local_address
+        self.local_port = transport.endpoints.local_port
         self.ready_state = ReadyState.OPEN
-        self._transport.start(types.SimpleNamespace(connection_made=self._connection_made,
+        transport.start(types.SimpleNamespace(connection_made=self._connection_made,
                                                     connection_lost=self._listener_lost))
         self._dispatch("open")
         return self
 
     # ---- the backend's accept sink
-    def _connection_made(self, transport) -> None:
+    def _connection_made(self, transport: StreamTransport) -> None:
         if self.ready_state is not ReadyState.OPEN:
             transport.abort()
             return
@@ -148,9 +155,11 @@ class TCPServer(EventEmitter):
             self._dispatch("disconnect", conn, conn.close_info)
 
     def rooms(self) -> dict[str, int]:
+        """Each room that has members, with how many."""
         return {room: len(members) for room, members in self._rooms.items()}
 
     def to(self, room: str) -> Broadcast:
+        """The connections in ``room``, to ``emit``/``send`` to (chain ``.to()`` for more rooms)."""
         return Broadcast(self, [room])
 
     async def emit(self, event: str, *args: Any) -> int:
@@ -158,18 +167,19 @@ class TCPServer(EventEmitter):
         return await Broadcast(self, None).emit(event, *args)
 
     async def send(self, data: Any) -> int:
+        """Send a message to every connection; returns how many it reached."""
         return await Broadcast(self, None).send(data)
 
-    def __aiter__(self):
+    def __aiter__(self) -> AsyncIterator[TCPSocket]:
         """Iterate over incoming connections (an alternative to the ``connection`` event)."""
-        queue: asyncio.Queue = asyncio.Queue(maxsize=self.backlog or 128)
+        queue: asyncio.Queue[TCPSocket] = asyncio.Queue(maxsize=self.backlog or 128)
 
-        def on_conn(conn):
+        def on_conn(conn: TCPSocket) -> None:
             queue.put_nowait(conn) if not queue.full() else conn._dispatch(
                 "error", SocketClosedError("connection iterator queue full"))
         self.on("connection", on_conn)
 
-        async def gen():
+        async def gen() -> AsyncGenerator[TCPSocket, None]:
             try:
                 while self.ready_state is ReadyState.OPEN or not queue.empty():
                     getter = asyncio.ensure_future(queue.get())
@@ -189,20 +199,21 @@ class TCPServer(EventEmitter):
         """Stop accepting, close every connection, wait until all are closed."""
         if self.ready_state is ReadyState.CLOSED:
             return
-        was_open = self._transport is not None
+        transport = self._transport
+        was_open = transport is not None
         self.ready_state = ReadyState.CLOSING
-        if was_open:
-            await self._transport.close()
+        if transport is not None:
+            await transport.close()
         await asyncio.gather(*(c.close() for c in list(self.connections)), return_exceptions=True)
         self.ready_state = ReadyState.CLOSED
         self._closed_event.set()
         if was_open:
             self._dispatch("close")
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 

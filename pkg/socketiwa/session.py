@@ -42,6 +42,11 @@ CLOSE_ABNORMAL = 1006
 
 
 class ReadyState(str, enum.Enum):
+    """A socket's or server's ``ready_state`` (a str enum: equal to "open" and so on).
+
+    CONNECTING until open() succeeds, then OPEN; CLOSING while close() flushes; CLOSED at the
+    end (also when open() failed)."""
+
     CONNECTING = "connecting"
     OPEN = "open"
     CLOSING = "closing"
@@ -73,7 +78,7 @@ class MessageReceived:
 class EventReceived:
     """An application event. ``ack_id`` is 0 unless the sender waits for ``ack(...)``."""
     name: str
-    args: tuple
+    args: tuple[Any, ...]
     ack_id: int = 0
     address: str | None = None
     port: int | None = None
@@ -84,7 +89,7 @@ class AckReceived:
     """An answer to ``emit(..., want_ack=True)``. ``expected`` is False for an id nobody waits
     for (already timed out, or never asked)."""
     ack_id: int
-    args: tuple
+    args: tuple[Any, ...]
     expected: bool
     address: str | None = None
     port: int | None = None
@@ -135,7 +140,7 @@ Event = Union[MessageReceived, EventReceived, AckReceived, ProtocolError, CloseR
               PeerClosed, AckTimedOut, AckFailed]
 
 
-def ack_value(args: tuple) -> Any:
+def ack_value(args: tuple[Any, ...]) -> Any:
     return None if not args else args[0] if len(args) == 1 else args
 
 
@@ -165,8 +170,8 @@ class Codec(Protocol):
 
     name: str
 
-    def encode_event(self, name: str, args: tuple, ack_id: int) -> bytes: ...
-    def encode_ack(self, ack_id: int, args: tuple) -> bytes: ...
+    def encode_event(self, name: str, args: tuple[Any, ...], ack_id: int) -> bytes: ...
+    def encode_ack(self, ack_id: int, args: tuple[Any, ...]) -> bytes: ...
     def encode_close(self, code: int, reason: str) -> bytes | None:
         """The envelope announcing a close, or None if the format has none."""
     def encode_message(self, data: bytes, stream: bool) -> bytes:
@@ -191,8 +196,8 @@ class _SiwStreamDecoder:
     def buffered(self) -> int:
         return self.deframer.buffered
 
-    def feed(self, chunk: bytes) -> list:
-        out: list = []
+    def feed(self, chunk: bytes) -> list[wire.Envelope | FrameError]:
+        out: list[wire.Envelope | FrameError] = []
         for item in self.deframer.feed(chunk):
             if isinstance(item, FrameError):
                 out.append(item)
@@ -215,10 +220,10 @@ class SocketiwaCodec:
 
     name = "socketiwa"
 
-    def encode_event(self, name: str, args: tuple, ack_id: int) -> bytes:
+    def encode_event(self, name: str, args: tuple[Any, ...], ack_id: int) -> bytes:
         return wire.encode_event(name, ack_id=ack_id, args=args)
 
-    def encode_ack(self, ack_id: int, args: tuple) -> bytes:
+    def encode_ack(self, ack_id: int, args: tuple[Any, ...]) -> bytes:
         return wire.encode_ack(ack_id, args=args)
 
     def encode_close(self, code: int, reason: str) -> bytes:
@@ -326,7 +331,7 @@ class Session:
         self._transition(ReadyState.CLOSED)
         if self.close_info is None:
             self.close_info = CloseInfo(CLOSE_NORMAL)
-        failed = [AckFailed(ack_id, event) for ack_id, (_, event) in self._pending.items()]
+        failed: list[Event] = [AckFailed(ack_id, event) for ack_id, (_, event) in self._pending.items()]
         self._pending.clear()
         self._deadlines.clear()
         return failed
@@ -362,7 +367,7 @@ class Session:
         if not self.events_enabled:
             raise NotSupportedError("events need framing='frames'; this connection is raw")
 
-    def emit(self, event: str, args: tuple = (), *, want_ack: bool = False,
+    def emit(self, event: str, args: tuple[Any, ...] = (), *, want_ack: bool = False,
              now: float = 0.0, timeout: float | None = None) -> tuple[bytes, int]:
         """The bytes for one event, and its ack id (0 unless ``want_ack``). With ``want_ack``
         the id is pending until its AckReceived, AckTimedOut (at ``now + timeout``, default
@@ -384,7 +389,7 @@ class Session:
             heapq.heappush(self._deadlines, (deadline, ack_id))
         return raw, ack_id
 
-    def ack(self, ack_id: int, args: tuple = ()) -> bytes:
+    def ack(self, ack_id: int, args: tuple[Any, ...] = ()) -> bytes:
         """The bytes answering event ``ack_id``."""
         self._require_open()
         return self._out(self.codec.encode_ack(ack_id, tuple(args)))
@@ -420,7 +425,7 @@ class Session:
             out.append(AckTimedOut(ack_id, event))
 
     # ---- incoming
-    def _on_envelope(self, env: wire.Envelope, address, port) -> Event | None:
+    def _on_envelope(self, env: wire.Envelope, address: str | None, port: int | None) -> Event | None:
         kind = env.kind
         if kind == wire.KIND_DATA:
             return MessageReceived(env.payload, address, port)

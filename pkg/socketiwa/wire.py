@@ -44,7 +44,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import FrameError, MessageTooLargeError
 
@@ -71,7 +71,7 @@ class Envelope:
     ack_id: int = 0
     name: str = ""
     payload: Any = None
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
 
 
 def _encode_payload(payload: Any) -> tuple[int, bytes]:
@@ -91,12 +91,12 @@ def _encode_payload(payload: Any) -> tuple[int, bytes]:
         raise TypeError(f"event payload must be bytes or JSON-serialisable: {e}") from None
 
 
-def _encode_args(args: tuple) -> tuple[int, bytes]:
+def _encode_args(args: tuple[Any, ...]) -> tuple[int, bytes]:
     if len(args) == 0:
         return CODEC_NONE, b""
     if len(args) == 1:
         return _encode_payload(args[0])
-    parts = []
+    parts: list[bytes] = []
     for arg in args:
         codec, body = _encode_payload(arg)
         parts += (_PART.pack(codec, len(body)), body)
@@ -104,7 +104,7 @@ def _encode_args(args: tuple) -> tuple[int, bytes]:
 
 
 def encode(kind: int, payload: Any = _NO_PAYLOAD, *, name: str = "", ack_id: int = 0,
-           args: tuple | None = None) -> bytes:
+           args: tuple[Any, ...] | None = None) -> bytes:
     """One envelope. Give either ``payload`` (one argument, or none) or ``args`` (any number)."""
     codec, body = _encode_payload(payload) if args is None else _encode_args(tuple(args))
     head = _HEAD.pack(MAGIC, kind, ack_id, codec)
@@ -117,11 +117,11 @@ def encode(kind: int, payload: Any = _NO_PAYLOAD, *, name: str = "", ack_id: int
 
 
 def encode_event(name: str, payload: Any = _NO_PAYLOAD, ack_id: int = 0, *,
-                 args: tuple | None = None) -> bytes:
+                 args: tuple[Any, ...] | None = None) -> bytes:
     return encode(KIND_EVENT, payload, name=name, ack_id=ack_id, args=args)
 
 
-def encode_ack(ack_id: int, payload: Any = _NO_PAYLOAD, *, args: tuple | None = None) -> bytes:
+def encode_ack(ack_id: int, payload: Any = _NO_PAYLOAD, *, args: tuple[Any, ...] | None = None) -> bytes:
     return encode(KIND_ACK, payload, ack_id=ack_id, args=args)
 
 
@@ -145,7 +145,7 @@ def is_envelope(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
@@ -249,7 +249,7 @@ def _decode_part(codec: int, body: bytes, data: bytes) -> Any:
     raise FrameError(f"unknown payload codec {codec}", bytes(data))
 
 
-def _decode_parts(body: bytes, data: bytes) -> tuple:
+def _decode_parts(body: bytes, data: bytes) -> tuple[Any, ...]:
     args = []
     pos, end = 0, len(body)
     while pos < end:

@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 import sys
-from types import ModuleType
 
-_backend: ModuleType | None = None
+from .base import Backend
+
+_backend: Backend | None = None
 
 
-def get_backend() -> ModuleType:
+def get_backend() -> Backend:
+    """The backend in use: ``set_backend``'s, else the platform's (imported on first use)."""
     global _backend
     if _backend is None:
         if sys.platform == "emscripten":
-            from . import directsockets as _backend
+            from . import directsockets as default
         else:
-            from . import native as _backend
+            from . import native as default
+        _backend = default
+        return default
     return _backend
 
 
-def set_backend(module: ModuleType | None) -> None:
+def set_backend(module: Backend | None) -> None:
     """Force a backend (tests, or an embedder with its own transport). None restores the default."""
     global _backend
     _backend = module

@@ -6,7 +6,7 @@ what arrives into a sink (see "The push interface" below) and queue what is sent
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 # Largest UDP payload over IPv4 (65535 - 8 byte UDP header - 20 byte IP header).
 MAX_UDP_PAYLOAD = 65507
@@ -164,4 +164,17 @@ class PermissionState:
     direct_sockets_multicast: bool = True
     local_network: str = "granted"
     loopback_network: str = "granted"
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # what the platform reported, as is
+
+
+class Backend(Protocol):
+    """What a backend module provides (``native`` on CPython, ``directsockets`` in Pyodide);
+    ``socketiwa.backends.set_backend`` takes any object that has these."""
+
+    name: str
+
+    async def open_udp(self, opts: UdpOptions) -> UdpTransport: ...
+    async def open_tcp(self, host: str, port: int, opts: TcpOptions) -> StreamTransport: ...
+    async def open_tcp_server(self, host: str, port: int, backlog: int | None,
+                              ipv6_only: bool | None) -> ServerTransport: ...
+    async def permissions(self) -> PermissionState: ...

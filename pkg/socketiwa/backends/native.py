@@ -10,10 +10,12 @@ import collections
 import ipaddress
 import socket
 import struct
+from typing import Any, Callable, Protocol, cast
 
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, SocketClosedError,
                       SocketIwaError)
-from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOptions
+from .base import (MAX_UDP_PAYLOAD, AcceptSink, DatagramSink, Endpoints, PermissionState, StreamSink,
+                   TcpOptions, UdpOptions)
 
 name = "native"
 # Python < 3.12 lacks these constants; the values are Linux's (<linux/in.h>).
@@ -23,10 +25,26 @@ MCAST_JOIN_SOURCE_GROUP = getattr(socket, "MCAST_JOIN_SOURCE_GROUP", 46)
 MCAST_LEAVE_SOURCE_GROUP = getattr(socket, "MCAST_LEAVE_SOURCE_GROUP", 47)
 
 
-def _unpatched(loop, name):
-    """The loop class's own method: socketiwa.aio.install() may have replaced the instance's
-    with ones that call this backend, which must not call itself."""
-    return getattr(type(loop), name).__get__(loop)
+# Loop methods are called as the loop class's own (``type(loop).create_connection(loop, ...)``):
+# socketiwa.aio.install() may have replaced the instance's with ones that call this backend,
+# which must not call itself.
+
+
+class _ReadingTransport(Protocol):
+    def is_closing(self) -> bool: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+class _DatagramTransport(_ReadingTransport, Protocol):
+    """asyncio's datagram transport as CPython's selector loop implements it: typeshed's
+    DatagramTransport leaves out the reading and write-buffer methods it has."""
+    def sendto(self, data: bytes, addr: tuple[Any, ...] | None = None) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def close(self) -> None: ...
+
+
+_AnySink = DatagramSink | StreamSink
 
 
 def _family_for(address: str | None, dns_query_type: str | None) -> int:
@@ -42,11 +60,12 @@ def _family_for(address: str | None, dns_query_type: str | None) -> int:
     return socket.AF_INET
 
 
-async def _resolve(host: str, port: int, dns_query_type: str | None, kind: int) -> tuple:
+async def _resolve(host: str, port: int | None, dns_query_type: str | None,
+                   kind: int) -> tuple[int, tuple[Any, ...]]:
     loop = asyncio.get_running_loop()
     family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(dns_query_type or "", 0)
     try:
-        infos = await _unpatched(loop, "getaddrinfo")(host, port, family=family, type=kind)
+        infos = await type(loop).getaddrinfo(loop, host, port, family=family, type=kind)
     except socket.gaierror as e:
         raise ConnectError(f"cannot resolve {host!r}: {e}") from None
     return infos[0][0], infos[0][4]
@@ -72,7 +91,8 @@ def _endpoints(sock: socket.socket, connected: bool) -> Endpoints:
     return ep
 
 
-def _report_sink_error(loop, exc: BaseException, where: str, transport) -> None:
+def _report_sink_error(loop: asyncio.AbstractEventLoop, exc: BaseException, where: str,
+                       transport: object) -> None:
     # base.py: an exception in a sink goes to the loop's handler and delivery goes on.
     loop.call_exception_handler({"message": f"Exception in socketiwa sink {where}()",
                                  "exception": exc, "transport": transport})
@@ -90,31 +110,31 @@ class _Pusher:
     """What both asyncio protocols share: a sink set by start(), flow control passed through,
     connection_lost exactly once, and a future close() waits on."""
 
-    def __init__(self, loop):
+    def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.sink = None
-        self.transport = None
-        self.lost = loop.create_future()
+        self.sink: _AnySink | None = None
+        self.transport: _ReadingTransport | None = None
+        self.lost: asyncio.Future[None] = loop.create_future()
         self._lost_called = False
         self._write_paused = False
 
-    def _call(self, name: str, *args) -> None:
+    def _call(self, name: str, *args: Any) -> None:
         try:
             getattr(self.sink, name)(*args)
         except Exception as exc:
             _report_sink_error(self.loop, exc, name, self.transport)
 
-    def pause_writing(self):
+    def pause_writing(self) -> None:
         self._write_paused = True
         if self.sink is not None:
             self._call("pause_writing")
 
-    def resume_writing(self):
+    def resume_writing(self) -> None:
         self._write_paused = False
         if self.sink is not None:
             self._call("resume_writing")
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
         if self._lost_called or self.sink is None:
@@ -122,7 +142,7 @@ class _Pusher:
         self._lost_called = True
         self._call("connection_lost", _lost_error(exc))
 
-    def start(self, sink) -> None:
+    def start(self, sink: _AnySink) -> None:
         if self.sink is not None:
             raise RuntimeError("start() may be called once")
         self.sink = sink
@@ -131,18 +151,20 @@ class _Pusher:
             return
         if self._write_paused:
             self.loop.call_soon(self._call, "pause_writing")
+        assert self.transport is not None  # connection_made ran before the socket was handed out
         self.transport.resume_reading()
 
 
 class _UdpProtocol(_Pusher, asyncio.DatagramProtocol):
-    def connection_made(self, transport):
-        self.transport = transport
-        transport.pause_reading()  # until start(sink): nothing arrives with nowhere to go
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        reading = cast(_DatagramTransport, transport)  # what the loop really gives (see there)
+        self.transport = reading
+        reading.pause_reading()  # until start(sink): nothing arrives with nowhere to go
 
-    def datagram_received(self, data, addr):
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self._call("datagram_received", data, addr[0], addr[1])
 
-    def error_received(self, exc):
+    def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable) on connected sockets: report, keep the socket usable.
         if self.sink is not None:
             self._call("error_received", _os_error(exc, "UDP peer unreachable")
@@ -153,7 +175,10 @@ class _Reading:
     """start/pause_reading/resume_reading for a transport over an asyncio transport + protocol
     (``self._transport``, ``self._proto``); shared by NativeUdp and NativeStream."""
 
-    def start(self, sink) -> None:
+    _transport: _ReadingTransport
+    _proto: _Pusher
+
+    def start(self, sink: _AnySink) -> None:
         self._proto.start(sink)
 
     def pause_reading(self) -> None:
@@ -168,7 +193,10 @@ class _Reading:
 class NativeUdp(_Reading):
     """A UdpTransport (base.py) over asyncio's datagram transport."""
 
-    def __init__(self, sock: socket.socket, transport, protocol: _UdpProtocol, opts: UdpOptions):
+    _transport: _DatagramTransport
+
+    def __init__(self, sock: socket.socket, transport: _DatagramTransport, protocol: _UdpProtocol,
+                 opts: UdpOptions):
         self._sock = sock
         self._transport = transport
         self._proto = protocol
@@ -176,7 +204,7 @@ class NativeUdp(_Reading):
         self.endpoints = _endpoints(sock, not opts.bound)
         self.family = sock.family
 
-    def send(self, data, address, port):
+    def send(self, data: bytes, address: str | None, port: int | None) -> None:
         """Queue one datagram (asyncio's DatagramTransport.sendto semantics)."""
         if self._transport.is_closing():
             raise SocketClosedError("UDP socket closed")
@@ -193,7 +221,7 @@ class NativeUdp(_Reading):
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size()
 
-    async def close(self):
+    async def close(self) -> None:
         self._transport.close()
         await asyncio.shield(self._proto.lost)
 
@@ -210,13 +238,13 @@ class NativeUdp(_Reading):
             raise InvalidOptionError(f"no network interface {interface!r} (IPv6 multicast takes an "
                                      "interface name, index or '::%name')") from None
 
-    def _mreq(self, group: str, interface: str | None, source: str | None):
+    def _mreq(self, group: str, interface: str | None, source: str | None) -> tuple[int, int, int, bytes]:
         if self.family == socket.AF_INET6:
             index = self._ipv6_interface(interface)
             if source:
                 # struct group_source_req (Linux, 64-bit): u32 interface, 4 pad, two
                 # sockaddr_storage (128 bytes each) holding sockaddr_in6.
-                def storage(addr):  # sockaddr_in6: family, port, flowinfo, address, scope
+                def storage(addr: str) -> bytes:  # sockaddr_in6: family, port, flowinfo, address, scope
                     sin6 = struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", 0, 0) + \
                         socket.inet_pton(socket.AF_INET6, addr) + struct.pack("=I", 0)
                     return sin6.ljust(128, b"\0")
@@ -234,7 +262,7 @@ class NativeUdp(_Reading):
         return (socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.IP_DROP_MEMBERSHIP,
                 socket.inet_aton(group) + iface)
 
-    async def join_group(self, group, interface=None, source=None):
+    async def join_group(self, group: str, interface: str | None = None, source: str | None = None) -> None:
         try:
             level, add, _, req = self._mreq(group, interface, source)
             self._sock.setsockopt(level, add, req)
@@ -242,7 +270,7 @@ class NativeUdp(_Reading):
             raise InvalidOptionError(f"cannot join {group}: {e.strerror or e}") from None
         self._groups.append((group, interface, source))
 
-    async def leave_group(self, group, interface=None, source=None):
+    async def leave_group(self, group: str, interface: str | None = None, source: str | None = None) -> None:
         key = (group, interface, source)
         if key not in self._groups:
             raise InvalidOptionError(f"not a member of {group}" + (f" from {source}" if source else ""))
@@ -250,16 +278,16 @@ class NativeUdp(_Reading):
         self._sock.setsockopt(level, drop, req)
         self._groups.remove(key)
 
-    def joined_groups(self):
+    def joined_groups(self) -> list[str]:
         return [g if s is None else f"{s}->{g}" for g, _, s in self._groups]
 
-    def set_multicast_ttl(self, ttl):
+    def set_multicast_ttl(self, ttl: int) -> None:
         if self.family == socket.AF_INET6:
             self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
         else:
             self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
 
-    def set_multicast_loopback(self, flag):
+    def set_multicast_loopback(self, flag: bool) -> None:
         if self.family == socket.AF_INET6:
             self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1 if flag else 0)
         else:
@@ -268,7 +296,8 @@ class NativeUdp(_Reading):
 
 async def open_udp(opts: UdpOptions) -> NativeUdp:
     loop = asyncio.get_running_loop()
-    if opts.bound:
+    target: tuple[Any, ...] | None
+    if opts.remote_address is None:  # opts.bound
         family = _family_for(opts.local_address, opts.dns_query_type)
         target = None
     else:
@@ -294,34 +323,37 @@ async def open_udp(opts: UdpOptions) -> NativeUdp:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, opts.multicast_time_to_live)
             if opts.multicast_loopback is not None:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(opts.multicast_loopback))
-        if opts.bound:
+        if target is None:  # opts.bound
             host = opts.local_address or ("::" if family == socket.AF_INET6 else "0.0.0.0")
             sock.bind((host, opts.local_port or 0))
         else:
             sock.connect(target)
-        transport, proto = await _unpatched(loop, "create_datagram_endpoint")(
-            lambda: _UdpProtocol(loop), sock=sock)
+        transport, proto = await type(loop).create_datagram_endpoint(
+            loop, lambda: _UdpProtocol(loop), sock=sock)
     except OSError as e:
         sock.close()
         raise _os_error(e, "cannot open UDP socket") from None
-    return NativeUdp(sock, transport, proto, opts)
+    # (the selector loop's datagram transport: see _DatagramTransport)
+    return NativeUdp(sock, cast(_DatagramTransport, transport), proto, opts)
 
 
 class _StreamProtocol(_Pusher, asyncio.Protocol):
-    def __init__(self, loop, on_made=None):
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_made: Callable[[NativeStream], None] | None = None):
         super().__init__(loop)
         self._on_made = on_made  # a server's: hand the new stream to the accept sink
 
-    def connection_made(self, transport):
-        self.transport = transport
-        transport.pause_reading()  # until start(sink)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream = cast(asyncio.Transport, transport)  # a socket connection's: read and write
+        self.transport = stream
+        stream.pause_reading()  # until start(sink)
         if self._on_made is not None:
-            self._on_made(NativeStream(transport, self))
+            self._on_made(NativeStream(stream, self))
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self._call("data_received", data)
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         self._call("eof_received")
         return True  # half-closed: the owner still writes, then closes (base.py: close())
 
@@ -329,13 +361,15 @@ class _StreamProtocol(_Pusher, asyncio.Protocol):
 class NativeStream(_Reading):
     """A StreamTransport (base.py) over asyncio's socket transport."""
 
+    _transport: asyncio.Transport
+
     def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol):
         self._transport = transport
         self._proto = protocol
         self._aborted = False
         self.endpoints = _endpoints(transport.get_extra_info("socket"), True)
 
-    def write(self, data) -> None:
+    def write(self, data: bytes) -> None:
         if self._transport.is_closing() or self._proto.lost.done():
             raise SocketClosedError("TCP connection closed")
         self._transport.write(data)
@@ -380,8 +414,8 @@ async def open_tcp(host: str, port: int, opts: TcpOptions) -> NativeStream:
     family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(opts.dns_query_type or "", 0)
     loop = asyncio.get_running_loop()
     try:
-        transport, protocol = await _unpatched(loop, "create_connection")(
-            lambda: _StreamProtocol(loop), host, port, family=family)
+        transport, protocol = await type(loop).create_connection(
+            loop, lambda: _StreamProtocol(loop), host, port, family=family)
     except OSError as e:
         raise _os_error(e, f"cannot connect to {host}:{port}") from None
     _apply_tcp_options(transport.get_extra_info("socket"), opts)
@@ -391,12 +425,12 @@ async def open_tcp(host: str, port: int, opts: TcpOptions) -> NativeStream:
 class NativeServer:
     """A ServerTransport (base.py) over asyncio's server."""
 
-    def __init__(self, loop, backlog: int):
+    def __init__(self, loop: asyncio.AbstractEventLoop, backlog: int):
         self._loop = loop
         self._server: asyncio.AbstractServer | None = None
-        self._sink = None
+        self._sink: AcceptSink | None = None
         self._paused = False
-        self._waiting: collections.deque = collections.deque()  # accepted before start/while paused
+        self._waiting: collections.deque[NativeStream] = collections.deque()  # accepted before start/while paused
         self._backlog = backlog
         self.endpoints = Endpoints()
         self.closed = False
@@ -411,19 +445,22 @@ class NativeServer:
                 return
             self._waiting.append(stream)
             return
-        self._hand_over(stream)
+        self._hand_over(self._sink, stream)
 
-    def _hand_over(self, stream) -> None:
+    def _hand_over(self, sink: AcceptSink, stream: NativeStream) -> None:
         try:
-            self._sink.connection_made(stream)
+            sink.connection_made(stream)
         except Exception as exc:
             _report_sink_error(self._loop, exc, "connection_made", None)
 
     def _flush_waiting(self) -> None:
+        sink = self._sink
+        if sink is None:
+            return  # resume_reading() before start(): they wait for start()
         while self._waiting and not self._paused and not self.closed:
-            self._hand_over(self._waiting.popleft())
+            self._hand_over(sink, self._waiting.popleft())
 
-    def start(self, sink) -> None:
+    def start(self, sink: AcceptSink) -> None:
         self._sink = sink
         self._loop.call_soon(self._flush_waiting)
 
@@ -435,7 +472,7 @@ class NativeServer:
             self._paused = False
             self._loop.call_soon(self._flush_waiting)
 
-    async def close(self):
+    async def close(self) -> None:
         """Stop listening (the listening socket is closed when this returns) and reset the
         connections not handed over. Accepted connections are their owners' to close; so this
         does not await Server.wait_closed(), which from Python 3.12 on also waits for every
@@ -443,6 +480,7 @@ class NativeServer:
         if self.closed:
             return
         self.closed = True
+        assert self._server is not None  # set by open_tcp_server before it returns this object
         self._server.close()
         while self._waiting:
             self._waiting.popleft().abort()
@@ -455,11 +493,11 @@ async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: 
     loop = asyncio.get_running_loop()
     srv = NativeServer(loop, backlog or 128)
     try:
-        srv._server = await _unpatched(loop, "create_server")(
-            lambda: _StreamProtocol(loop, srv._on_made), host, port, backlog=backlog or 128)
+        srv._server = server = await type(loop).create_server(
+            loop, lambda: _StreamProtocol(loop, srv._on_made), host, port, backlog=backlog or 128)
     except OSError as e:
         raise _os_error(e, f"cannot listen on {host}:{port}") from None
-    sockname = srv._server.sockets[0].getsockname()
+    sockname = server.sockets[0].getsockname()
     srv.endpoints = Endpoints(sockname[0], sockname[1])
     return srv
 
