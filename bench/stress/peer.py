@@ -211,10 +211,11 @@ def tcp_echo_client(conn: socket.socket, counters: Counters) -> None:
     with conn:
         try:
             while data := conn.recv(1 << 18):
+                # counted before the echo: once the endpoint has an echo, the count includes it
+                messages.feed(data)
                 conn.sendall(data)
                 with counters.lock:
                     counters.tcp_bytes += len(data)
-                messages.feed(data)
         except OSError:
             pass
 
