@@ -13,13 +13,16 @@ import asyncio
 import collections
 import math
 import types
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import AckTimeoutError, SocketClosedError
 from .events import EventEmitter
 from .session import (AckFailed, AckReceived, CloseInfo, CloseReceived,
                       EventReceived, MessageReceived, PeerClosed, ProtocolError,
                       RESERVED_EVENTS, ReadyState, Session, ack_value)
+
+if TYPE_CHECKING:
+    from .backends.base import StreamTransport, UdpTransport
 _CLOSED = object()  # what a reader gets once the queue has ended and is empty
 
 
@@ -200,7 +203,9 @@ class SocketBase(EventEmitter):
     def __init__(self, session: Session, *, max_queue: int = 1024):
         super().__init__()
         self._session = session
-        self._transport = None
+        # Set by the subclass's open() (UDPSocket: a UdpTransport, TCPSocket: a StreamTransport)
+        # before the session opens: the session refuses sends until then.
+        self._transport: UdpTransport | StreamTransport | None = None
         self._queue = _Inbox(max_queue)
         self._backlog: collections.deque = collections.deque()
         self.max_queue = max_queue
