@@ -194,7 +194,7 @@ class _Batcher:
         handle = asyncio.TimerHandle(when, callback, args, self.loop, context=context)
         if when == math.inf:
             return handle
-        handle._scheduled = True  # type: ignore[attr-defined]  # asyncio's private flag (typeshed omits it): cancel() then tells the loop
+        handle._scheduled = True  # type: ignore[attr-defined]  # private, not in typeshed: cancel() tells the loop
         heapq.heappush(self.timers, (when, next(self._seq), handle))
         # Re-arm only for a deadline clearly earlier: setTimeout has 1 ms granularity anyway, and
         # a re-arm is a JS call (aioquic moves its timer a little earlier many times a second).

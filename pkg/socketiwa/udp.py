@@ -148,7 +148,7 @@ class UDPSocket(SocketBase):
         if not args:
             if port is None and address is None and self._connected:  # the common case, lean
                 raw = self._session.send(data if type(data) is bytes else _as_bytes(data))
-                self._transport.send(raw, None, None)  # type: ignore[union-attr]  # set before the session opens (see _transport)
+                self._transport.send(raw, None, None)  # type: ignore[union-attr]  # see _transport
                 if self._write_paused:
                     await self._drain_future()
                 return
@@ -166,16 +166,16 @@ class UDPSocket(SocketBase):
         payload = _as_bytes(data)
         # session.send keeps raw data that happens to start with the envelope magic intact
         raw = self._session.send(payload)
-        self._transport.send(raw, *self._destination(port, address))  # type: ignore[union-attr]  # set before the session opens (see _transport)
+        self._transport.send(raw, *self._destination(port, address))  # type: ignore[union-attr]  # see _transport
         if self._write_paused:
             await self._drain_future()
 
     def _write_now(self, raw: bytes, dest: tuple[str | None, int | None]) -> asyncio.Future[None]:
-        self._transport.send(raw, *dest)  # type: ignore[union-attr]  # set before the session opens (see _transport)
+        self._transport.send(raw, *dest)  # type: ignore[union-attr]  # see _transport
         return self._drain_future()
 
     async def _write(self, raw: bytes, dest: tuple[str | None, int | None]) -> None:
-        self._transport.send(raw, *dest)  # type: ignore[union-attr]  # set before the session opens (see _transport)
+        self._transport.send(raw, *dest)  # type: ignore[union-attr]  # see _transport
         if self._write_paused:
             await self._drain_future()
 
