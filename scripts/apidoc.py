@@ -33,12 +33,10 @@ PUBLIC_MODULES = (
     "socketiwa.h3.webtransport", "socketiwa.h3.websocket", "socketiwa.h3.tickets", "socketiwa.h3.echo",
 )
 
-# TEMPORARY, remove module by module: the transport core is being rewritten (issue 9), so names
-# it defines are not held to the docstring rule yet (their pages are still built). The same
-# modules as the temporary mypy override in pyproject.toml (tests/test_typecheck.py checks that).
-DOCSTRINGS_PENDING = frozenset({
-    "socketiwa._base", "socketiwa._webloop", "socketiwa.backends.directsockets", "socketiwa.udp",
-})
+# Modules whose names are not held to the docstring rule (their pages are still built): none.
+# It was the transport core while issue 9 rewrote it; tests/test_typecheck.py keeps it empty,
+# as it keeps pyproject.toml free of mypy exemptions.
+DOCSTRINGS_PENDING: frozenset[str] = frozenset()
 
 
 def pending(module_name: str) -> bool:

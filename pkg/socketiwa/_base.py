@@ -13,13 +13,17 @@ import asyncio
 import collections
 import math
 import types
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from .errors import AckTimeoutError, SocketClosedError
 from .events import EventEmitter
-from .session import (AckFailed, AckReceived, CloseInfo, CloseReceived,
+from .session import (AckFailed, AckReceived, CloseInfo, CloseReceived, Event,
                       EventReceived, MessageReceived, PeerClosed, ProtocolError,
                       RESERVED_EVENTS, ReadyState, Session, ack_value)
+
+if TYPE_CHECKING:
+    from .backends.base import StreamTransport, UdpTransport
 _CLOSED = object()  # what a reader gets once the queue has ended and is empty
 
 
@@ -173,13 +177,13 @@ class Ack:
 
     __slots__ = ("_sock", "_dest", "ack_id", "used")
 
-    def __init__(self, sock: "SocketBase", ack_id: int, dest: tuple = (None, None)):
+    def __init__(self, sock: "SocketBase", ack_id: int, dest: tuple[Any, ...] = (None, None)) -> None:
         self._sock = sock
         self._dest = dest
         self.ack_id = ack_id
         self.used = False
 
-    def __call__(self, *args: Any) -> asyncio.Future:
+    def __call__(self, *args: Any) -> asyncio.Future[None]:
         if self.used:
             raise RuntimeError("ack() may be called only once")
         self.used = True
@@ -197,33 +201,39 @@ class SocketBase(EventEmitter):
     """Common machinery. Subclasses provide ``_message_item``/``_message_args``,
     ``_event_extra``, ``_write_now`` and the close path."""
 
-    def __init__(self, session: Session, *, max_queue: int = 1024):
+    def __init__(self, session: Session, *, max_queue: int = 1024) -> None:
         super().__init__()
         self._session = session
-        self._transport = None
+        # Set by the subclass's open() (UDPSocket: a UdpTransport, TCPSocket: a StreamTransport)
+        # before the session opens: the session refuses sends until then.
+        self._transport: UdpTransport | StreamTransport | None = None
         self._queue = _Inbox(max_queue)
-        self._backlog: collections.deque = collections.deque()
+        self._backlog: collections.deque[tuple[Event, Any]] = collections.deque()
         self.max_queue = max_queue
         # Async handlers (and ack sends) in flight are bounded like the queue: at the bound the
         # socket stops reading, so TCP pushes back on the sender and UDP drops as UDP does.
         self.max_handler_tasks = max_queue
         self._iterating = False
-        self._acks: dict[int, tuple[asyncio.Future, str, float | None]] = {}
+        self._acks: dict[int, tuple[asyncio.Future[Any], str, float | None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._reading_paused = False
         self._write_paused = False
-        self._drain_waiters: list[asyncio.Future] = []
+        self._drain_waiters: list[asyncio.Future[None]] = []
         self._closed_event = asyncio.Event()
         self.dropped = 0  # datagrams dropped because the backlog was full (UDP only)
 
     # ---- state (the session owns it)
     @property
     def ready_state(self) -> ReadyState:
+        """CONNECTING until ``open()`` succeeds, then OPEN; CLOSING while ``close()`` runs;
+        CLOSED at the end (also when ``open()`` failed)."""
         return self._session.ready_state
 
     @property
     def ack_timeout(self) -> float | None:
+        """Seconds ``emit_with_ack`` waits for the ack when given no ``timeout`` (None: no limit).
+        Settable; applies to acks asked for afterwards."""
         return self._session.ack_timeout
 
     @ack_timeout.setter
@@ -236,6 +246,7 @@ class SocketBase(EventEmitter):
 
     @property
     def closed(self) -> bool:
+        """True once the socket is CLOSED."""
         return self.ready_state is ReadyState.CLOSED
 
     @property
@@ -244,16 +255,17 @@ class SocketBase(EventEmitter):
         return self._session.close_info
 
     async def wait_closed(self) -> None:
+        """Return once the socket is CLOSED (by ``close()``, or by the peer or a lost connection)."""
         await self._closed_event.wait()
 
-    def _sink_namespace(self, **methods) -> types.SimpleNamespace:
+    def _sink_namespace(self, **methods: Callable[..., None]) -> types.SimpleNamespace:
         # The backend's sink: bound methods as attributes (no extra call per arrival), kept off
         # the public object so users do not see asyncio-protocol names on their sockets.
         return types.SimpleNamespace(pause_writing=self._pause_writing,
                                      resume_writing=self._resume_writing, **methods)
 
     # ---- receive path: events from the session, handled now or held in the backlog
-    def _feed(self, events: list, ctx: Any = None) -> None:
+    def _feed(self, events: list[Event], ctx: Any = None) -> None:
         backlog = self._backlog
         for ev in events:
             if backlog or not self._has_room(ev):
@@ -310,16 +322,16 @@ class SocketBase(EventEmitter):
         except Exception as exc:  # one input must never stop the socket
             self._report(exc)
 
-    def _message_args(self, ev: MessageReceived, ctx: Any) -> tuple:
+    def _message_args(self, ev: MessageReceived, ctx: Any) -> tuple[Any, ...]:
         return (ev.data,)
 
     def _message_item(self, ev: MessageReceived, ctx: Any) -> Any:
         return ev.data
 
-    def _event_extra(self, ev: EventReceived, ctx: Any) -> tuple:
+    def _event_extra(self, ev: EventReceived, ctx: Any) -> tuple[Any, ...]:
         return ()
 
-    def _reply_to(self, ev: EventReceived) -> tuple:
+    def _reply_to(self, ev: EventReceived) -> tuple[Any, ...]:
         return (None, None)
 
     def _annotate_error(self, ev: ProtocolError, ctx: Any) -> Exception:
@@ -339,7 +351,7 @@ class SocketBase(EventEmitter):
             self._set_reading(False)
 
     # ---- the receive queue
-    def __aiter__(self):
+    def __aiter__(self) -> Self:
         self._iterating = True
         return self
 
@@ -399,7 +411,7 @@ class SocketBase(EventEmitter):
             if not fut.done():
                 fut.set_result(None) if exc is None else fut.set_exception(exc)
 
-    def _drain_future(self) -> asyncio.Future:
+    def _drain_future(self) -> asyncio.Future[None]:
         fut = asyncio.get_running_loop().create_future()
         if self._write_paused:
             self._drain_waiters.append(fut)
@@ -431,12 +443,14 @@ class SocketBase(EventEmitter):
     def _on_timer(self) -> None:
         self._timer = None
         for ev in self._session.handle_timer(asyncio.get_running_loop().time()):
-            entry = self._acks.pop(ev.ack_id, None)
+            # (handle_timer returns AckTimedOut events only; its signature says any Event)
+            entry = self._acks.pop(ev.ack_id, None)  # type: ignore[union-attr]
             if entry is not None and not entry[0].done():
-                entry[0].set_exception(AckTimeoutError(f"no ack for {ev.event!r} within {entry[2]} s"))
+                entry[0].set_exception(AckTimeoutError(f"no ack for {ev.event!r} within {entry[2]} s"))  # type: ignore[union-attr]
         self._arm_timer()
 
-    async def _emit_with_ack(self, event: str, args: tuple, timeout: float | None, dest: tuple):
+    async def _emit_with_ack(self, event: str, args: tuple[Any, ...], timeout: float | None,
+                             dest: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
         session = self._session
         raw, ack_id = session.emit(event, args, want_ack=True, now=loop.time(), timeout=timeout)
@@ -467,10 +481,10 @@ class SocketBase(EventEmitter):
             self._timer.cancel()
             self._timer = None
 
-    async def _write(self, raw: bytes, dest: tuple) -> None:
+    async def _write(self, raw: bytes, dest: tuple[Any, ...]) -> None:
         await self._write_now(raw, dest)
 
-    def _write_now(self, raw: bytes, dest: tuple) -> asyncio.Future:
+    def _write_now(self, raw: bytes, dest: tuple[Any, ...]) -> asyncio.Future[None]:
         raise NotImplementedError
 
     def _finish_state(self) -> bool:
@@ -484,14 +498,18 @@ class SocketBase(EventEmitter):
         self._closed_event.set()
         return True
 
-    async def __aenter__(self):
+    if TYPE_CHECKING:  # each subclass defines close (UDP and TCP take the same arguments)
+        async def close(self, code: int | None = None, reason: str = "", *,
+                        timeout: float | None = None) -> None: ...
+
+    async def __aenter__(self) -> Self:
         return self
 
     async def abort(self) -> None:
         """Close at once: see ``close(timeout=0)``."""
         await self.close(timeout=0)
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import heapq
 import itertools
 import math
 import sys
 import time
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 _BUDGET_S = 0.004
 MODES = ("microtask", "task", "off")
@@ -45,6 +48,12 @@ _TIMER_SLACK_S = 0.001   # setTimeout has 1 ms granularity: run what is due with
 _MAX_TIMEOUT_MS = 2**31 - 1
 
 _configured: str | None = None
+
+# Pyodide's WebLoop (pyodide.webloop: not importable, so not typed, outside Pyodide). socketiwa
+# replaces its scheduling methods and keeps its own state on it, so it is handled untyped.
+WebLoop: TypeAlias = Any
+# WebLoop's own call_later (its one-browser-task scheduling), bound to the loop.
+_CallLater: TypeAlias = Callable[..., asyncio.TimerHandle]
 
 
 def configure_webloop(mode: str) -> str:
@@ -55,29 +64,29 @@ def configure_webloop(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {MODES}")
     _configured = mode
-    if sys.platform != "emscripten":
-        return mode
-    try:
-        loop = asyncio.get_event_loop()
-    except RuntimeError:
-        return mode
-    if type(loop).__name__ == "WebLoop" and getattr(loop, "_socketiwa_mode", None) is not None:
-        adapt_webloop(loop, mode)
+    if sys.platform == "emscripten":  # (a positive check: mypy checks the block with --platform emscripten)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            return mode
+        if type(loop).__name__ == "WebLoop" and getattr(loop, "_socketiwa_mode", None) is not None:
+            adapt_webloop(loop, mode)
     return mode
 
 
-def webloop_mode(loop=None) -> str | None:
+def webloop_mode(loop: asyncio.AbstractEventLoop | None = None) -> str | None:
     """The adaptation in force on ``loop`` (None: not adapted, or not a WebLoop)."""
     loop = loop or asyncio.get_event_loop()
-    return getattr(loop, "_socketiwa_mode", None)
+    mode: str | None = getattr(loop, "_socketiwa_mode", None)
+    return mode
 
 
 class _Batcher:
     """call_soon queue drained in FIFO order, plus a timer heap behind one JS timer."""
 
-    def __init__(self, loop, mode: str, webloop_call_later):
-        import js  # type: ignore[import-not-found]
-        from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+    def __init__(self, loop: WebLoop, mode: str, webloop_call_later: _CallLater) -> None:
+        import js
+        from pyodide.ffi import create_proxy
         self.loop = loop
         self.mode = mode
         self.ready: collections.deque[asyncio.Handle] = collections.deque()
@@ -92,14 +101,15 @@ class _Batcher:
         self.draining = 0
         self.stall_check_pending = False
         # WebLoop's own one-browser-task scheduling (JSPI-capable), bypassing our overrides.
-        self.browser_call_soon = lambda cb: webloop_call_later(0, cb)
+        self.browser_call_soon: Callable[[Callable[[], None]], object] = \
+            lambda cb: webloop_call_later(0, cb)
         bridge = js.socketiwaBridge
         self._proxies = [create_proxy(self.drain), create_proxy(self._check_stalled),
                          create_proxy(self._timer_fired)]
         self._microtask_drain = bridge.microtaskScheduler(self._proxies[0]) if mode == "microtask" else None
         self._microtask_stall_check = bridge.microtaskScheduler(self._proxies[1])
         # Timers: (when, seq, TimerHandle) in a heap; one JS timer armed for the earliest.
-        self.timers: list = []
+        self.timers: list[tuple[float, int, asyncio.TimerHandle]] = []
         self._seq = itertools.count()
         self.cancelled = 0
         self.js_timer = bridge.timer(self._proxies[2])
@@ -108,7 +118,8 @@ class _Batcher:
         self.timer_arms = 0  # JS timer (re)arms: tests check per-packet re-arms do not cost one
 
     # ---- call_soon
-    def call_soon(self, callback, *args, context=None):
+    def call_soon(self, callback: Callable[..., object], *args: Any,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self.loop, context=context)
         self.ready.append(handle)
         if self.scheduled:
@@ -178,11 +189,12 @@ class _Batcher:
                 self._schedule(from_drain=True)
 
     # ---- timers
-    def call_at(self, when, callback, *args, context=None):
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         handle = asyncio.TimerHandle(when, callback, args, self.loop, context=context)
         if when == math.inf:
             return handle
-        handle._scheduled = True
+        handle._scheduled = True  # type: ignore[attr-defined]  # private, not in typeshed: cancel() tells the loop
         heapq.heappush(self.timers, (when, next(self._seq), handle))
         # Re-arm only for a deadline clearly earlier: setTimeout has 1 ms granularity anyway, and
         # a re-arm is a JS call (aioquic moves its timer a little earlier many times a second).
@@ -190,10 +202,11 @@ class _Batcher:
             self._arm(when)
         return handle
 
-    def call_later(self, delay, callback, *args, context=None):
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         return self.call_at(self.loop.time() + max(delay, 0), callback, *args, context=context)
 
-    def timer_cancelled(self, handle) -> None:
+    def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
         self.cancelled += 1
         # Per-packet re-arms cancel a lot: drop cancelled entries once they are most of the heap.
         if self.cancelled > 64 and self.cancelled * 2 > len(self.timers):
@@ -217,7 +230,7 @@ class _Batcher:
             if handle._cancelled:
                 self.cancelled = max(0, self.cancelled - 1)
                 continue
-            handle._scheduled = False
+            handle._scheduled = False  # type: ignore[attr-defined]  # (as in call_at)
             self.ready.append(handle)
             due = True
         if timers:
@@ -229,11 +242,13 @@ class _Batcher:
                 self._schedule(from_drain=True)
 
 
-def _clamp_past_deadlines(loop, webloop_call_later) -> None:
-    def call_later(delay, callback, *args, context=None):
+def _clamp_past_deadlines(loop: WebLoop, webloop_call_later: _CallLater) -> None:
+    def call_later(delay: float, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         return webloop_call_later(max(delay, 0), callback, *args, context=context)
 
-    def call_at(when, callback, *args, context=None):
+    def call_at(when: float, callback: Callable[..., object], *args: Any,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         return webloop_call_later(max(when - loop.time(), 0), callback, *args, context=context)
 
     loop.call_later = call_later
@@ -243,7 +258,7 @@ def _clamp_past_deadlines(loop, webloop_call_later) -> None:
 _OVERRIDDEN = ("call_soon", "call_soon_threadsafe", "call_later", "call_at", "_timer_handle_cancelled")
 
 
-def _restore(loop) -> None:
+def _restore(loop: WebLoop) -> None:
     batcher = getattr(loop, "_socketiwa_batcher", None)
     for attr in _OVERRIDDEN:
         loop.__dict__.pop(attr, None)
@@ -261,23 +276,24 @@ def _restore(loop) -> None:
         loop._socketiwa_handover = (pending, timers)
 
 
-def adapt_webloop(loop=None, mode: str | None = None) -> str:
+def adapt_webloop(loop: WebLoop = None, mode: str | None = None) -> str:
     """Adapt Pyodide's WebLoop (other loops are left alone and "off" is returned). ``mode``
     overrides the configured one (configure_webloop; default "microtask"); calling again with
-    another mode switches, keeping queued callbacks and timers. Returns the mode in force."""
+    another mode switches, keeping queued callbacks and timers. ``loop``: the current event loop
+    if not given. Returns the mode in force."""
     loop = loop or asyncio.get_event_loop()
     if type(loop).__name__ != "WebLoop":
         return "off"
     mode = mode or _configured or DEFAULT_MODE
     if mode not in MODES:
         raise ValueError(f"unknown WebLoop mode {mode!r}: expected one of {MODES}")
-    current = getattr(loop, "_socketiwa_mode", None)
+    current: str | None = getattr(loop, "_socketiwa_mode", None)
     if current == mode:
         return current
     if current is not None:
         _restore(loop)
     webloop_call_later = type(loop).call_later.__get__(loop)
-    import js  # type: ignore[import-not-found]
+    import js
     if mode != "off" and not hasattr(getattr(js, "socketiwaBridge", None), "timer"):
         # Without socketiwa's adapter there is no microtask or timer hook: WebLoop's own.
         mode = "off"
@@ -285,7 +301,7 @@ def adapt_webloop(loop=None, mode: str | None = None) -> str:
     loop._socketiwa_mode = mode
     if mode == "off":
         _clamp_past_deadlines(loop, webloop_call_later)
-        def run(handle):
+        def run(handle: asyncio.Handle) -> None:
             if not handle._cancelled:
                 handle._run()
         for handle in handover[0]:

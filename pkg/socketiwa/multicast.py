@@ -40,10 +40,6 @@ class MulticastSocket(UDPSocket):
     (bind ``0.0.0.0``) or IPv6 (bind ``::``; groups such as ``ff02::1:3``; IPv6 membership is
     CPython only for now)."""
 
-    # SocketBase (_base.py: being rewritten, issue 9, and not typed yet) leaves its transport's
-    # type at None; here it is a UDP socket. The ignore goes once _base declares the attribute.
-    _transport: UdpTransport | None  # type: ignore[assignment, unused-ignore]
-
     def _open_transport(self) -> UdpTransport:
         self._require_open()
         transport = self._transport

@@ -32,9 +32,8 @@ class TCPSocket(SocketBase):
     (the peer closed or the connection was lost), ``close(info)``, and application events
     ``name(*args, ack)``. ``info`` is a CloseInfo: ``code`` and ``reason``."""
 
-    # SocketBase (_base.py: being rewritten, issue 9, and not typed yet) leaves its transport's
-    # type at None; here it is a stream. The ignore goes once _base declares the attribute.
-    _transport: StreamTransport | None  # type: ignore[assignment, unused-ignore]
+    # SocketBase's transport, narrowed: here it is a stream.
+    _transport: StreamTransport | None
 
     def __init__(self, host: str | None = None, port: int | None = None, *, no_delay: bool = False,
                  keep_alive_delay: int | None = None, send_buffer_size: int | None = None,

@@ -7,10 +7,10 @@ from typing import Any
 from . import wire
 from ._base import Datagram, ReadyState, RemoteInfo, SocketBase
 from .backends import get_backend
-from .backends.base import UdpOptions
+from .backends.base import UdpOptions, UdpTransport
 from .errors import InvalidOptionError, SocketClosedError, SocketIwaError
 from .seedwire import codec_for
-from .session import MessageReceived, Session
+from .session import EventReceived, MessageReceived, ProtocolError, Session
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
 
@@ -51,6 +51,10 @@ class UDPSocket(SocketBase):
     ``close(info)``, and application events ``name(*args, rinfo, ack)``.
     """
 
+    # Set by open() before the session opens; the session refuses sends until then, so the send
+    # paths below use it unchecked (no per-send None test).
+    _transport: UdpTransport | None
+
     def __init__(self, *, local_address: str | None = None, local_port: int | None = None,
                  remote_address: str | None = None, remote_port: int | None = None,
                  send_buffer_size: int | None = None, receive_buffer_size: int | None = None,
@@ -58,7 +62,7 @@ class UDPSocket(SocketBase):
                  multicast_time_to_live: int | None = None, multicast_loopback: bool | None = None,
                  multicast_allow_address_sharing: bool | None = None,
                  max_queue: int = 1024, ack_timeout: float = 5.0, codec: Any = None,
-                 wire: str = "socketiwa"):
+                 wire: str = "socketiwa") -> None:
         codec = codec_for(wire, codec)  # wire="socketiwa-js": the JS library's envelopes
         super().__init__(Session("datagram", codec=codec, ack_timeout=ack_timeout),
                          max_queue=max_queue)
@@ -92,9 +96,15 @@ class UDPSocket(SocketBase):
 
     @property
     def connected(self) -> bool:
+        """True in connected mode (``remote_address``/``remote_port`` given): sends go to that
+        peer only. False in bound mode: each send names its destination."""
         return self._connected
 
     async def open(self) -> "UDPSocket":
+        """Open the socket; returns it, OPEN (``open`` handlers, and in connected mode ``connect``
+        handlers, have run), with ``local_address``/``local_port`` (and ``remote_*``) filled in.
+        Raises the backend's error (ConnectError, PermissionDeniedError); the
+        socket is then CLOSED. ``create_udp`` does both steps."""
         if self.ready_state is not ReadyState.CONNECTING:
             raise SocketClosedError(f"socket is already {self.ready_state.value}")
         try:
@@ -138,7 +148,7 @@ class UDPSocket(SocketBase):
         if not args:
             if port is None and address is None and self._connected:  # the common case, lean
                 raw = self._session.send(data if type(data) is bytes else _as_bytes(data))
-                self._transport.send(raw, None, None)
+                self._transport.send(raw, None, None)  # type: ignore[union-attr]  # see _transport
                 if self._write_paused:
                     await self._drain_future()
                 return
@@ -156,16 +166,16 @@ class UDPSocket(SocketBase):
         payload = _as_bytes(data)
         # session.send keeps raw data that happens to start with the envelope magic intact
         raw = self._session.send(payload)
-        self._transport.send(raw, *self._destination(port, address))
+        self._transport.send(raw, *self._destination(port, address))  # type: ignore[union-attr]  # see _transport
         if self._write_paused:
             await self._drain_future()
 
     def _write_now(self, raw: bytes, dest: tuple[str | None, int | None]) -> asyncio.Future[None]:
-        self._transport.send(raw, *dest)
+        self._transport.send(raw, *dest)  # type: ignore[union-attr]  # see _transport
         return self._drain_future()
 
     async def _write(self, raw: bytes, dest: tuple[str | None, int | None]) -> None:
-        self._transport.send(raw, *dest)
+        self._transport.send(raw, *dest)  # type: ignore[union-attr]  # see _transport
         if self._write_paused:
             await self._drain_future()
 
@@ -199,9 +209,9 @@ class UDPSocket(SocketBase):
             if (type(ev) is MessageReceived and "message" not in self._handlers
                     and len(queue._items) < queue.maxsize
                     and len(self._tasks) < self.max_handler_tasks):
-                payload, address = ev.data, ev.address
+                payload = ev.data  # (its address and port are this call's own)
                 queue.put_nowait(Datagram(payload, RemoteInfo(
-                    address, ev.port, len(payload), "IPv6" if ":" in address else "IPv4")))
+                    address, port, len(payload), "IPv6" if ":" in address else "IPv4")))
                 return
         self._feed(events, len(data))
 
@@ -217,24 +227,25 @@ class UDPSocket(SocketBase):
                 self._report(exc)
             self._finish()
 
-    def _rinfo(self, address: str, port: int, size: int) -> RemoteInfo:
-        return RemoteInfo(address, port, size, "IPv6" if ":" in address else "IPv4")
+    def _rinfo(self, address: str | None, port: int | None, size: int) -> RemoteInfo:
+        # A datagram session's events always carry the sender's address and port (never None).
+        return RemoteInfo(address, port, size, "IPv6" if ":" in address else "IPv4")  # type: ignore[arg-type, operator]
 
-    def _message_args(self, ev, size):
+    def _message_args(self, ev: MessageReceived, size: int) -> tuple[bytes, RemoteInfo]:
         return ev.data, self._rinfo(ev.address, ev.port, len(ev.data))
 
-    def _message_item(self, ev, size):
+    def _message_item(self, ev: MessageReceived, size: int) -> Datagram:
         return Datagram(ev.data, self._rinfo(ev.address, ev.port, len(ev.data)))
 
-    def _event_extra(self, ev, size):
+    def _event_extra(self, ev: EventReceived, size: int) -> tuple[RemoteInfo]:
         return (self._rinfo(ev.address, ev.port, size),)
 
-    def _reply_to(self, ev) -> tuple:
+    def _reply_to(self, ev: EventReceived) -> tuple[str | None, int | None]:
         return (None, None) if self.connected else (ev.address, ev.port)
 
-    def _annotate_error(self, ev, size):
+    def _annotate_error(self, ev: ProtocolError, size: int) -> Exception:
         exc = ev.error
-        exc.rinfo = self._rinfo(ev.address, ev.port, size)
+        exc.rinfo = self._rinfo(ev.address, ev.port, size)  # type: ignore[attr-defined]  # where the bad datagram came from, for the error handler
         return exc
 
     # ---- closing

@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-import js  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+import js
+from pyodide.ffi import JsException, create_proxy, to_js
 
 from .._webloop import adapt_webloop
 from ..errors import (ConnectError, InvalidOptionError, MessageTooLargeError, NotSupportedError,
                       PermissionDeniedError, SocketClosedError, SocketIwaError)
-from .base import MAX_UDP_PAYLOAD, Endpoints, PermissionState, TcpOptions, UdpOptions
+from .base import (MAX_UDP_PAYLOAD, AcceptSink, DatagramSink, Endpoints, PermissionState,
+                   StreamSink, TcpOptions, UdpOptions)
 
 name = "directsockets"
 
@@ -35,7 +36,7 @@ _RECV_BYTES = 256 * 1024            # one delivery: a batch of datagrams, or a p
 _SEND_BYTES = 64 * 1024             # >= MAX_UDP_PAYLOAD; larger TCP writes go as one JS array
 
 # DOMException names Chromium's Direct Sockets raise, mapped to socketiwa's errors.
-_ERRORS = {
+_ERRORS: dict[str, type[SocketIwaError]] = {
     "NotAllowedError": PermissionDeniedError,
     "SecurityError": PermissionDeniedError,
     "NetworkError": ConnectError,
@@ -51,7 +52,7 @@ _ERRORS = {
 def _make_error(js_name: str, message: str, what: str) -> SocketIwaError:
     cls = _ERRORS.get(js_name, ConnectError)
     err = cls(f"{what}: {js_name}: {message}")
-    err.js_name = js_name
+    err.js_name = js_name  # type: ignore[attr-defined]  # the DOMException's name, kept for callers (only this backend has one)
     return err
 
 
@@ -65,7 +66,7 @@ class _Memory:
     """The receive buffer and send region in wasm memory, shared by every socket (a delivery is
     copied out before the sink call returns; a send is copied out by JS before sendFrom returns)."""
 
-    def __init__(self, bridge):
+    def __init__(self, bridge: Any) -> None:
         self.recv = bytearray(_RECV_BYTES)
         self.send = bytearray(_SEND_BYTES)
         # Exported views pin both bytearrays (they can never be resized or moved).
@@ -75,12 +76,13 @@ class _Memory:
         bridge.attachMemory(*self._proxies)
 
 
-_memory: _Memory | None = None
+_memory: _Memory | None = None  # set by _bridge(), before any socket opens: used unchecked
 live_proxies = 0  # sink proxies alive now (tests check that closed sockets release theirs)
 _event_depth = 0  # socket events (JS -> Python calls) running now, nested included
 
 
-def _bridge():
+def _bridge() -> Any:
+    """The page's socketiwaBridge (a JsProxy: bridge/adapter.mjs). The first call sets up _memory."""
     global _memory
     bridge = getattr(js, "socketiwaBridge", None)
     if bridge is None or not hasattr(bridge, "attachMemory"):
@@ -94,25 +96,30 @@ def _bridge():
     return bridge
 
 
-def _endpoints(handle) -> Endpoints:
+def _endpoints(handle: Any) -> Endpoints:
     return Endpoints(**json.loads(handle.infoJson))
 
 
-def _options_json(opts, names) -> str:
+def _options_json(opts: UdpOptions | TcpOptions, names: tuple[str, ...]) -> str:
     return json.dumps({k: getattr(opts, k) for k in names if getattr(opts, k) is not None})
 
 
-class _Endpoint:
-    """What UDP, TCP and server transports share: the sink proxy, pause/resume, the end."""
+# The sink a transport pushes to (base.py's push interface): one kind per transport class.
+_SinkT = TypeVar("_SinkT", DatagramSink, StreamSink, AcceptSink)
+
+
+class _Endpoint(Generic[_SinkT]):
+    """What UDP, TCP and server transports share: the sink proxy, pause/resume, the end.
+    ``handle`` is the JS adapter's handle for the socket (a JsProxy)."""
 
     _what = "socket"
 
-    def __init__(self, handle):
+    def __init__(self, handle: Any) -> None:
         global live_proxies
         self._h = handle
         self._loop = asyncio.get_running_loop()
         self.endpoints = _endpoints(handle)
-        self._sink = None
+        self._sink: _SinkT | None = None
         self._started = False
         self._lost = False
         self._closed = False            # close()/abort() called
@@ -125,7 +132,8 @@ class _Endpoint:
         handle.attach(self._proxy)
 
     # ---- receiving
-    def start(self, sink) -> None:
+    def start(self, sink: _SinkT) -> None:
+        """Begin delivering to ``sink`` (once): JS starts this socket's receive loop."""
         if self._started:
             raise RuntimeError("start() may be called once")
         if self._lost or self._closed:
@@ -135,9 +143,11 @@ class _Endpoint:
         self._h.start()
 
     def pause_reading(self) -> None:
+        """Stop this socket's JS receive loop (idempotent); Chromium's buffer then fills."""
         self._h.pause()
 
     def resume_reading(self) -> None:
+        """Restart the JS receive loop (idempotent)."""
         self._h.resume()
 
     def _on_event(self, kind: int, a: Any, b: int) -> None:
@@ -167,13 +177,13 @@ class _Endpoint:
             finally:
                 _event_depth -= 1
 
-    def _event(self, kind: int, a, b: int) -> None:  # pragma: no cover - per kind
+    def _event(self, kind: int, a: Any, b: int) -> None:  # pragma: no cover - per kind
         raise NotImplementedError
 
     def _report(self, message: str, exc: BaseException) -> None:
         self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self})
 
-    def _call_sink(self, method: str, *args) -> None:
+    def _call_sink(self, method: str, *args: Any) -> None:
         if self._sink is None:
             return
         try:
@@ -200,7 +210,7 @@ class _Endpoint:
             self._call_sink("resume_writing")
 
     # ---- the end
-    def _finish(self, exc: BaseException | None) -> None:
+    def _finish(self, exc: Exception | None) -> None:
         """connection_lost(exc) exactly once, last; release the JS side and the proxy."""
         global live_proxies
         if self._lost:
@@ -224,10 +234,12 @@ class _Endpoint:
                 self._report(f"socketiwa: exception in {type(sink).__name__}.connection_lost", e)
 
 
-class DirectUdp(_Endpoint):
+class DirectUdp(_Endpoint[DatagramSink]):
+    """A UdpTransport over Chromium's UDPSocket (connected or bound mode)."""
+
     _what = "UDP socket"
 
-    def __init__(self, handle, opts: UdpOptions):
+    def __init__(self, handle: Any, opts: UdpOptions) -> None:
         super().__init__(handle)
         self._connected = handle.connected
         self._remote = self.endpoints.remote_address or ""
@@ -238,9 +250,9 @@ class DirectUdp(_Endpoint):
         self._addresses: dict[bytes, str] = {}
         self._groups: list[tuple[str, str | None, str | None]] = []
 
-    def _event(self, kind, a, b):
+    def _event(self, kind: int, a: Any, b: int) -> None:
         if kind == EV_DATA:
-            view = _memory.recv_view
+            view = _memory.recv_view  # type: ignore[union-attr]  # see _memory
             head = _UDP_HEAD.unpack_from
             sink = self._sink
             pos = 0
@@ -260,7 +272,7 @@ class DirectUdp(_Endpoint):
                 data = view[pos:pos + length].tobytes()
                 pos += length
                 try:
-                    sink.datagram_received(data, address, port)
+                    sink.datagram_received(data, address, port)  # type: ignore[union-attr]  # start() set it before JS delivers
                 except Exception as exc:
                     self._report(f"socketiwa: exception in {type(sink).__name__}.datagram_received", exc)
                 if self._lost:
@@ -276,7 +288,7 @@ class DirectUdp(_Endpoint):
         elif kind == EV_ERROR:
             self._finish(self._handle_error("UDP receive failed"))
 
-    def send(self, data, address=None, port=None):
+    def send(self, data: bytes, address: str | None = None, port: int | None = None) -> None:
         """Queue one datagram; never blocks (pause_writing() says when to stop)."""
         if self._closed or self._lost:
             raise SocketClosedError("UDP socket closed")
@@ -288,7 +300,7 @@ class DirectUdp(_Endpoint):
             raise MessageTooLargeError(f"datagram of {n} bytes exceeds {MAX_UDP_PAYLOAD}")
         if n == 0:
             raise NotSupportedError("empty datagrams are refused by Chromium's UDPSocket")
-        _memory.send_view[:n] = data
+        _memory.send_view[:n] = data  # type: ignore[union-attr]  # see _memory
         try:
             if address is None or self._connected:
                 full = self._send_from(n)
@@ -300,9 +312,12 @@ class DirectUdp(_Endpoint):
             self._request_pause()
 
     def get_write_buffer_size(self) -> int:
+        """Bytes handed to send() that the UDPSocket has not taken yet."""
         return int(self._h.pendingBytes)
 
-    async def close(self):
+    async def close(self) -> None:
+        """Close the UDPSocket (JS releases its reader and writer), then connection_lost(None).
+        Raises the mapped error if Chromium's close fails (connection_lost has run by then)."""
         if self._closed:
             return
         self._closed = True
@@ -313,7 +328,10 @@ class DirectUdp(_Endpoint):
             raise _error(e, "UDP close failed") from None
         self._finish(None)
 
-    async def join_group(self, group, interface=None, source=None):
+    async def join_group(self, group: str, interface: str | None = None,
+                         source: str | None = None) -> None:
+        """Join ``group`` through the socket's MulticastController. ``interface`` and
+        ``source`` raise NotSupportedError; so does a socket without a controller."""
         # MulticastController is joinGroup(ipAddress) only: the OS picks the interface, and there
         # is no source-specific membership. Refuse rather than join a wider group than asked.
         if interface is not None:
@@ -327,7 +345,9 @@ class DirectUdp(_Endpoint):
             raise _error(e, f"cannot join {group}") from None
         self._groups.append((group, interface, source))
 
-    async def leave_group(self, group, interface=None, source=None):
+    async def leave_group(self, group: str, interface: str | None = None,
+                          source: str | None = None) -> None:
+        """Leave ``group`` (``interface``/``source``: NotSupportedError, as in join_group)."""
         if interface is not None or source is not None:
             raise NotSupportedError("Direct Sockets has no interface or source-specific membership")
         try:
@@ -337,15 +357,19 @@ class DirectUdp(_Endpoint):
         if (group, interface, source) in self._groups:
             self._groups.remove((group, interface, source))
 
-    def joined_groups(self):
-        return json.loads(self._h.joined())
+    def joined_groups(self) -> list[str]:
+        """The groups the MulticastController reports joined (empty without one)."""
+        groups: list[str] = json.loads(self._h.joined())
+        return groups
 
-    def set_multicast_ttl(self, ttl):
+    def set_multicast_ttl(self, ttl: int) -> None:
+        """Always NotSupportedError: Direct Sockets fixes the TTL at open."""
         raise NotSupportedError(
             "Direct Sockets fixes the multicast TTL when the socket opens: pass "
             "multicast_time_to_live= to create_multicast_socket")
 
-    def set_multicast_loopback(self, flag):
+    def set_multicast_loopback(self, flag: bool) -> None:
+        """Always NotSupportedError: Direct Sockets fixes loopback at open."""
         raise NotSupportedError(
             "Direct Sockets fixes multicast loopback when the socket opens: pass "
             "multicast_loopback= to create_multicast_socket")
@@ -353,6 +377,8 @@ class DirectUdp(_Endpoint):
 
 
 async def open_udp(opts: UdpOptions) -> DirectUdp:
+    """Open a UDPSocket with ``opts``; Chromium's refusals come back as socketiwa errors
+    (PermissionDeniedError, ConnectError, InvalidOptionError, ...)."""
     fields = ("local_address", "local_port", "remote_address", "remote_port", "send_buffer_size",
               "receive_buffer_size", "dns_query_type", "ipv6_only", "multicast_time_to_live",
               "multicast_loopback", "multicast_allow_address_sharing")
@@ -363,16 +389,18 @@ async def open_udp(opts: UdpOptions) -> DirectUdp:
     return DirectUdp(handle, opts)
 
 
-class DirectStream(_Endpoint):
+class DirectStream(_Endpoint[StreamSink]):
+    """A StreamTransport over Chromium's TCPSocket (opened, or accepted by a DirectServer)."""
+
     _what = "TCP connection"
 
-    def __init__(self, handle):
+    def __init__(self, handle: Any) -> None:
         super().__init__(handle)
         self._write_from = handle.writeFrom
 
-    def _event(self, kind, a, b):
+    def _event(self, kind: int, a: Any, b: int) -> None:
         if kind == EV_DATA:
-            data = _memory.recv_view[:a].tobytes()
+            data = _memory.recv_view[:a].tobytes()  # type: ignore[union-attr]  # see _memory
             self._call_sink("data_received", data)
         elif kind == EV_RESUME_WRITING:
             self._resumed()
@@ -384,7 +412,7 @@ class DirectStream(_Endpoint):
             self._h.abort()
             self._finish(err)
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         """Queue ``data``; never blocks (pause_writing() says when to stop)."""
         if self._closed or self._lost:
             raise SocketClosedError("TCP connection closed")
@@ -393,7 +421,7 @@ class DirectStream(_Endpoint):
             return
         try:
             if n <= _SEND_BYTES:
-                _memory.send_view[:n] = data
+                _memory.send_view[:n] = data  # type: ignore[union-attr]  # see _memory
                 full = self._write_from(n)
             else:
                 full = self._h.writeArray(to_js(data if isinstance(data, bytes) else bytes(data)))
@@ -403,9 +431,10 @@ class DirectStream(_Endpoint):
             self._request_pause()
 
     def get_write_buffer_size(self) -> int:
+        """Bytes handed to write() and not yet written to the TCPSocket."""
         return int(self._h.queuedBytes())
 
-    async def close(self):
+    async def close(self) -> None:
         """Flush (every queued byte is written, checked against Chromium's write loss), then
         close; see TcpHandle.close in bridge/adapter.mjs."""
         if self._closed:
@@ -417,7 +446,7 @@ class DirectStream(_Endpoint):
             pass  # the peer may already have reset the connection; it is closed either way
         self._finish(None)
 
-    def abort(self):
+    def abort(self) -> None:
         """Close now: queued bytes are discarded; connection_lost follows on the next turn."""
         if self._closed:
             return
@@ -428,6 +457,7 @@ class DirectStream(_Endpoint):
 
 
 async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
+    """Connect a TCPSocket to ``host``:``port``; failures come back as socketiwa errors."""
     fields = ("no_delay", "keep_alive_delay", "send_buffer_size", "receive_buffer_size",
               "dns_query_type")
     try:
@@ -437,17 +467,20 @@ async def open_tcp(host: str, port: int, opts: TcpOptions) -> DirectStream:
     return DirectStream(handle)
 
 
-class DirectServer(_Endpoint):
+class DirectServer(_Endpoint[AcceptSink]):
+    """A ServerTransport over Chromium's TCPServerSocket: each accepted connection goes to the
+    sink's connection_made as a DirectStream."""
+
     _what = "TCP server"
 
-    def __init__(self, handle):
+    def __init__(self, handle: Any) -> None:
         super().__init__(handle)
 
-    def _event(self, kind, a, b):
+    def _event(self, kind: int, a: Any, b: int) -> None:
         if kind == EV_ACCEPT:
             stream = DirectStream(a)
             try:
-                self._sink.connection_made(stream)
+                self._sink.connection_made(stream)  # type: ignore[union-attr]  # start() set it before JS delivers
             except Exception as exc:
                 self._report(f"socketiwa: exception in {type(self._sink).__name__}.connection_made", exc)
                 stream.abort()
@@ -456,7 +489,8 @@ class DirectServer(_Endpoint):
         elif kind == EV_ERROR:
             self._finish(self._handle_error("accept failed"))
 
-    async def close(self):
+    async def close(self) -> None:
+        """Stop listening (accepted connections are their owners' to close), then connection_lost(None)."""
         if self._closed:
             return
         self._closed = True
@@ -469,6 +503,7 @@ class DirectServer(_Endpoint):
 
 
 async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: bool | None) -> DirectServer:
+    """Listen on ``host``:``port`` (0: any free port) with a TCPServerSocket."""
     options = json.dumps({"local_port": port or None, "backlog": backlog, "ipv6_only": ipv6_only})
     try:
         handle = await _bridge().openTcpServer(host, options)
@@ -478,6 +513,8 @@ async def open_tcp_server(host: str, port: int, backlog: int | None, ipv6_only: 
 
 
 async def permissions() -> PermissionState:
+    """What the page may do: Direct Sockets (and multicast) policies and the local/loopback
+    network permission states, as the JS adapter reports them (``details``: its raw answer)."""
     raw = json.loads(await _bridge().permissions())
     return PermissionState(bool(raw.get("directSockets")), bool(raw.get("directSocketsMulticast")),
                            str(raw.get("localNetwork", "unsupported")),
