@@ -81,6 +81,22 @@ def webloop_mode(loop: asyncio.AbstractEventLoop | None = None) -> str | None:
     return mode
 
 
+_new_handle = object.__new__
+
+
+def _report_callback_error(handle: asyncio.Handle, exc: BaseException) -> None:
+    """What asyncio.Handle._run does with a callback's exception (the same context dict)."""
+    from asyncio import format_helpers
+    cb = format_helpers._format_callback_source(handle._callback, handle._args,  # type: ignore[attr-defined]  # private asyncio helper, used by Handle._run
+                                                debug=handle._loop.get_debug())  # type: ignore[attr-defined]
+    context: dict[str, Any] = {"message": f"Exception in callback {cb}", "exception": exc,
+                               "handle": handle}
+    if handle._source_traceback:  # type: ignore[attr-defined]
+        context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
+    handle._loop.call_exception_handler(context)  # type: ignore[attr-defined]
+    # (Handle._run also drops its reference to exc, breaking the traceback cycle)
+
+
 class _Batcher:
     """call_soon queue drained in FIFO order, plus a timer heap behind one JS timer."""
 
@@ -120,7 +136,20 @@ class _Batcher:
     # ---- call_soon
     def call_soon(self, callback: Callable[..., object], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        handle = asyncio.Handle(callback, args, self.loop, context=context)
+        loop = self.loop
+        if loop._debug:
+            handle = asyncio.Handle(callback, args, loop, context=context)
+        else:
+            # asyncio.Handle.__init__ written out (its slots, as it sets them without debug):
+            # two Python calls fewer (the __init__ and loop.get_debug) per wake-up.
+            handle = _new_handle(asyncio.Handle)
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._loop = loop
+            handle._repr = None
+            handle._source_traceback = None
+            handle._context = contextvars.copy_context() if context is None else context
         self.ready.append(handle)
         if self.scheduled:
             pass
@@ -171,16 +200,25 @@ class _Batcher:
     def drain(self) -> None:
         self.scheduled = False
         self.draining += 1
-        install = getattr(self.loop, "_install_running_loop", None)
-        if install is not None:
-            install()
+        loop = self.loop
+        # WebLoop._install_running_loop, written out (with stack switching each call may run on
+        # a thread state of its own, which must see the loop as running).
+        if asyncio._get_running_loop() is not loop:
+            asyncio._set_running_loop(loop)
         ready = self.ready
         deadline = time.perf_counter() + _BUDGET_S
         try:
             while ready:
                 handle = ready.popleft()
                 if not handle._cancelled:
-                    handle._run()  # Handle._run reports exceptions to the loop's handler
+                    # Handle._run written out (one Python frame fewer per callback); an
+                    # exception goes to the loop's handler exactly as Handle._run reports it.
+                    try:
+                        handle._context.run(handle._callback, *handle._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        _report_callback_error(handle, exc)
                 if time.perf_counter() > deadline:
                     break
         finally:
