@@ -84,17 +84,18 @@ def webloop_mode(loop: asyncio.AbstractEventLoop | None = None) -> str | None:
 _new_handle = object.__new__
 
 
-def _report_callback_error(handle: asyncio.Handle, exc: BaseException) -> None:
-    """What asyncio.Handle._run does with a callback's exception (the same context dict)."""
+def _report_callback_error(handle: Any, exc: BaseException) -> None:
+    """What asyncio.Handle._run (Python 3.14, Pyodide's) does with a callback's exception: the
+    same context dict to the loop's exception handler. (``handle``: an asyncio.Handle, whose
+    private slots typeshed does not list.)"""
     from asyncio import format_helpers
-    cb = format_helpers._format_callback_source(handle._callback, handle._args,  # type: ignore[attr-defined]  # private asyncio helper, used by Handle._run
-                                                debug=handle._loop.get_debug())  # type: ignore[attr-defined]
+    cb = format_helpers._format_callback_source(  # type: ignore[call-arg]  # debug=: Python >= 3.13
+        handle._callback, handle._args, debug=handle._loop.get_debug())
     context: dict[str, Any] = {"message": f"Exception in callback {cb}", "exception": exc,
                                "handle": handle}
-    if handle._source_traceback:  # type: ignore[attr-defined]
-        context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
-    handle._loop.call_exception_handler(context)  # type: ignore[attr-defined]
-    # (Handle._run also drops its reference to exc, breaking the traceback cycle)
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
 
 
 class _Batcher:
@@ -142,14 +143,15 @@ class _Batcher:
         else:
             # asyncio.Handle.__init__ written out (its slots, as it sets them without debug):
             # two Python calls fewer (the __init__ and loop.get_debug) per wake-up.
-            handle = _new_handle(asyncio.Handle)
-            handle._callback = callback
-            handle._args = args
-            handle._cancelled = False
-            handle._loop = loop
-            handle._repr = None
-            handle._source_traceback = None
-            handle._context = contextvars.copy_context() if context is None else context
+            fresh: Any = _new_handle(asyncio.Handle)   # (its slots are not in typeshed)
+            handle = fresh
+            fresh._callback = callback
+            fresh._args = args
+            fresh._cancelled = False
+            fresh._loop = loop
+            fresh._repr = None
+            fresh._source_traceback = None
+            fresh._context = contextvars.copy_context() if context is None else context
         self.ready.append(handle)
         if self.scheduled:
             pass
@@ -209,7 +211,7 @@ class _Batcher:
         deadline = time.perf_counter() + _BUDGET_S
         try:
             while ready:
-                handle = ready.popleft()
+                handle: Any = ready.popleft()   # (Handle's private slots: not in typeshed)
                 if not handle._cancelled:
                     # Handle._run written out (one Python frame fewer per callback); an
                     # exception goes to the loop's handler exactly as Handle._run reports it.
