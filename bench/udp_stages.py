@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -132,6 +133,14 @@ async def stage_receive(host, port, window, seconds, variant=""):
     "notimeout" (receive()), "task" (the loop inside loop.create_task)."""
     if variant == "task":
         return await asyncio.get_running_loop().create_task(_stage_receive(host, port, window, seconds, ""))
+    if variant == "deep":  # a Task again, under as many coroutine frames as the top level has
+        async def nest(n):
+            if n:
+                return await nest(n - 1)
+            return await _stage_receive(host, port, window, seconds, "")
+        return await asyncio.get_running_loop().create_task(nest(3))
+    if variant == "ensure":  # what a user program would write: the loop as a Task, awaited once
+        return await asyncio.ensure_future(_stage_receive(host, port, window, seconds, ""))
     return await _stage_receive(host, port, window, seconds, variant)
 
 async def _stage_receive(host, port, window, seconds, variant):
@@ -211,8 +220,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=1.5)
-    ap.add_argument("--cases", default="receive,backend",
-                    help="receive, backend, receive:notimeout, receive:task")
+    ap.add_argument("--cases", default="receive,receive:task,backend",
+                    help="receive, backend, receive:notimeout, receive:task, receive:ensure, receive:deep")
     ap.add_argument("--windows", default="1,32")
     args = ap.parse_args()
     servers = subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_servers.py")],
@@ -229,12 +238,16 @@ def main() -> None:
         runner.load_package(["socketiwa"])
         runner.run_async(PY + "\nNone")
         host = "127.0.0.1"
-        for spec in args.cases.split(","):
-            case, _, variant = spec.partition(":")
-            extra = f", variant={variant!r}" if variant else ""
-            for window in map(int, args.windows.split(",")):
-                rows = []
-                for _ in range(args.rounds):
+        specs = args.cases.split(",")
+        print(f"load average {os.getloadavg()}", flush=True)
+        for window in map(int, args.windows.split(",")):
+            # Interleaved: each round runs every case, each followed by the lean JS loop, so a
+            # change in the shared machine's load hits all cases alike.
+            rows = {spec: [] for spec in specs}
+            for _ in range(args.rounds):
+                for spec in specs:
+                    case, _, variant = spec.partition(":")
+                    extra = f", variant={variant!r}" if variant else ""
                     py = json.loads(runner.run_async(
                         f"import json\njson.dumps(await stage_{case}({host!r}, {udp_port}, {window}, {args.seconds}{extra}))"))
                     js = runner.run_js(f"return await __bench.udp_echo_rate({host!r}, {udp_port}, "
@@ -242,12 +255,20 @@ def main() -> None:
                     py["js_rt_per_s"] = js["round_trips_per_s"]
                     py["js_us_per_rt"] = round(1e6 / js["round_trips_per_s"], 1)
                     py["ratio"] = round(py["rt_per_s"] / js["round_trips_per_s"], 3)
-                    rows.append(py)
-                keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float))]
-                med = {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in keys
-                       if any(r[k] is not None for r in rows)}
+                    rows[spec].append(py)
+            for spec in specs:
+                keys = [k for k in rows[spec][0] if isinstance(rows[spec][0][k], (int, float))]
+                med = {k: statistics.median(r[k] for r in rows[spec] if r[k] is not None) for k in keys
+                       if any(r[k] is not None for r in rows[spec])}
                 print(f"{spec} w{window}: " + " ".join(f"{k}={v:g}" for k, v in med.items())
-                      + "  ratios " + " ".join(str(r["ratio"]) for r in rows), flush=True)
+                      + "  ratios " + " ".join(str(r["ratio"]) for r in rows[spec]), flush=True)
+                if spec != specs[0]:
+                    # Paired with the first case of the same round (run seconds apart): its
+                    # us/RT over this case's, > 1 means this case is faster.
+                    pair = [round(a["us_per_rt"] / b["us_per_rt"], 3) for a, b in zip(rows[specs[0]], rows[spec])]
+                    print(f"  {specs[0]}/{spec} us_per_rt, per round: median {statistics.median(pair):g} "
+                          f"({' '.join(map(str, sorted(pair)))})", flush=True)
+            print(f"load average {os.getloadavg()}", flush=True)
     finally:
         runner.quit()
         servers.stdin.close()
