@@ -5,6 +5,7 @@
 // no Promise.race. Packets, schedules and returned fields are those of cases.py.
 const HEAD = 16;              // flow u32, seq u32, send time f64 (ms, performance.now)
 const BIN_MS = 100;
+const ABORT_FLOWS = 5000;     // chaos: aborted TCP connections' flow ids start this far above the base
 const GRACE = 0.3;            // s after a flow's last send within which an echo is on time, not late
 const BUFFER = 4 << 20;
 const MAX_QUEUED = 1024;      // datagrams queued in a UDP writable before the sender waits
@@ -348,12 +349,12 @@ async function paced(host, port, flow, steps, { transport = 'udp', size = 64, id
 async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks = 8 } = {}) {
   const rng = new Rng(seed);
   const start = now();
-  let nextFlow = flowBase;
+  let nextFlow = flowBase, nextAbortFlow = flowBase + ABORT_FLOWS;   // cases.py's Chaos
   const udp = { flows: [], sent: 0, received: 0, duplicated: 0, out_of_order: 0, corrupt: 0,
     late: 0, lost: 0, unresolved: 0 };
   const tcp = { connections: 0, messages_sent: 0, messages_back: 0, bytes_sent: 0, lost: 0,
     unresolved: 0, late: 0, duplicated: 0, out_of_order: 0, corrupt: 0, aborted: 0,
-    aborted_unanswered: 0, unfinished_idle: 0, unfinished_limit: 0 };
+    aborted_sent: 0, aborted_unanswered: 0, unfinished_idle: 0, unfinished_limit: 0 };
   const vanish = { connections: 0, ended_by_peer: 0, typed_send_errors: 0 };
   const refused = { attempts: 0, typed_errors: 0 };
   const blackhole = { sockets: 0, sent: 0, received: 0 };
@@ -389,9 +390,9 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
   }
 
   async function tcpConn(r) {
-    const flow = nextFlow++;
     const count = r.int(1, 200);
     const abortAfter = r.random() < 0.2 ? r.int(0, count) : null;
+    const flow = abortAfter === null ? nextFlow++ : nextAbortFlow++;
     const tally = new Tally(flow, start);
     const conn = await open('tcp', host, ports.tcp, tally);
     tcp.connections++;
@@ -406,7 +407,7 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
     }
     if (abortAfter !== null) {
       await conn.abort();
-      tcp.aborted++; tcp.aborted_unanswered += sent - tally.received;
+      tcp.aborted++; tcp.aborted_sent += sent; tcp.aborted_unanswered += sent - tally.received;
     } else {
       const sendEnd = now();
       tally.lateAfter = sendEnd + GRACE * 1000;
@@ -480,6 +481,7 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
   return { seconds: (now() - start) / 1000, udp, tcp, vanish, refused, blackhole,
     actions, unexpected, sent: udp.sent + tcp.messages_sent,
     received: udp.received + tcp.messages_back, flow_range: [flowBase, nextFlow],
+    aborted_flow_range: [flowBase + ABORT_FLOWS, nextAbortFlow],
     ...rtt.asObject(), sent_bins: sentBins, recv_bins: recvBins };
 }
 

@@ -26,6 +26,7 @@ import time
 
 HEAD = struct.Struct("!IId")
 BIN_S = 0.1
+ABORT_FLOWS = 5000        # chaos: aborted TCP connections' flow ids start this far above the base
 GRACE = 0.3               # s after a flow's last send within which an echo is on time, not late
 BUFFER = 4 << 20          # socket buffers asked for, the same for every runtime
 perf = time.perf_counter
@@ -488,6 +489,9 @@ class Chaos:
         self.host, self.ports, self.flow_base = host, ports, flow_base
         self.rng = Rng(seed)
         self.next_flow = flow_base
+        # aborted connections take flow ids of their own, so the peer's counts of the others
+        # (queried as one range) split a loss into out and back without their in-flight messages
+        self.next_abort_flow = flow_base + ABORT_FLOWS
         self.start = perf()
         # lost: never back (the flow's line went quiet); unresolved: still missing at its limit;
         # late: back more than 0.3 s after the flow's last send
@@ -495,8 +499,8 @@ class Chaos:
                     "corrupt": 0, "late": 0, "lost": 0, "unresolved": 0}
         self.tcp = {"connections": 0, "messages_sent": 0, "messages_back": 0, "bytes_sent": 0,
                     "lost": 0, "unresolved": 0, "late": 0, "duplicated": 0, "out_of_order": 0,
-                    "corrupt": 0, "aborted": 0, "aborted_unanswered": 0, "unfinished_idle": 0,
-                    "unfinished_limit": 0}
+                    "corrupt": 0, "aborted": 0, "aborted_sent": 0, "aborted_unanswered": 0,
+                    "unfinished_idle": 0, "unfinished_limit": 0}
         self.vanish = {"connections": 0, "ended_by_peer": 0, "typed_send_errors": 0}
         self.refused = {"attempts": 0, "typed_errors": 0}
         self.blackhole = {"sockets": 0, "sent": 0, "received": 0}
@@ -543,10 +547,14 @@ class Chaos:
 
     async def tcp_conn(self, rng: Rng) -> None:
         import socketiwa
-        flow = self.next_flow
-        self.next_flow += 1
         count = rng.int(1, 200)
         abort_after = rng.int(0, count) if rng.random() < 0.2 else None   # one in five aborts
+        if abort_after is None:
+            flow = self.next_flow
+            self.next_flow += 1
+        else:
+            flow = self.next_abort_flow
+            self.next_abort_flow += 1
         tally = Tally(flow, self.start)
         conn = await _open("tcp", self.host, self.ports["tcp"], tally)
         t = self.tcp
@@ -565,6 +573,7 @@ class Chaos:
         if abort_after is not None:
             await conn.abort()     # in-flight messages may be lost: counted apart, not as loss
             t["aborted"] += 1
+            t["aborted_sent"] += sent
             t["aborted_unanswered"] += sent - tally.received
         else:
             send_end = perf()
@@ -684,9 +693,12 @@ class Chaos:
                "sent": u["sent"] + self.tcp["messages_sent"],
                "received": u["received"] + self.tcp["messages_back"],
                "flow_range": [self.flow_base, self.next_flow],
+               "aborted_flow_range": [self.flow_base + ABORT_FLOWS, self.next_abort_flow],
                **self.rtt.as_dict(), "sent_bins": self.sent_bins, "recv_bins": self.recv_bins}
         if peer_query:   # the peer's count of every flow this run used (UDP, TCP, vanishing)
             out["peer"] = await peer_flow(self.host, peer_query, self.flow_base, last=self.next_flow)
+            out["peer_aborted"] = await peer_flow(self.host, peer_query, self.flow_base + ABORT_FLOWS,
+                                                  last=self.next_abort_flow)
         return out
 
 

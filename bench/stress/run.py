@@ -104,9 +104,13 @@ class Peer:
         return out
 
     def flows(self, raw: dict) -> dict | None:
-        """The peer's own count of a profile's flow (burst, paced) or flow range (chaos)."""
+        """The peer's own count of a profile's flow (burst, paced) or flow range (chaos; its
+        aborted TCP connections apart, as ``aborted``)."""
         if "flow_range" in raw:
-            return self.ask("range %d %d" % tuple(raw["flow_range"]))
+            out = self.ask("range %d %d" % tuple(raw["flow_range"]))
+            if "aborted_flow_range" in raw:
+                out["aborted"] = self.ask("range %d %d" % tuple(raw["aborted_flow_range"]))
+            return out
         if "flow" in raw:
             return self.ask(f"flow {raw['flow']}")
         return None
@@ -279,7 +283,7 @@ def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str | N
                 peer_view = peer.flows(raw)
                 summary = stats.summarize(profile, transport, raw, peer_view)
                 if peer_view is not None:
-                    summary["peer"] = {k: v for k, v in peer_view.items() if k in ("udp", "tcp")}
+                    summary["peer"] = {k: v for k, v in peer_view.items() if k in ("udp", "tcp", "aborted")}
                     # TCP bytes the peer received (and echoed) on this flow
                     summary["peer_tcp_bytes"] = (peer_view.get("tcp") or {}).get("bytes", 0)
                 if before is not None:     # what the lossy relays did during this profile

@@ -83,9 +83,13 @@ def summarize(profile: str, transport: str, raw: dict, peer: dict | None) -> dic
             "unresolved": u.get("unresolved", 0) + t.get("unresolved", 0),
             "directions": {"udp": directions(u["sent"], pu["received"], pu["echoed"], u["received"],
                                              u.get("late", 0)),
-                           # aborted connections included: the peer may hold messages never echoed
-                           "tcp": directions(t["messages_sent"], pt["received"], pt["echoed"],
-                                             t["messages_back"], t.get("late", 0))},
+                           # closed connections only (aborted ones have flows of their own:
+                           # their in-flight messages are not a loss)
+                           "tcp": directions(t["messages_sent"] - t.get("aborted_sent", 0),
+                                             pt["received"], pt["echoed"],
+                                             t["messages_back"] - (t.get("aborted_sent", 0)
+                                                                   - t["aborted_unanswered"]),
+                                             t.get("late", 0))},
             "duplicated": u["duplicated"] + t["duplicated"],
             "out_of_order": u["out_of_order"] + t["out_of_order"],
             "corrupt": u["corrupt"] + t["corrupt"],
