@@ -6,8 +6,10 @@ source) on CPython, in Pyodide under Node and in the Chromium IWA, against the s
 every message intact and in order; UDP loses nothing while all of it fits the receive buffer
 (Chromium grants 256 KiB, whatever is asked), and above that only loses, never corrupts or
 duplicates; chaos ends every action in a counted outcome; a repeated
-workload does not grow memory. bench/stress/cases.mjs (plain JS, the report's baseline) gets the
-same checks in the IWA page.
+workload does not grow memory. Each check is made from both sides: the endpoint's counts and the
+peer's own (its query port: what it received and echoed on the flow), so a loss is placed on the
+way out or the way back. bench/stress/cases.mjs (plain JS, the report's baseline) gets the same
+checks in the IWA page.
 """
 from __future__ import annotations
 
@@ -46,6 +48,19 @@ def stress_peer():
     proc.wait(5)
 
 
+def ask_peer(ports: dict, query: str) -> dict:
+    """peer.py's query port from the host (``flow N`` or ``range LO HI``): one JSON line."""
+    with socket.create_connection((ports["host"], ports["query"]), timeout=10) as conn:
+        conn.sendall(query.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
 @everywhere(timeout=120)
 async def test_stress_burst_udp(selenium, stress_cases, stress_peer):
     ns = {"__name__": "stress_cases"}
@@ -53,10 +68,16 @@ async def test_stress_burst_udp(selenium, stress_cases, stress_peer):
     # The 2,000 datagrams of 64 bytes fit the peer's 8 MiB receive buffer and the 125 echoes fit
     # the endpoint's (Chromium grants 256 KiB of the 4 MiB asked): on loopback none may be lost.
     r = await ns["burst"](stress_peer["host"], stress_peer["udp"], 1, count=2000, size=64,
-                          echo_every=16, idle=3.0)
+                          echo_every=16, idle=3.0, peer_query=stress_peer["query"])
     assert r["sent"] == 2000
-    assert r["corrupt"] == 0 and r["duplicated"] == 0
+    assert r["corrupt"] == 0 and r["duplicated"] == 0 and r["stale"] == 0
     assert r["received"] == r["expected_back"] == 125, r["missing"]
+    assert r["drain"] == "done" and r["lost"] == r["unresolved"] == 0
+    # The peer's side: every datagram arrived once, and it echoed every 16th.
+    peer = r["peer"]["udp"]
+    assert peer["received"] == 2000 and peer["duplicated"] == 0, peer
+    assert peer["echoed"] == 125, peer
+    assert sum(c for _, c in r["rtt_hist"]) == 125 and r["rtt_min_us"] >= 0
 
 
 @everywhere(timeout=120)
@@ -74,6 +95,7 @@ async def test_stress_burst_tcp(selenium, stress_cases, stress_peer):
     assert r["drain"] == "done", story
     peer = r["peer"]["tcp"]
     assert peer["received"] == 2000 and peer["duplicated"] == peer["corrupt"] == 0, story
+    assert peer["echoed"] == 2000, story
     assert peer["bytes"] == 2000 * (4 + 10 + 256), story   # u32 length, envelope head, packet
     assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0, story
 
@@ -82,20 +104,37 @@ async def test_stress_burst_tcp(selenium, stress_cases, stress_peer):
 async def test_stress_constant_udp(selenium, stress_cases, stress_peer):
     ns = {"__name__": "stress_cases"}
     exec(stress_cases, ns)
+    query = stress_peer["query"]
     # 200 datagrams/s for 1 s: all 200 fit the smallest receive buffer we meet (Chromium grants
     # 256 KiB whatever is asked: about 300 small datagrams), however slow the receiver is.
-    r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 3, [[200, 1.0]], size=64, idle=3.0)
+    r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 3, [[200, 1.0]], size=64, idle=3.0,
+                          peer_query=query)
     # (A sender that cannot keep the rate sends fewer: a speed, not checked here.)
     assert 0 < r["sent"] <= 200
-    assert r["corrupt"] == 0 and r["duplicated"] == 0
+    assert r["corrupt"] == 0 and r["duplicated"] == 0 and r["stale"] == 0
     assert r["received"] == r["sent"], r["missing"]
-    assert len(r["rtt_us"]) == r["received"] and min(r["rtt_us"]) >= 0
+    assert r["drain"] == "done" and r["lost"] == r["unresolved"] == 0
+    assert 0 <= r["late"] <= r["received"]
+    assert sum(c for _, c in r["rtt_hist"]) == r["received"] and r["rtt_min_us"] >= 0
+    peer = r["peer"]["udp"]
+    assert peer["received"] == peer["echoed"] == r["sent"] and peer["duplicated"] == 0, peer
     # 2,000/s for 1 s may overflow a slow receiver's buffer (UDP may drop then), but everything
-    # that comes back is counted once, intact.
-    r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 6, [[2000, 1.0]], size=64, idle=3.0)
+    # that comes back is counted once, intact, and what is missing is accounted for: the peer
+    # (its own process, an 8 MiB buffer) got and echoed all of it, so the rest was lost on the
+    # way back, and only what never came once the line went quiet counts as lost.
+    r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 6, [[2000, 1.0]], size=64, idle=3.0,
+                          peer_query=query)
     assert 0 < r["sent"] <= 2000
-    assert r["corrupt"] == 0 and r["duplicated"] == 0
-    assert 0 < r["received"] <= r["sent"] and len(r["rtt_us"]) == r["received"]
+    assert r["corrupt"] == 0 and r["duplicated"] == 0 and r["stale"] == 0
+    assert 0 < r["received"] <= r["sent"] and sum(c for _, c in r["rtt_hist"]) == r["received"]
+    peer = r["peer"]["udp"]
+    assert peer["received"] == peer["echoed"] == r["sent"], peer
+    assert r["lost"] + r["unresolved"] == peer["echoed"] - r["received"]
+    # lost only once the line went quiet; at the 30 s limit what is missing is unresolved
+    assert (r["lost"], r["unresolved"]) == ((0, peer["echoed"] - r["received"]) if r["drain"] == "limit"
+                                            else (peer["echoed"] - r["received"], 0)), r["drain"]
+    if len(r["missing"]) < 20:      # all runs of missing numbers listed: they are what was lost
+        assert sum(b - a + 1 for a, b in r["missing"]) == r["sent"] - r["received"]
 
 
 @everywhere(timeout=120)
@@ -103,10 +142,14 @@ async def test_stress_constant_tcp(selenium, stress_cases, stress_peer):
     ns = {"__name__": "stress_cases"}
     exec(stress_cases, ns)
     r = await ns["paced"](stress_peer["host"], stress_peer["tcp"], 4, [[1000, 1.0]],
-                          transport="tcp", size=256, idle=10.0)
+                          transport="tcp", size=256, idle=10.0, peer_query=stress_peer["query"])
     assert 0 < r["sent"] <= 1000
     assert r["received"] == r["sent"], r["missing"]
     assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0
+    assert r["drain"] == "done" and r["lost"] == r["unresolved"] == 0
+    peer = r["peer"]["tcp"]
+    assert peer["received"] == peer["echoed"] == r["sent"], peer
+    assert peer["duplicated"] == peer["corrupt"] == peer["out_of_order"] == 0, peer
 
 
 @everywhere(timeout=120)
@@ -115,35 +158,55 @@ async def test_stress_ramp_udp(selenium, stress_cases, stress_peer):
     exec(stress_cases, ns)
     steps = [[250, 0.4], [500, 0.4], [1000, 0.4], [2000, 0.4], [4000, 0.4]]
     r = await ns["paced"](stress_peer["host"], stress_peer["udp"], 5, steps, size=64,
-                          stop_loss=0.01, idle=3.0)
+                          stop_loss=0.01, idle=3.0, peer_query=stress_peer["query"])
     done = r["steps"]
     assert 1 <= len(done) <= len(steps)
     assert sum(s["sent"] for s in done) == r["sent"]
     assert sum(s["received"] for s in done) == r["received"]
     # The first step (100 datagrams at 250/s) fits any receive buffer: nothing lost.
     assert 0 < done[0]["sent"] <= 100 and done[0]["received"] == done[0]["sent"]
-    # The ramp stops only at a step that lost over 1% or that the sender could not keep up with.
+    # The ramp stops only at a step whose echoes were not back within the grace (over 1%) or
+    # that the sender could not keep up with; what came back later is late, not lost.
     for s in done[:-1]:
-        assert s["received"] >= 0.99 * s["sent"] and s["achieved_rate"] >= 0.8 * s["rate"]
-    assert r["corrupt"] == 0 and r["duplicated"] == 0
+        assert s["on_time"] >= 0.99 * s["sent"] and s["achieved_rate"] >= 0.8 * s["rate"]
+    for s in done:
+        assert s["on_time"] <= s["received"] <= s["sent"]
+    assert r["corrupt"] == 0 and r["duplicated"] == 0 and r["stale"] == 0
+    peer = r["peer"]["udp"]
+    assert peer["received"] == peer["echoed"] == r["sent"], peer     # nothing lost on the way out
+    assert r["lost"] + r["unresolved"] == peer["echoed"] - r["received"]
 
 
 @everywhere(timeout=180)
 async def test_stress_chaos(selenium, stress_cases, stress_peer):
     ns = {"__name__": "stress_cases"}
     exec(stress_cases, ns)
-    r = await ns["chaos"](stress_peer["host"], stress_peer, 100, seconds=3.0, seed=1)
-    summary = {k: r[k] for k in ("udp", "tcp", "vanish", "refused", "blackhole", "actions", "unexpected")}
+    r = await ns["chaos"](stress_peer["host"], stress_peer, 100, seconds=3.0, seed=1,
+                          peer_query=stress_peer["query"])
+    summary = {k: r[k] for k in ("udp", "tcp", "vanish", "refused", "blackhole", "actions", "unexpected",
+                                 "peer", "peer_aborted")}
     assert r["unexpected"] == [], summary
     assert r["actions"] >= 5, summary
     tcp, udp = r["tcp"], r["udp"]
-    # TCP connections that were closed (not aborted) got every message back, intact, in order.
-    assert tcp["lost"] == 0, summary
+    # TCP connections that were closed (not aborted) got every message back, intact, in order,
+    # and the peer (which counts the closed ones' flows apart from the aborted ones') received
+    # and echoed exactly those.
+    assert tcp["lost"] == tcp["unresolved"] == 0, summary
     assert tcp["duplicated"] == tcp["out_of_order"] == tcp["corrupt"] == 0, summary
+    closed = tcp["messages_sent"] - tcp["aborted_sent"]
+    if closed:
+        peer_tcp = r["peer"]["tcp"]
+        assert peer_tcp["received"] == peer_tcp["echoed"] == closed, summary
+        assert peer_tcp["duplicated"] == peer_tcp["corrupt"] == 0, summary
     # UDP flows run at up to 20,000/s: a slow receiver may drop some (UDP does), never corrupt
-    # or duplicate them.
+    # or duplicate them. The peer (8 MiB buffer, its own process) gets them all; what the
+    # endpoint misses is lost on the way back, or unresolved, never unaccounted.
     assert udp["duplicated"] == udp["corrupt"] == 0, summary
     assert udp["received"] <= udp["sent"], summary
+    peer_udp = r["peer"]["udp"]
+    assert peer_udp["flows"] == len(udp["flows"]), summary
+    assert peer_udp["received"] == peer_udp["echoed"] == udp["sent"], summary
+    assert udp["lost"] + udp["unresolved"] == peer_udp["echoed"] - udp["received"], summary
     assert r["vanish"]["ended_by_peer"] == r["vanish"]["connections"], summary
     assert r["refused"]["typed_errors"] == r["refused"]["attempts"], summary
     assert r["blackhole"]["received"] == 0, summary
@@ -219,11 +282,27 @@ def test_stress_js_baseline_in_iwa(runtime_env, stress_peer):
             return runner.run_js(f"return await __stress.{fn}(...{json.dumps(list(args))}, {json.dumps(kwargs)});")
         host = stress_peer["host"]
         r = call("burst", host, stress_peer["udp"], 1, count=2000, size=64, idle=3.0)
-        assert r["corrupt"] == r["duplicated"] == 0
+        assert r["corrupt"] == r["duplicated"] == r["stale"] == 0
         assert r["received"] == r["expected_back"] == 125, r["missing"]
+        assert r["drain"] == "done" and r["lost"] == r["unresolved"] == 0
+        assert sum(c for _, c in r["rtt_hist"]) == 125 and r["rtt_min_us"] >= 0
+        peer = ask_peer(stress_peer, f"flow {r['flow']}")["udp"]
+        assert peer["received"] == 2000 and peer["echoed"] == 125, peer
+        r = call("paced", host, stress_peer["udp"], 3, [[200, 1.0]], size=64, idle=3.0)
+        assert 0 < r["sent"] <= 200 and r["received"] == r["sent"], r["missing"]
+        assert r["drain"] == "done" and r["lost"] == r["unresolved"] == 0 and r["stale"] == 0
+        assert sum(c for _, c in r["rtt_hist"]) == r["received"]
+        peer = ask_peer(stress_peer, "flow 3")["udp"]
+        assert peer["received"] == peer["echoed"] == r["sent"], peer
         r = call("burst", host, stress_peer["tcp"], 2, transport="tcp", count=2000, size=256, idle=10.0)
-        assert r["received"] == 2000, r["missing"]
         assert r["corrupt"] == r["duplicated"] == r["out_of_order"] == 0
+        # Chromium may drop a TCP write the lean JS loop does not check (the next block); the
+        # peer's count tells where a missing message went: never received, or not echoed back.
+        peer = ask_peer(stress_peer, "flow 2")["tcp"]
+        assert peer["echoed"] == peer["received"] <= 2000 and peer["corrupt"] == 0, peer
+        assert r["received"] == peer["echoed"], (r["missing"], peer)
+        if peer["received"] < 2000:
+            print(f"plain JS burst_tcp: the peer got {peer['received']} of 2000 messages")
         r = call("chaos", host, stress_peer, 100, seconds=3, seed=1)
         assert r["unexpected"] == []
         assert r["tcp"]["duplicated"] == r["tcp"]["out_of_order"] == r["tcp"]["corrupt"] == 0
@@ -231,6 +310,17 @@ def test_stress_js_baseline_in_iwa(runtime_env, stress_peer):
         assert r["udp"]["received"] <= r["udp"]["sent"]
         assert r["refused"]["typed_errors"] == r["refused"]["attempts"]
         assert r["vanish"]["ended_by_peer"] == r["vanish"]["connections"]
+        # Both sides: the peer got every UDP datagram and echoed it; what the page misses was
+        # lost on the way back (or unresolved). TCP on closed connections: what the peer did
+        # not get was lost on the way out, what it echoed came back.
+        peer = ask_peer(stress_peer, "range %d %d" % tuple(r["flow_range"]))
+        udp, tcp = r["udp"], r["tcp"]
+        assert peer["udp"]["received"] == peer["udp"]["echoed"] == udp["sent"], (peer, udp)
+        assert udp["lost"] + udp["unresolved"] == peer["udp"]["echoed"] - udp["received"], (peer, udp)
+        closed = tcp["messages_sent"] - tcp["aborted_sent"]
+        if closed:
+            assert peer["tcp"]["echoed"] == peer["tcp"]["received"] <= closed, (peer, tcp)
+            assert tcp["lost"] + tcp["unresolved"] == closed - peer["tcp"]["received"], (peer, tcp)
         # TCP messages lost by plain JS are Chromium's write loss (docs/chromium-tcp-write-loss.md),
         # which socketiwa works around and the lean JS loop does not: reported, not failed.
         if r["tcp"]["lost"]:
