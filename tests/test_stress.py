@@ -17,6 +17,8 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -265,6 +267,108 @@ async def test_stress_quic(selenium, stress_cases, quic_stress_peer):
     # Every transfer completes, lossless or through 1% and 5% loss and reordering, byte-exact.
     for name in ("bulk", "lossy1", "lossy5"):
         assert r[name]["sha256_ok"], (name, r[name])
+
+
+# ---------------------------------------------------------------- late is not lost
+ECHO_HOLD = 0.8   # s of silence from the sender before the echoes go back: past the 0.3 s grace
+
+
+@pytest.fixture
+def delayed_echo():
+    """A UDP echo that holds every echo until no datagram came for ECHO_HOLD s (the sender has
+    stopped), then sends them all back, and drops every tenth (by the u32 index udp_constant_rate
+    puts first). However slowly the sender runs, each echo comes later than the grace after its
+    last send. Returns the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.05)
+    pending: list = []
+    last_arrival = 0.0
+    stop = threading.Event()
+
+    def serve():
+        nonlocal last_arrival
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(2048)
+                last_arrival = time.monotonic()
+                if int.from_bytes(data[:4], "big") % 10 != 9:
+                    pending.append((data, addr))
+            except TimeoutError:
+                pass
+            except OSError:
+                return
+            if pending and time.monotonic() - last_arrival >= ECHO_HOLD:
+                for data, addr in pending:
+                    sock.sendto(data, addr)
+                pending.clear()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    sock.close()
+
+
+@pytest.fixture
+def transport_cases() -> str:
+    return (ROOT / "bench" / "transport_cases.py").read_text()
+
+
+def check_constant_rate(fast: dict, cut: dict) -> None:
+    """udp_constant_rate (Python or plain JS) against delayed_echo, 200/s for 0.5 s. ``fast``
+    waits for silence: every echo is late, the dropped tenth lost. ``cut`` gives up 0.3 s after
+    the last send, before the echoes come: what is missing then is unresolved, not lost.
+    (test_constant_rate_late_is_not_lost makes the same checks inside the runtime.)"""
+    sent = fast["sent"]
+    assert 0 < sent <= 110     # the loop checks the time before it sleeps to the next due send
+    dropped = sum(1 for i in range(sent) if i % 10 == 9)
+    assert fast["drain"] == "quiet", fast
+    assert fast["received"] == sent - dropped and fast["lost"] == dropped, fast
+    assert fast["late"] == fast["received"] and fast["unresolved"] == 0, fast
+    assert fast["median_rtt_us"] >= ECHO_HOLD * 1e6, fast
+    assert cut["drain"] == "limit" and cut["lost"] == 0, cut
+    assert cut["unresolved"] == cut["sent"] - cut["received"] > 0, cut
+
+
+@everywhere(timeout=60)
+async def test_constant_rate_late_is_not_lost(selenium, transport_cases, delayed_echo):
+    """bench/transport_cases.py udp_constant_rate (bench_transport.py's udp_constant_2k) waits for
+    silence: echoes held back until 0.8 s after the last send are received and counted late, the
+    dropped tenth is lost, and a wait cut short before they come leaves them unresolved, not
+    lost."""
+    ns = {"__name__": "transport_cases"}
+    exec(transport_cases, ns)
+    fast = await ns["udp_constant_rate"]("127.0.0.1", delayed_echo, rate=200, seconds=0.5, quiet=2.0)
+    sent = fast["sent"]
+    assert 0 < sent <= 110     # the loop checks the time before it sleeps to the next due send
+    dropped = sum(1 for i in range(sent) if i % 10 == 9)
+    assert fast["drain"] == "quiet", fast
+    assert fast["received"] == sent - dropped and fast["lost"] == dropped, fast
+    assert fast["late"] == fast["received"] and fast["unresolved"] == 0, fast
+    assert fast["median_rtt_us"] >= 0.8e6, fast            # held for 0.8 s after the last
+    cut = await ns["udp_constant_rate"]("127.0.0.1", delayed_echo, rate=200, seconds=0.5, max_wait=0.3)
+    assert cut["drain"] == "limit" and cut["lost"] == 0, cut
+    assert cut["unresolved"] == cut["sent"] - cut["received"] > 0, cut
+
+
+def test_constant_rate_late_is_not_lost_js(runtime_env, delayed_echo):
+    """The plain-JS udp_constant_rate (bench/js_cases.mjs, bench_transport.py's iwa-js baseline)
+    in the IWA page: the same late/lost/unresolved accounting."""
+    if runtime_env.name != "iwa":
+        pytest.skip("the JS baseline runs in the IWA page only")
+    runner = runtime_env.runner
+    source = (ROOT / "bench" / "js_cases.mjs").read_text().replace("export async function", "async function")
+    runner.set_script_timeout(60)
+    try:
+        def call(**kw):
+            return runner.run_js(source + f"\nreturn await udp_constant_rate('127.0.0.1', {delayed_echo}, "
+                                 f"{json.dumps(kw)});")
+        fast = call(rate=200, seconds=0.5, quiet=2.0)
+        cut = call(rate=200, seconds=0.5, max_wait=0.3)
+    finally:
+        runner.set_script_timeout(runner.default_timeout)
+    check_constant_rate(fast, cut)
 
 
 # ---------------------------------------------------------------- the JS baseline in the IWA
