@@ -431,3 +431,31 @@ def test_stress_js_baseline_in_iwa(runtime_env, stress_peer):
             print(f"plain JS lost {r['tcp']['lost']} of {r['tcp']['messages_sent']} TCP messages")
     finally:
         runner.set_script_timeout(runner.default_timeout)
+
+
+# ---------------------------------------------------------------- the driver's soak path
+def test_stress_driver_short_soak(runtime_env, tmp_path):
+    """run.py's soak end to end on CPython, 6 s instead of 300: the record holds both sides'
+    counts, the memory samples and a verdict computed from them (marked indicative: too short
+    to call growth either way)."""
+    if runtime_env.name != "cpython":
+        pytest.skip("the driver's soak path is checked once, with the CPython endpoint")
+    out = tmp_path / "soak.json"
+    subprocess.run([sys.executable, str(STRESS / "run.py"), "--runtimes", "cpython", "--only", "soak_udp",
+                    "--soak-seconds", "6", "--out", str(out)], check=True, timeout=120, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    s = json.loads(out.read_text())["runs"]["cpython"]["soak_udp"]
+    assert "error" not in s, s
+    assert 5000 <= s["sent"] <= 6000, s["sent"]          # 1,000/s for 6 s (a slow sender: fewer)
+    sides = s["directions"]["udp"]
+    assert sides["out"]["sent"] == s["sent"] == sides["out"]["at_peer"], sides   # the peer's own count
+    assert sides["back"]["echoed"] == sides["out"]["at_peer"], sides
+    assert sides["back"]["received"] == s["received"] and s["lost"] + s["unresolved"] == sides["back"]["lost"]
+    assert s["peer"]["udp"]["received"] == s["sent"]
+    rss = [x["rss_mb"] for x in s["memory"] if x.get("rss_mb")]
+    assert len(rss) >= 40 and min(rss) > 0                # 0.1 s samples of the endpoint's RSS
+    v = s["soak_verdict"]
+    assert v["indicative_only"] and v["verdict"] in ("growth", "no growth"), v
+    m = v["measures"]["rss_mb"]
+    assert m["last"] == rss[-1] and len(m["windows"]) >= 20, m
+    assert m["grows"] == (m["slope_mb_per_min"] > v["limit_mb_per_min"])

@@ -99,6 +99,11 @@ class ChromiumProbe:
         self.browser_pid = runner.cdp.proc.pid
         runner.cdp.send("Performance.enable", session=runner.session)
         self.renderer_pid = self._app_renderer()
+        # The soak sets this: a full garbage collection of the page (DevTools' "collect garbage")
+        # before a sample at most every gc_every s, so the JS heap is what is live, not what a
+        # lazy collector has not reclaimed yet; samples taken right after one say "after_gc".
+        self.gc_every: float | None = None
+        self._last_gc = 0.0
 
     def _app_renderer(self) -> int | None:
         info = self.runner.cdp.send("SystemInfo.getProcessInfo")["processInfo"]
@@ -106,6 +111,11 @@ class ChromiumProbe:
         return max(renderers, key=lambda p: p["cpuTime"])["id"] if renderers else None
 
     def __call__(self) -> dict:
+        after_gc = False
+        if self.gc_every is not None and time.monotonic() - self._last_gc >= self.gc_every:
+            self.runner.cdp.send("HeapProfiler.collectGarbage", session=self.runner.session, timeout=30)
+            self._last_gc = time.monotonic()
+            after_gc = True
         pids = process_tree(self.browser_pid)
         total = sum(pss_bytes(p) or 0 for p in pids)
         renderer = pss_bytes(self.renderer_pid) if self.renderer_pid else None
@@ -113,10 +123,13 @@ class ChromiumProbe:
             "Performance.getMetrics", session=self.runner.session, timeout=10)["metrics"]}
         wasm = self.runner.cdp.evaluate(
             self.runner.session, "socketiwaShell.pyodide ? socketiwaShell.pyodide._module.HEAP8.length : 0", 10)
-        return {"chromium_pss_mb": round(total / MB, 2), "processes": len(pids),
-                "renderer_pss_mb": round(renderer / MB, 2) if renderer else None,
-                "js_heap_mb": round(metrics.get("JSHeapUsedSize", 0) / MB, 2),
-                "wasm_mb": round((wasm or 0) / MB, 2)}
+        out = {"chromium_pss_mb": round(total / MB, 2), "processes": len(pids),
+               "renderer_pss_mb": round(renderer / MB, 2) if renderer else None,
+               "js_heap_mb": round(metrics.get("JSHeapUsedSize", 0) / MB, 2),
+               "wasm_mb": round((wasm or 0) / MB, 2)}
+        if after_gc:
+            out["after_gc"] = True
+        return out
 
 
 def measure_ua_memory(runner, timeout: float = 60) -> dict | None:
@@ -145,8 +158,8 @@ WINDOWS = 30             # the soak is cut into this many windows; one value eac
 SHORT_SOAK_S = 120       # under this, the verdict is marked indicative (the machinery works)
 VERDICT_RULE = (f"least-squares slope of the memory over the last {1 - FIT_FROM:.0%} of the soak, "
                 f"one point per 1/{WINDOWS} of it (the median; the JS heap: the minimum, its "
-                f"floor after garbage collection); no growth = under "
-                f"{GROWTH_LIMIT_MB_PER_MIN:g} MB/min for every measure")
+                f"floor, of the samples taken right after the forced garbage collections); no "
+                f"growth = under {GROWTH_LIMIT_MB_PER_MIN:g} MB/min for every measure")
 
 
 def slope_per_min(points: list) -> float:
@@ -169,9 +182,13 @@ def soak_verdict(samples: list, runtime: str, rate: float | None = None) -> dict
                  "indicative_only": duration < SHORT_SOAK_S, "measures": {}}
     width = duration / WINDOWS if duration else 0.0
     grew, measured = [], []
+    forced_gc = any(s.get("after_gc") for s in good)
+    out["forced_gc"] = forced_gc
     for key in SOAK_MEASURES.get(runtime, ()):
         pts = [(s["t"], s[key]) for s in good if s.get(key) is not None]
-        if len(pts) < 2 * WINDOWS // 3 or not width:
+        if key == "js_heap_mb" and forced_gc:      # the live heap: samples right after a collection
+            pts = [(s["t"], s[key]) for s in good if s.get(key) is not None and s.get("after_gc")]
+        if len(pts) < (4 if key == "js_heap_mb" and forced_gc else 2 * WINDOWS // 3) or not width:
             out["measures"][key] = {"error": f"{len(pts)} samples: too few for a fit"}
             continue
         pick = min if key == "js_heap_mb" else (lambda vs: sorted(vs)[len(vs) // 2])

@@ -332,8 +332,9 @@ def soak_lines(res: dict) -> list[str]:
             "histogram), so growth would be socketiwa's, Pyodide's or Chromium's. A soak whose "
             "endpoint falls behind (late or lost > 0, round trips of seconds) also holds a "
             "backlog: compare it with one that keeps up.", "",
-            "| runtime | measure (MB) | minute 1 | 2 | 3 | 4 | 5 | minute 5 - minute 1 | rate | sent / lost "
-            "| p50 round trip ms |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows, *verdicts]
+            *(["| runtime | measure (MB) | minute 1 | 2 | 3 | 4 | 5 | minute 5 - minute 1 | rate | "
+               "sent / lost | p50 round trip ms |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+              if rows else []), *verdicts]
 
 
 def per_packet_lines() -> list[str]:
@@ -575,6 +576,9 @@ def main() -> None:
     ap.add_argument("--soak-runtimes", default=",".join(run.SOAK_RUNTIMES))
     ap.add_argument("--soak-seconds", type=float, default=None, help="soak length (default 300)")
     ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    ap.add_argument("--out-dir", type=Path, default=OUT,
+                    help="write report.md and the plots here (default results/stress; another "
+                    "folder leaves README.md alone)")
     ap.add_argument("--add-soak", type=Path, action="append", default=[],
                     help="a side run's json (run.py --only soak_udp --out ...): its soaks join this "
                     "report's and are saved into the json rendered")
@@ -598,9 +602,10 @@ def main() -> None:
                 res["extra_soaks"].append({"label": label, "source": path.name, "summary": summary})
         if args.source:
             args.source.write_text(json.dumps(res, indent=1))
-    for path in render(res):
+    for path in render(res, args.out_dir):
         print(f"wrote {path}")
-    if not args.no_readme and res["scale"] == 1.0 and update_readme(readme_section(res)):
+    if (not args.no_readme and args.out_dir == OUT and res["scale"] == 1.0
+            and update_readme(readme_section(res))):
         print("updated README.md (the stress section)")
 
 

@@ -271,7 +271,13 @@ def run_all(runtime_names: list[str], scale: float, soak: bool, webloop: str | N
                 args, kw = case_call(fn, transport, peer.ports, flow, kwargs)
                 t0 = time.monotonic()
                 before = peer.ask("stats") if fn == "quic" else None
-                interval = SOAK_SAMPLE_S if profile == "soak_udp" else 0.25
+                # the soak: one sample a second, or 60 in all for a short one (at most 10 a second)
+                interval = (max(0.1, min(SOAK_SAMPLE_S, kwargs["steps"][0][1] / 60))
+                            if profile == "soak_udp" else 0.25)
+                probe = getattr(runtime, "probe", None)
+                if probe is not None:   # the soak's JS heap is the live heap: a forced collection per window
+                    probe.gc_every = (max(2.0, kwargs["steps"][0][1] / memory.WINDOWS)
+                                      if profile == "soak_udp" else None)
                 try:
                     # from the profile's own arguments: case_call moves the steps out of them
                     raw, mem = runtime.run(fn, args, kw, timeout_for(kwargs), interval)
