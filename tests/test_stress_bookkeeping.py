@@ -138,6 +138,9 @@ def test_histogram_buckets_and_percentiles(cases):
     for v in values:
         b = bucket(v)
         assert lower(b) <= v < lower(b + 1)                     # the bucket holds the value
+        one = cases["RttHist"]()
+        one.add(v)                                              # its own (inlined) bucketing
+        assert one.as_dict()["rtt_hist"] == [[lower(b), 1]]
         assert v < 128 and lower(b) == v or (v - lower(b)) / v < 1 / 64
     js = run_js("console.log(JSON.stringify(input.map((v) => [S.histBucket(v), S.histLower(S.histBucket(v))])));",
                 values)

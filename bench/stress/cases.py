@@ -193,15 +193,22 @@ class RttHist:
     def __init__(self) -> None:
         self.counts = array.array("q", bytes(8 * HIST_BUCKETS))
         self.n = 0
-        self.min_us: int | None = None
-        self.max_us: int | None = None
+        self.min_us = 1 << 62           # sentinels: no round trip yet (as_dict says None)
+        self.max_us = -(1 << 62)
 
     def add(self, us: int) -> None:
-        self.counts[hist_bucket(us)] += 1
+        # hist_bucket inlined: this runs once per packet in the endpoint being measured
+        if us < 128:
+            b = us if us > 0 else 0
+        else:
+            v = us if us < 2147483648 else 2147483647
+            e = v.bit_length() - 1
+            b = 64 * e - 384 + (v >> (e - 6))
+        self.counts[b] += 1
         self.n += 1
-        if self.min_us is None or us < self.min_us:
+        if us < self.min_us:
             self.min_us = us
-        if self.max_us is None or us > self.max_us:
+        if us > self.max_us:
             self.max_us = us
 
     def merge(self, other: "RttHist") -> None:
@@ -209,15 +216,14 @@ class RttHist:
             if c:
                 self.counts[i] += c
         self.n += other.n
-        for v in (other.min_us, other.max_us):
-            if v is not None:
-                self.min_us = v if self.min_us is None else min(self.min_us, v)
-                self.max_us = v if self.max_us is None else max(self.max_us, v)
+        self.min_us = min(self.min_us, other.min_us)
+        self.max_us = max(self.max_us, other.max_us)
 
     def as_dict(self) -> dict:
         """Sparse: [[bucket's lowest us, count], ...] in order, with the exact extremes."""
         return {"rtt_hist": [[hist_lower(i), c] for i, c in enumerate(self.counts) if c],
-                "rtt_min_us": self.min_us, "rtt_max_us": self.max_us}
+                "rtt_min_us": self.min_us if self.n else None,
+                "rtt_max_us": self.max_us if self.n else None}
 
 
 class Tally:
