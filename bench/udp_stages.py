@@ -244,8 +244,9 @@ def main() -> None:
             # Interleaved: each round runs every case, each followed by the lean JS loop, so a
             # change in the shared machine's load hits all cases alike.
             rows = {spec: [] for spec in specs}
-            for _ in range(args.rounds):
-                for spec in specs:
+            for rnd in range(args.rounds):
+                # Rotated each round so no case always runs first (right after page setup/JS).
+                for spec in specs[rnd % len(specs):] + specs[:rnd % len(specs)]:
                     case, _, variant = spec.partition(":")
                     extra = f", variant={variant!r}" if variant else ""
                     py = json.loads(runner.run_async(
