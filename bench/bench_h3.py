@@ -9,6 +9,9 @@ WebTransport server of tests/h3_peers.py):
   node/iwa  the same socketiwa code in Pyodide under Node / inside the Chromium IWA
 
 Cases (bench/h3_cases.py):
+  quic_upload_srtt_ms/cwnd_kb/sendq_kb   during quic_upload (medians of 20 ms samples): aioquic's
+                              smoothed RTT, congestion window, and the bytes queued in the local
+                              socket's send path (in the IWA: Chromium's UDPSocket write queue)
   quic_memory_mb_per_cpu_s    QUIC bulk in memory: aioquic client and server in the runtime's own process,
                               datagrams handed over directly (no sockets, no loop); payload MB per CPU
                               second: aioquic's own speed in that runtime (plain or compiled)
@@ -46,7 +49,8 @@ from bench_transport import save_record  # noqa: E402
 
 CASES_SOURCE = (ROOT / "bench" / "h3_cases.py").read_text()
 CASE_NAMES = ("quic_upload", "h3_get", "h3_requests", "wt_datagram", "quic_memory")   # h3_cases.CASES
-COLUMNS = ("quic_upload_mb_per_s", "quic_memory_mb_per_cpu_s", "h3_get_mb_per_s", "h3_requests_c1_per_s",
+COLUMNS = ("quic_upload_mb_per_s", "quic_upload_srtt_ms", "quic_upload_cwnd_kb", "quic_upload_sendq_kb",
+           "quic_memory_mb_per_cpu_s", "h3_get_mb_per_s", "h3_requests_c1_per_s",
            "h3_requests_c16_per_s",
            "wt_datagram_echo_w1_per_s", "wt_datagram_echo_w16_per_s", "wt_datagram_w1_lost", "wt_datagram_w16_lost",
            "suite")
@@ -213,7 +217,7 @@ def main() -> None:
             if v is None or isinstance(v, str):
                 row += str(v if v is not None else "n/a").ljust(width)
                 continue
-            ratio = f" ({v / b:.2f}x)" if b and rt != "aioquic" and not isinstance(b, str) and "lost" not in c else ""
+            ratio = f" ({v / b:.2f}x)" if b and rt != "aioquic" and not isinstance(b, str) and "_per_" in c else ""
             row += f"{v:,}{ratio}".ljust(width)
         print(row)
     iwa, aioquic = results.get("iwa", {}).get("quic_upload_mb_per_s"), base.get("quic_upload_mb_per_s")

@@ -41,6 +41,8 @@ async def quic_upload(host, port, ca, nbytes=8 * 1024 * 1024, plain=False):
     async with _connect(host, port, config, plain) as client:
         suite = client._quic.tls.key_schedule.cipher_suite.name
         reader, writer = await client.create_stream()
+        samples = []
+        sampler = asyncio.ensure_future(_sample_sender(client, samples))
         start = time.perf_counter()
         for _ in range(nbytes // len(piece)):
             writer.write(piece)
@@ -48,10 +50,30 @@ async def quic_upload(host, port, ca, nbytes=8 * 1024 * 1024, plain=False):
         writer.write_eof()
         counted = int((await reader.read()).decode())
         elapsed = time.perf_counter() - start
+        sampler.cancel()
         client.close()
     assert counted == nbytes, (counted, nbytes)
-    return {"quic_upload_mb_per_s": round(nbytes / elapsed / 1e6, 2), "quic_upload_mb": nbytes / 1e6,
-            "suite": suite}
+    out = {"quic_upload_mb_per_s": round(nbytes / elapsed / 1e6, 2), "quic_upload_mb": nbytes / 1e6,
+           "suite": suite}
+    if samples:   # medians over the transfer: where the congestion window sits (see _sample_sender)
+        for i, key in enumerate(("quic_upload_srtt_ms", "quic_upload_cwnd_kb", "quic_upload_sendq_kb")):
+            values = sorted(s[i] for s in samples)
+            out[key] = round(values[len(values) // 2], 1)
+    return out
+
+
+async def _sample_sender(client, samples, every=0.02):
+    """Every 20 ms during quic_upload: aioquic's smoothed RTT (ms), congestion window (KB) and
+    the bytes the socket has accepted but not yet handed to the OS (KB: the transport's write
+    buffer, in the IWA Chromium's UDPSocket write queue). Throughput is cwnd / RTT; a send queue
+    near the cwnd means the RTT is spent in the local send path, not on the wire. aioquic's
+    private attributes are read only here, in the benchmark."""
+    loss = client._quic._loss
+    transport = client._transport
+    while True:
+        await asyncio.sleep(every)
+        samples.append((loss._rtt_smoothed * 1000, loss._cc.congestion_window / 1024,
+                        transport.get_write_buffer_size() / 1024))
 
 
 def quic_memory_bulk(ca, cert_pem, key_pem, nbytes=8 * 1024 * 1024):

@@ -32,21 +32,29 @@ export async function udp_echo_rate(host, port, { window = 32, seconds = 2.0, si
     round_trips_per_s: elapsed ? Math.round(received / elapsed) : 0 };
 }
 
-export async function udp_constant_rate(host, port, { rate = 2000, seconds = 2.0, size = 64 } = {}) {
+// transport_cases.py's udp_constant_rate: after the last send, wait until no echo came for
+// `quiet` s (`max_wait` s at most); late = back more than `grace` s after the last send, lost =
+// never back once the line went quiet, unresolved = still missing when max_wait ran out.
+export async function udp_constant_rate(host, port, { rate = 2000, seconds = 2.0, size = 64,
+  grace = 0.3, quiet = 1.0, max_wait = 30.0 } = {}) {
   const s = new UDPSocket({ remoteAddress: host, remotePort: port });
   const info = await s.opened;
   const w = info.writable.getWriter();
   const r = info.readable.getReader();
   const sentAt = new Map();
   const rtts = [];
-  let reading = true;
+  let lastRx = 0, lateAfter = Infinity, late = 0;
   const reader = (async () => {
-    while (reading) {
+    for (;;) {
       const { value, done } = await r.read().catch(() => ({ done: true }));
       if (done) break;
+      const t = lastRx = performance.now();
       const i = new DataView(value.data.buffer, value.data.byteOffset).getUint32(0);
       const t0 = sentAt.get(i);
-      if (t0 !== undefined) { sentAt.delete(i); rtts.push(performance.now() - t0); }
+      if (t0 !== undefined) {
+        sentAt.delete(i); rtts.push(t - t0);
+        if (t > lateAfter) late++;
+      }
     }
   })();
   const start = performance.now();
@@ -61,13 +69,24 @@ export async function udp_constant_rate(host, port, { rate = 2000, seconds = 2.0
     w.write({ data });
     n++;
   }
-  await new Promise((res) => setTimeout(res, 300));
-  reading = false;
+  const sendEnd = performance.now();
+  lateAfter = sendEnd + grace * 1000;
+  let drain = 'done';
+  while (sentAt.size) {
+    const t = performance.now();
+    if (t - sendEnd > max_wait * 1000) { drain = 'limit'; break; }
+    if (t - Math.max(lastRx, sendEnd) > quiet * 1000) { drain = 'quiet'; break; }
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  const waited = (performance.now() - sendEnd) / 1000;
   await r.cancel().catch(() => {});
   await reader;
   r.releaseLock(); w.releaseLock();
   await s.close().catch(() => {});
   rtts.sort((a, b) => a - b);
+  const missing = n - rtts.length;
   return { rate, sent: n, received: rtts.length,
-    median_rtt_us: rtts.length ? Math.round(rtts[rtts.length >> 1] * 1000) : null };
+    median_rtt_us: rtts.length ? Math.round(rtts[rtts.length >> 1] * 1000) : null,
+    late, lost: drain === 'limit' ? 0 : missing, unresolved: drain === 'limit' ? missing : 0, drain,
+    waited_s: +waited.toFixed(3) };
 }

@@ -130,37 +130,66 @@ async def udp_echo_rate_backend(host, port, window=32, seconds=2.0, size=64):
             "round_trips_per_s": round(received / elapsed) if elapsed else 0}
 
 
-async def udp_constant_rate(host, port, rate=2000, seconds=2.0, size=64):
-    """Send at a fixed rate; report how many echoes came back and the median round trip."""
+async def udp_constant_rate(host, port, rate=2000, seconds=2.0, size=64, grace=0.3, quiet=1.0,
+                            max_wait=30.0):
+    """Send at a fixed rate; report the echoes back and the median round trip.
+
+    After the last send it waits for silence: until no echo came for ``quiet`` s (``max_wait``
+    s at most). ``received`` counts every echo back; ``late`` those of them that came more than
+    ``grace`` s after the last send (the old fixed wait, which counted them as missing);
+    ``lost`` those that never came (the line went quiet without them); ``unresolved`` those
+    still missing when ``max_wait`` ran out while echoes were still arriving (not known lost).
+    The median round trip is of all echoes, late ones included."""
     import socketiwa
     sock = await socketiwa.create_udp(remote_address=host, remote_port=port, max_queue=4096)
     sent_at = {}
     rtts = []
+    clock = time.perf_counter
+    state = {"last_rx": 0.0, "late_after": float("inf"), "late": 0}
 
     async def reader():
         async for msg in sock:
+            now = state["last_rx"] = clock()
             i = int.from_bytes(msg.data[:4], "big")
             t0 = sent_at.pop(i, None)
             if t0 is not None:
-                rtts.append(time.perf_counter() - t0)
+                rtts.append(now - t0)
+                if now > state["late_after"]:
+                    state["late"] += 1
     task = asyncio.ensure_future(reader())
     interval = 1.0 / rate
-    start = time.perf_counter()
+    start = clock()
     n = 0
-    while time.perf_counter() - start < seconds:
+    while clock() - start < seconds:
         due = start + n * interval
-        now = time.perf_counter()
+        now = clock()
         if due > now:
             await asyncio.sleep(due - now)
-        sent_at[n] = time.perf_counter()
+        sent_at[n] = clock()
         await sock.send(n.to_bytes(4, "big") + b"x" * (size - 4))
         n += 1
-    await asyncio.sleep(0.3)
+    send_end = clock()
+    state["late_after"] = send_end + grace
+    drain = "done"
+    while sent_at:               # until every echo is back or the line goes quiet
+        now = clock()
+        if now - send_end > max_wait:
+            drain = "limit"
+            break
+        if now - max(state["last_rx"], send_end) > quiet:
+            drain = "quiet"
+            break
+        await asyncio.sleep(0.01)
+    waited = clock() - send_end
     await sock.close()
     await task
     rtts.sort()
+    missing = n - len(rtts)
     return {"rate": rate, "sent": n, "received": len(rtts),
-            "median_rtt_us": round(rtts[len(rtts) // 2] * 1e6) if rtts else None}
+            "median_rtt_us": round(rtts[len(rtts) // 2] * 1e6) if rtts else None,
+            "late": state["late"], "lost": 0 if drain == "limit" else missing,
+            "unresolved": missing if drain == "limit" else 0, "drain": drain,
+            "waited_s": round(waited, 3)}
 
 
 async def tcp_echo_throughput(host, port, total=32 * 1024 * 1024, chunk=256 * 1024):

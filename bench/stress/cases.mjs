@@ -5,6 +5,8 @@
 // no Promise.race. Packets, schedules and returned fields are those of cases.py.
 const HEAD = 16;              // flow u32, seq u32, send time f64 (ms, performance.now)
 const BIN_MS = 100;
+const ABORT_FLOWS = 5000;     // chaos: aborted TCP connections' flow ids start this far above the base
+const GRACE = 0.3;            // s after a flow's last send within which an echo is on time, not late
 const BUFFER = 4 << 20;
 const MAX_QUEUED = 1024;      // datagrams queued in a UDP writable before the sender waits
 const now = () => performance.now();
@@ -40,13 +42,122 @@ function bump(bins, start, t) {
   bins[i]++;
 }
 
+const WINDOW = 1 << 20;        // sequence numbers a SeqWindow tracks below the highest seen
+const MISSING_RUNS = 20;
+
+// Which sequence numbers arrived, in bounded memory (cases.py's SeqWindow): one bit each over a
+// window ending at the highest seen, grown by doubling up to `window` bits, then sliding;
+// numbers sliding out unseen are recorded as missing. Below the window: `stale`.
+class SeqWindow {
+  constructor(window = WINDOW) {
+    this.window = window; this.cap = 64; this.bits = new Uint8Array(this.cap >> 3);
+    this.base = 0; this.count = 0; this.stale = 0; this.slidMissing = 0; this.runs = [];
+  }
+  has(seq) {
+    if (seq < this.base || seq >= this.base + this.cap) return false;
+    const i = seq & (this.cap - 1);
+    return (this.bits[i >> 3] & (1 << (i & 7))) !== 0;
+  }
+  add(seq) {             // 1: new, 0: a duplicate, -1: stale
+    if (seq < this.base) { this.stale++; return -1; }
+    if (seq >= this.base + this.cap) {
+      if (this.cap < this.window) {          // still linear from 0: grow in place
+        let cap = this.cap;
+        while (cap <= seq && cap < this.window) cap *= 2;
+        const bits = new Uint8Array(cap >> 3);
+        bits.set(this.bits);
+        this.bits = bits; this.cap = cap;
+      }
+      if (seq >= this.base + this.cap) this.slide(seq - this.cap + 1);
+    }
+    const i = seq & (this.cap - 1), mask = 1 << (i & 7);
+    if (this.bits[i >> 3] & mask) return 0;
+    this.bits[i >> 3] |= mask;
+    this.count++;
+    return 1;
+  }
+  slide(newBase) {
+    const bits = this.bits, cap = this.cap, end = Math.min(newBase, this.base + cap);
+    let seq = this.base;
+    while (seq < end) {
+      const i = seq & (cap - 1);
+      if ((i & 7) === 0 && seq + 8 <= end && bits[i >> 3] === 0xff) { bits[i >> 3] = 0; seq += 8; continue; }
+      const mask = 1 << (i & 7);
+      if (bits[i >> 3] & mask) bits[i >> 3] &= ~mask; else this.noteMissing(seq, seq);
+      seq++;
+    }
+    if (newBase > end) this.noteMissing(end, newBase - 1);
+    this.base = newBase;
+  }
+  noteMissing(first, last) {
+    this.slidMissing += last - first + 1;
+    const runs = this.runs;
+    if (runs.length && runs[runs.length - 1][1] === first - 1) runs[runs.length - 1][1] = last;
+    else if (runs.length < MISSING_RUNS) runs.push([first, last]);
+  }
+  missing(sent) {
+    const out = this.runs.map((r) => [...r]);
+    let seq = this.base;
+    while (seq < sent && out.length <= MISSING_RUNS) {
+      const i = seq & (this.cap - 1);
+      if ((i & 7) === 0 && seq + 8 <= Math.min(sent, this.base + this.cap) && this.bits[i >> 3] === 0xff) { seq += 8; continue; }
+      if (!this.has(seq)) {
+        if (out.length && out[out.length - 1][1] === seq - 1) out[out.length - 1][1] = seq;
+        else if (out.length < MISSING_RUNS) out.push([seq, seq]);
+        else break;
+      }
+      seq++;
+    }
+    return out;
+  }
+}
+
+// Round trips in cases.py's RttHist buckets: exact below 128 us, then 64 per octave.
+const HIST_BUCKETS = 64 * 27;
+function histBucket(us) {
+  if (us < 128) return Math.max(us, 0);
+  us = Math.min(us, 2 ** 31 - 1);
+  const e = 31 - Math.clz32(us);
+  return 64 * (e - 5) + (us >>> (e - 6)) - 64;
+}
+function histLower(b) {
+  if (b < 128) return b;
+  const e = Math.floor(b / 64) + 5;
+  return ((b % 64) + 64) * 2 ** (e - 6);
+}
+class RttHist {
+  constructor() { this.counts = new Float64Array(HIST_BUCKETS); this.n = 0; this.min = null; this.max = null; }
+  add(us) {
+    this.counts[histBucket(us)]++; this.n++;
+    if (this.min === null || us < this.min) this.min = us;
+    if (this.max === null || us > this.max) this.max = us;
+  }
+  merge(o) {
+    for (let i = 0; i < HIST_BUCKETS; i++) this.counts[i] += o.counts[i];
+    this.n += o.n;
+    for (const v of [o.min, o.max]) {
+      if (v === null) continue;
+      this.min = this.min === null ? v : Math.min(this.min, v);
+      this.max = this.max === null ? v : Math.max(this.max, v);
+    }
+  }
+  asObject() {
+    const hist = [];
+    for (let i = 0; i < HIST_BUCKETS; i++) if (this.counts[i]) hist.push([histLower(i), this.counts[i]]);
+    return { rtt_hist: hist, rtt_min_us: this.min, rtt_max_us: this.max };
+  }
+}
+
+// What came back on one flow (cases.py's Tally), in memory that does not grow per packet.
 class Tally {
   constructor(flow, start) {
-    this.flow = flow >>> 0; this.start = start; this.seen = new Set();
-    this.duplicated = 0; this.out_of_order = 0; this.corrupt = 0; this.maxSeq = -1;
-    this.rtt_us = []; this.recv_bins = []; this.lastRx = start;
+    this.flow = flow >>> 0; this.start = start; this.seen = new SeqWindow();
+    this.duplicated = 0; this.out_of_order = 0; this.corrupt = 0; this.late = 0; this.maxSeq = -1;
+    this.rtt = new RttHist(); this.recv_bins = []; this.lastRx = start; this.lateAfter = Infinity;
+    this.segmentStarts = []; this.segmentCounts = [];
   }
-  get received() { return this.seen.size; }
+  get received() { return this.seen.count; }
+  addSegment(firstSeq) { this.segmentStarts.push(firstSeq); this.segmentCounts.push(0); return this.segmentStarts.length - 1; }
   add(data) {
     const t = now();
     this.lastRx = t;
@@ -56,29 +167,22 @@ class Tally {
     let ok = flow === this.flow;
     for (let i = HEAD; ok && i < data.byteLength; i++) ok = data[i] === (seq & 0xff);
     if (!ok) { this.corrupt++; return; }
-    if (this.seen.has(seq)) { this.duplicated++; return; }
-    this.seen.add(seq);
+    const fresh = this.seen.add(seq);
+    if (fresh <= 0) { if (fresh === 0) this.duplicated++; return; }
     if (seq < this.maxSeq) this.out_of_order++; else this.maxSeq = seq;
-    this.rtt_us.push(Math.round((t - sentAt) * 1000));
+    if (t > this.lateAfter) this.late++;
+    for (let k = this.segmentStarts.length - 1; k >= 0; k--) {
+      if (this.segmentStarts[k] <= seq) { this.segmentCounts[k]++; break; }
+    }
+    this.rtt.add(Math.round((t - sentAt) * 1000));
     bump(this.recv_bins, this.start, t);
   }
-  receivedBetween(lo, hi) { let n = 0; for (let s = lo; s < hi; s++) if (this.seen.has(s)) n++; return n; }
-  missingRanges(sent, limit = 20) {
-    const out = [];
-    for (let seq = 0; seq < sent; seq++) {
-      if (this.seen.has(seq)) continue;
-      if (out.length && out[out.length - 1][1] === seq - 1) out[out.length - 1][1] = seq;
-      else if (out.length < limit) out.push([seq, seq]);
-      else break;
-    }
-    return out;
-  }
   result(sent, sentBins, sendEnd) {
-    return { flow: this.flow, sent, received: this.received, missing: this.missingRanges(sent), duplicated: this.duplicated,
-      out_of_order: this.out_of_order, corrupt: this.corrupt,
+    return { flow: this.flow, sent, received: this.received, missing: this.seen.missing(sent), duplicated: this.duplicated,
+      out_of_order: this.out_of_order, corrupt: this.corrupt, stale: this.seen.stale, late: this.late,
       send_seconds: (sendEnd - this.start) / 1000,
       seconds: (Math.max(this.lastRx, sendEnd) - this.start) / 1000,
-      rtt_us: this.rtt_us, sent_bins: sentBins, recv_bins: this.recv_bins };
+      ...this.rtt.asObject(), sent_bins: sentBins, recv_bins: this.recv_bins };
   }
 }
 
@@ -154,6 +258,8 @@ async function open(transport, host, port, tally) {
   };
 }
 
+// Wait until the line goes quiet: 'done' (all back), 'idle' (nothing for idleS: the rest never
+// arrived) or 'limit' (still coming at limitS: the rest is unresolved, not known lost).
 async function drain(tally, expected, sendEnd, idleS, limitS) {
   const giveUp = sendEnd + limitS * 1000;
   while (tally.received < expected) {
@@ -165,8 +271,14 @@ async function drain(tally, expected, sendEnd, idleS, limitS) {
   return 'done';
 }
 
+// cases.py's _ending: lost only when the line went quiet, unresolved when the wait hit its limit.
+function ending(out, how) {
+  const missing = (out.expected_back ?? out.sent) - out.received;
+  return { ...out, drain: how, unresolved: how === 'limit' ? missing : 0, lost: how === 'limit' ? 0 : missing };
+}
+
 async function burst(host, port, flow, { transport = 'udp', count = 50000, size = 64,
-  idle = 1.0, limit = 60.0, yield_every = 64, echo_every = 16 } = {}) {
+  idle = 1.0, limit = 60.0, yield_every = 64, echo_every = 16, grace = GRACE } = {}) {
   let expected = count;
   if (transport === 'udp') { flow = (flow | (echo_every << 24)) >>> 0; expected = Math.ceil(count / echo_every); }
   const tally = new Tally(flow, now());
@@ -180,13 +292,14 @@ async function burst(host, port, flow, { transport = 'udp', count = 50000, size 
     if (seq % yield_every === yield_every - 1) { await sock.flush(); await yieldTask(); }
   }
   const sendEnd = now();
-  await drain(tally, expected, sendEnd, transport === 'udp' ? idle : Math.max(idle, 5), limit);
+  tally.lateAfter = sendEnd + grace * 1000;
+  const how = await drain(tally, expected, sendEnd, transport === 'udp' ? idle : Math.max(idle, 5), limit);
   await sock.close();
-  return { ...tally.result(count, sentBins, sendEnd), expected_back: expected };
+  return ending({ ...tally.result(count, sentBins, sendEnd), expected_back: expected }, how);
 }
 
 async function paced(host, port, flow, steps, { transport = 'udp', size = 64, idle = 1.0,
-  stop_loss = null, min_achieved = 0.8, grace = 0.3, tick = 0.001 } = {}) {
+  stop_loss = null, min_achieved = 0.8, grace = GRACE, tick = 0.001, limit = 30 } = {}) {
   const tally = new Tally(flow, now());
   const sock = await open(transport, host, port, tally);
   const start = tally.start = now();
@@ -195,6 +308,7 @@ async function paced(host, port, flow, steps, { transport = 'udp', size = 64, id
   let seq = 0;
   for (const [rate, seconds] of steps) {
     const first = seq;
+    const segment = tally.addSegment(first);
     const stepStart = now();
     const target = Math.max(1, Math.floor(rate * seconds));
     for (;;) {
@@ -218,34 +332,36 @@ async function paced(host, port, flow, steps, { transport = 'udp', size = 64, id
     stepResults.push(step);
     if (stop_loss !== null) {
       await sleep(grace * 1000);
-      step.received = tally.receivedBetween(first, seq);
-      const lost = 1 - step.received / Math.max(1, step.sent);
+      step.on_time = tally.segmentCounts[segment];
+      const lost = 1 - step.on_time / Math.max(1, step.sent);
       if (lost > stop_loss || step.achieved_rate < min_achieved * rate) break;
     }
   }
   const sendEnd = now();
-  await drain(tally, seq, sendEnd, transport === 'udp' ? idle : Math.max(idle, 5), 30);
-  let first = 0;
-  for (const s of stepResults) { s.received = tally.receivedBetween(first, first + s.sent); first += s.sent; }
+  tally.lateAfter = sendEnd + grace * 1000;
+  const how = await drain(tally, seq, sendEnd, transport === 'udp' ? idle : Math.max(idle, 5), limit);
+  stepResults.forEach((s, i) => { s.received = tally.segmentCounts[i]; });
   await sock.close();
-  return { ...tally.result(seq, sentBins, sendEnd), steps: stepResults };
+  return ending({ ...tally.result(seq, sentBins, sendEnd), steps: stepResults }, how);
 }
 
 // ---------------------------------------------------------------- chaos (cases.py's Chaos)
 async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks = 8 } = {}) {
   const rng = new Rng(seed);
   const start = now();
-  let nextFlow = flowBase;
-  const udp = { flows: [], sent: 0, received: 0, duplicated: 0, out_of_order: 0, corrupt: 0 };
+  let nextFlow = flowBase, nextAbortFlow = flowBase + ABORT_FLOWS;   // cases.py's Chaos
+  const udp = { flows: [], sent: 0, received: 0, duplicated: 0, out_of_order: 0, corrupt: 0,
+    late: 0, lost: 0, unresolved: 0 };
   const tcp = { connections: 0, messages_sent: 0, messages_back: 0, bytes_sent: 0, lost: 0,
-    duplicated: 0, out_of_order: 0, corrupt: 0, aborted: 0, aborted_unanswered: 0,
-    unfinished_idle: 0, unfinished_limit: 0 };
+    unresolved: 0, late: 0, duplicated: 0, out_of_order: 0, corrupt: 0, aborted: 0,
+    aborted_sent: 0, aborted_unanswered: 0, unfinished_idle: 0, unfinished_limit: 0 };
   const vanish = { connections: 0, ended_by_peer: 0, typed_send_errors: 0 };
   const refused = { attempts: 0, typed_errors: 0 };
   const blackhole = { sockets: 0, sent: 0, received: 0 };
-  const rtt = [], recvBins = [], sentBins = [], unexpected = [], actions = [];
+  const rtt = new RttHist(), recvBins = [], sentBins = [], unexpected = [];
+  let actions = 0;
   const merge = (t) => {
-    for (const x of t.rtt_us) rtt.push(x);
+    rtt.merge(t.rtt);
     while (recvBins.length < t.recv_bins.length) recvBins.push(0);
     t.recv_bins.forEach((n, i) => { recvBins[i] += n; });
   };
@@ -263,17 +379,20 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
       bump(sentBins, start, now());
       if (seq % 64 === 63) await sock.flush();
     }
-    await drain(tally, count, now(), 0.5, 5);
+    const sendEnd = now();
+    tally.lateAfter = sendEnd + GRACE * 1000;
+    const how = await drain(tally, count, sendEnd, 0.5, 5);
     await sock.close();
     udp.flows.push(flow); udp.sent += count;
-    for (const k of ['received', 'duplicated', 'out_of_order', 'corrupt']) udp[k] += tally[k];
+    udp[how === 'limit' ? 'unresolved' : 'lost'] += count - tally.received;
+    for (const k of ['received', 'duplicated', 'out_of_order', 'corrupt', 'late']) udp[k] += tally[k];
     merge(tally);
   }
 
   async function tcpConn(r) {
-    const flow = nextFlow++;
     const count = r.int(1, 200);
     const abortAfter = r.random() < 0.2 ? r.int(0, count) : null;
+    const flow = abortAfter === null ? nextFlow++ : nextAbortFlow++;
     const tally = new Tally(flow, start);
     const conn = await open('tcp', host, ports.tcp, tally);
     tcp.connections++;
@@ -288,15 +407,17 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
     }
     if (abortAfter !== null) {
       await conn.abort();
-      tcp.aborted++; tcp.aborted_unanswered += sent - tally.received;
+      tcp.aborted++; tcp.aborted_sent += sent; tcp.aborted_unanswered += sent - tally.received;
     } else {
-      const ended = await drain(tally, sent, now(), 5, 20);
+      const sendEnd = now();
+      tally.lateAfter = sendEnd + GRACE * 1000;
+      const ended = await drain(tally, sent, sendEnd, 5, 20);
       await conn.close();
-      tcp.lost += sent - tally.received;
+      tcp[ended === 'limit' ? 'unresolved' : 'lost'] += sent - tally.received;
       if (ended !== 'done') tcp[`unfinished_${ended}`]++;
     }
     tcp.messages_sent += sent; tcp.messages_back += tally.received;
-    for (const k of ['duplicated', 'out_of_order', 'corrupt']) tcp[k] += tally[k];
+    for (const k of ['duplicated', 'out_of_order', 'corrupt', 'late']) tcp[k] += tally[k];
     merge(tally);
   }
 
@@ -346,7 +467,7 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
     let pick = rng.random() * total;
     let chosen = kinds[kinds.length - 1];
     for (const k of kinds) { pick -= k[2]; if (pick < 0) { chosen = k; break; } }
-    actions.push(chosen[0]);
+    actions++;
     const sub = new Rng(rng.int(0, 2 ** 32 - 1));
     const task = chosen[1](sub).catch((e) => unexpected.push(`${chosen[0]}: ${e && e.name}: ${e && e.message}`));
     const entry = task.then(() => tasks.delete(entry));
@@ -358,8 +479,10 @@ async function chaos(host, ports, flowBase, { seconds = 10, seed = 1, max_tasks 
   const finished = await Promise.race([all, sleep(40000).then(() => false)]);
   if (!finished) unexpected.push('an action still running 40 s after the end');
   return { seconds: (now() - start) / 1000, udp, tcp, vanish, refused, blackhole,
-    actions: actions.length, unexpected, sent: udp.sent + tcp.messages_sent,
-    received: udp.received + tcp.messages_back, rtt_us: rtt, sent_bins: sentBins, recv_bins: recvBins };
+    actions, unexpected, sent: udp.sent + tcp.messages_sent,
+    received: udp.received + tcp.messages_back, flow_range: [flowBase, nextFlow],
+    aborted_flow_range: [flowBase + ABORT_FLOWS, nextAbortFlow],
+    ...rtt.asObject(), sent_bins: sentBins, recv_bins: recvBins };
 }
 
-globalThis.__stress = { burst, paced, chaos, Rng };
+globalThis.__stress = { burst, paced, chaos, Rng, SeqWindow, RttHist, histBucket, histLower };

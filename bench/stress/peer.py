@@ -8,14 +8,16 @@ split a loss into the forward path (endpoint -> peer) and the way back.
     python bench/stress/peer.py
 
 prints one JSON line with its ports, then answers commands on stdin, one per line:
-``stats`` (JSON of counters), ``reset``; end of input stops it. Ports:
+``stats`` (JSON of counters), ``reset``, and the ``query`` port's ``flow N`` / ``range LO HI``
+(the driver's per-flow view of a profile); end of input stops it. Ports:
 
 - ``udp``: echo, counted per flow;
 - ``tcp``: echo (bytes back as they came), a thread per connection; the messages in the stream
   (u32 length-prefixed, optionally inside a socketiwa envelope) are counted per flow;
-- ``query``: TCP; send ``flow N`` and a newline, get one JSON line (what arrived on flow N: UDP
-  or TCP, with the missing sequence ranges) and the connection closes. The endpoint itself can
-  ask (a test body running in the browser has no other way to reach the peer);
+- ``query``: TCP; send ``flow N`` and a newline, get one JSON line (what arrived on flow N and
+  how much of it the peer echoed: UDP or TCP, with the missing sequence ranges) and the
+  connection closes; ``range LO HI`` sums flows LO..HI-1 (chaos uses one flow per action). The
+  endpoint itself can ask (a test body running in the browser has no other way to reach the peer);
 - ``vanish``: TCP that echoes a random 0..64 KiB, then resets the connection (a peer vanishing);
 - ``udp_blackhole``: a UDP port that reads and drops everything (a peer that stopped answering).
 """
@@ -71,11 +73,14 @@ class FlowStats:
     """One flow's arrivals at the peer: unique, duplicated, out of order, first and last time."""
 
     __slots__ = ("seen", "received", "duplicated", "out_of_order", "max_seq", "first", "last",
-                 "corrupt", "bytes")
+                 "corrupt", "bytes", "echoed")
 
     def __init__(self, now: float):
         self.seen = bytearray(1024)
         self.received = self.duplicated = self.out_of_order = 0
+        # sent back: UDP datagrams sendto() took, TCP messages whose last byte sendall() took
+        # (with the rest before it); with ``received`` it splits a loss into out and back
+        self.echoed = 0
         self.corrupt = 0      # TCP: a message whose last byte is not its filler (a cut stream)
         self.bytes = 0        # TCP: bytes on the connection that carried this flow
         self.max_seq = -1
@@ -111,7 +116,7 @@ class FlowStats:
 
     def as_dict(self) -> dict:
         return {"received": self.received, "duplicated": self.duplicated,
-                "out_of_order": self.out_of_order, "max_seq": self.max_seq,
+                "out_of_order": self.out_of_order, "max_seq": self.max_seq, "echoed": self.echoed,
                 "corrupt": self.corrupt, "bytes": self.bytes,
                 "seconds": round(self.last - self.first, 6)}
 
@@ -138,6 +143,7 @@ def udp_echo(sock: socket.socket, counters: Counters) -> None:
             continue
         try:
             sendto(data, addr)
+            st.echoed += 1
         except OSError:
             pass                                # the endpoint went away: drop, as UDP does
 
@@ -163,7 +169,9 @@ class TcpMessageCounter:
         self.bytes = 0
         self.flow: FlowStats | None = None    # the flow of the first message
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> list:
+        """Counts the messages ``data`` completes; returns the flows of the intact ones (one
+        entry per message), to be marked echoed once ``data`` has been sent back."""
         buf = self.buf
         buf += data
         self.bytes += len(data)
@@ -187,6 +195,7 @@ class TcpMessageCounter:
             pos = end
         del buf[:pos]
         c = self.counters
+        counted = []
         with c.lock:
             for head in found:
                 if head is None:
@@ -200,10 +209,12 @@ class TcpMessageCounter:
                     self.flow = st
                 if intact:
                     st.add(seq, now)
+                    counted.append(st)
                 else:
                     st.corrupt += 1
             if self.flow is not None:
                 self.flow.bytes = self.bytes
+        return counted
 
 
 def tcp_echo_client(conn: socket.socket, counters: Counters) -> None:
@@ -212,10 +223,12 @@ def tcp_echo_client(conn: socket.socket, counters: Counters) -> None:
         try:
             while data := conn.recv(1 << 18):
                 # counted before the echo: once the endpoint has an echo, the count includes it
-                messages.feed(data)
+                completed = messages.feed(data)
                 conn.sendall(data)
                 with counters.lock:
                     counters.tcp_bytes += len(data)
+                    for st in completed:
+                        st.echoed += 1
         except OSError:
             pass
 
@@ -231,6 +244,30 @@ def flow_report(counters: Counters, flow: int) -> dict:
         return out
 
 
+RANGE_KEYS = ("received", "duplicated", "out_of_order", "echoed", "corrupt", "bytes")
+
+
+def range_report(counters: Counters, lo: int, hi: int) -> dict:
+    """Flows lo..hi-1 summed per transport (how many flows each, and their counters)."""
+    with counters.lock:
+        out: dict = {"range": [lo, hi]}
+        for kind, flows in (("udp", counters.udp_flows), ("tcp", counters.tcp_flows)):
+            picked = [st for f, st in flows.items() if lo <= f < hi]
+            if picked:
+                out[kind] = {"flows": len(picked),
+                             **{k: sum(getattr(st, k) for st in picked) for k in RANGE_KEYS}}
+        return out
+
+
+def answer(counters: Counters, words: list) -> dict:
+    """A query (``flow N`` or ``range LO HI``) from the query port or stdin."""
+    if len(words) == 2 and words[0] == "flow":
+        return flow_report(counters, int(words[1]))
+    if len(words) == 3 and words[0] == "range":
+        return range_report(counters, int(words[1]), int(words[2]))
+    return {"error": f"unknown query {' '.join(words)[:64]!r}"}
+
+
 def query_client(conn: socket.socket, counters: Counters) -> None:
     with conn:
         try:
@@ -241,11 +278,8 @@ def query_client(conn: socket.socket, counters: Counters) -> None:
                 if not data:
                     return
                 line += data
-            words = line.split(b"\n", 1)[0].split()
-            if len(words) == 2 and words[0] == b"flow":
-                reply = flow_report(counters, int(words[1]))
-            else:
-                reply = {"error": f"unknown query {line[:64]!r}"}
+            words = line.split(b"\n", 1)[0].decode("ascii", "replace").split()
+            reply = answer(counters, words)
             conn.sendall(json.dumps(reply).encode() + b"\n")
         except (OSError, ValueError):
             pass
@@ -319,6 +353,11 @@ def main() -> None:
         elif cmd == "reset":
             counters.reset()
             print("{}", flush=True)
+        elif cmd:
+            try:
+                print(json.dumps(answer(counters, cmd.split())), flush=True)
+            except ValueError:
+                print(json.dumps({"error": f"bad query {cmd[:64]!r}"}), flush=True)
 
 
 if __name__ == "__main__":

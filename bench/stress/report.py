@@ -3,7 +3,7 @@
 results/stress/report.md (tables, with machine and date), PNG plots (rate over time, latency CDF,
 memory over time, ratio bars) and readme-performance.md (the README's performance section).
 
-    scripts/netns.sh .venv/bin/python bench/stress/report.py            # full run (~12 min; --soak: +10 min)
+    scripts/netns.sh .venv/bin/python bench/stress/report.py            # full run (~12 min; --soak: +17 min)
     scripts/netns.sh .venv/bin/python bench/stress/report.py --quick    # a tenth of everything
     .venv/bin/python bench/stress/report.py --from results/stress/latest.json   # re-render only
 """
@@ -48,6 +48,30 @@ def memory_peak(summary: dict) -> str:
     return f"renderer {max(vals):.0f}" if vals else "-"
 
 
+def sides(summary: dict) -> dict:
+    """Both sides' counts summed over the profile's transports (chaos has UDP and TCP):
+    at_peer, echoed, back, lost_out, lost_back; empty for a record without the peer's view."""
+    d = summary.get("directions") or {}
+    if not d:
+        return {}
+    return {"at_peer": sum(x["out"]["at_peer"] for x in d.values()),
+            "echoed": sum(x["back"]["echoed"] for x in d.values()),
+            "back": sum(x["back"]["received"] for x in d.values()),
+            "lost_out": sum(x["out"]["lost"] for x in d.values()),
+            "lost_back": sum(x["back"]["lost"] for x in d.values())}
+
+
+def lost_cell(summary: dict) -> str:
+    """Lost (never arrived), split out / back from both sides' counts, and what was unresolved."""
+    cell = fmt(summary["lost"])
+    sd = sides(summary)
+    if sd:
+        cell += f" ({fmt(sd['lost_out'])} / {fmt(sd['lost_back'])})"
+    if summary.get("unresolved"):
+        cell += f", {fmt(summary['unresolved'])} unresolved"
+    return cell
+
+
 def ratio(a, b) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
@@ -72,29 +96,42 @@ def tables(res: dict) -> str:
         "The far end is `peer.py` (plain sockets, its own process): it counts what arrives and "
         "echoes it.", "",
         "## Profiles", "",
-        "| profile | runtime | sent | received | lost | loss % | dup | out of order | rate /s | "
-        "send rate /s | p50 ms | p99 ms | p99.9 ms | memory peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        "| profile | runtime | sent | at peer | peer echoed | back | late | lost (out / back) | "
+        "loss % | dup | out of order | rate /s | send rate /s | p50 ms | p99 ms | p99.9 ms | "
+        "memory peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for profile in res["profiles"]:
         for rt in rts:
             s = res["runs"][rt].get(profile)
             if s is None or profile == "quic":
                 continue
             if "error" in s:
-                lines.append(f"| {profile} | {rt} | failed: {s['error'][:80]} |||||||||||||")
+                lines.append(f"| {profile} | {rt} | failed: {s['error'][:80]} ||||||||||||||||")
                 continue
             lat = s["latency"]
+            sd = sides(s)
             lines.append(
-                f"| {profile} | {rt} | {fmt(s['sent'])} | {fmt(s['received'])} | {fmt(s['lost'])} | "
-                f"{s['loss_pct']:.2f} | {s['duplicated']} | {s['out_of_order']} | {fmt(s['rate'])} | "
-                f"{fmt(s.get('send_rate'))} | {ms(lat['p50_us'])} | {ms(lat['p99_us'])} | "
-                f"{ms(lat['p999_us'])} | {memory_peak(s)} |")
-    lines += ["", "What the columns mean: *burst_udp* counts one way (the peer's count; rate = "
-              "arrivals per second at the peer; latency from the every-16th datagram the peer "
-              "echoes). All other profiles count round trips (endpoint -> peer -> endpoint); "
-              "rate = unique echoes per second from the first send to the last echo. *ramp_udp* "
-              "rate = the highest achieved rate of a step that lost under 1%. TCP profiles "
-              "must lose nothing.", "",
+                f"| {profile} | {rt} | {fmt(s['sent'])} | {fmt(sd.get('at_peer'))} | "
+                f"{fmt(sd.get('echoed'))} | {fmt(sd.get('back'))} | {fmt(s.get('late'))} | "
+                f"{lost_cell(s)} | {s['loss_pct']:.2f} | {s['duplicated']} | {s['out_of_order']} | "
+                f"{fmt(s['rate'])} | {fmt(s.get('send_rate'))} | {ms(lat['p50_us'])} | "
+                f"{ms(lat['p99_us'])} | {ms(lat['p999_us'])} | {memory_peak(s)} |")
+    lines += ["", "What the columns mean: *sent* and *back* are the endpoint's counts, *at peer* "
+              "and *peer echoed* the peer's own (`peer.py`, asked for the profile's flows after "
+              "it ended). *late*: came back more than 0.3 s after the last send (counted in "
+              "*back*). *lost*: never arrived; after the last send the endpoint waits until no "
+              "echo came for 1 s (5 s for TCP), so late echoes are not counted lost; split into "
+              "the way out (sent - at peer) and the way back (peer echoed - back). *unresolved*: "
+              "still missing when the wait hit its limit with echoes still arriving. "
+              "*burst_udp* counts one way (lost and rate from the peer's count: arrivals per "
+              "second at the peer; the peer echoes every 16th datagram, the latency sample). "
+              "All other profiles count round trips (endpoint -> peer -> endpoint); rate = "
+              "unique echoes per second from the first send to the last echo. *chaos* sums UDP "
+              "and TCP; its TCP includes aborted connections, whose in-flight messages the peer "
+              "may have received and echoed after the endpoint stopped reading (not counted "
+              "in *lost*). *ramp_udp* rate = the highest achieved rate of a step that lost under "
+              "1%. Latency percentiles come from a histogram with 64 buckets per octave (within "
+              "1.6%). TCP profiles must lose nothing.", "",
               "## Ratios (rate)", "",
               "| profile | CPython | Python in the IWA | plain JS in the IWA | IWA Python / CPython | "
               "IWA Python / JS |", "|---|---|---|---|---|---|"]
@@ -138,6 +175,8 @@ def tables(res: dict) -> str:
         if s and "steps" in s:
             steps = ", ".join(f"{st['rate']:,}: sent {st['achieved_rate']:,}/s, "
                               f"{100 * (1 - st['received'] / max(1, st['sent'])):.1f}% lost"
+                              + (f" ({100 * (1 - st['on_time'] / max(1, st['sent'])):.1f}% not back "
+                                 "within 0.3 s)" if "on_time" in st else "")
                               for st in s["steps"])
             ramp_rows.append(f"| {rt} | {steps} |")
     if ramp_rows:
@@ -196,6 +235,12 @@ def tables(res: dict) -> str:
                                 f"coming at the 20 s limit: {s.get('tcp_unfinished_limit', '?')}")
             elif profile == "quic" and not s.get("sha256_ok"):
                 problems.append(f"- {rt} quic: SHA-256 mismatch")
+            if s.get("unresolved"):
+                problems.append(f"- {rt} {profile}: {s['unresolved']:,} echoes still missing when the "
+                                "wait hit its limit (echoes were still arriving: neither back nor lost)")
+            if s.get("stale"):
+                problems.append(f"- {rt} {profile}: {s['stale']:,} echoes arrived too far behind to be "
+                                "told from duplicates (stale)")
             if s.get("unexpected"):
                 problems.append(f"- {rt} {profile}: {len(s['unexpected'])} unexpected outcomes")
     lines += soak_lines(res)
@@ -234,6 +279,34 @@ def soak_runs(res: dict) -> list[tuple[str, dict]]:
     return out
 
 
+def verdict_rows(res: dict) -> list[str]:
+    """The soak verdicts (memory.soak_verdict, computed by run.py from the samples)."""
+    rows = []
+    for label, s in soak_runs(res):
+        v = s.get("soak_verdict")
+        if not v:
+            continue
+        head = (f"**{v['verdict']}**" + (" (short soak: indicative only)" if v.get("indicative_only") else ""))
+        for key, m in v["measures"].items():
+            if "error" in m:
+                rows.append(f"| {label} | {head} | {key[:-3]} | {m['error']} ||||||")
+                continue
+            rows.append(f"| {label} | {head} | {key[:-3]} | {m['first']:.1f} | {m['last']:.1f} | "
+                        f"{m['fit_first']:.1f} -> {m['fit_last']:.1f} | {m['slope_mb_per_min']:+.2f} | "
+                        f"{fmt(m.get('bytes_per_round_trip'), 1)} | {'yes' if m['grows'] else 'no'} |")
+            head = ""
+    if not rows:
+        return []
+    memory = run.memory
+    return ["", f"Verdict per runtime: {memory.VERDICT_RULE}. Why {memory.GROWTH_LIMIT_MB_PER_MIN:g} "
+            "MB/min: at 1,000 round trips/s it is 17 bytes per round trip, less than anything a "
+            "per-packet leak keeps (a Python int is 28 bytes, a JS object 16 or more plus the "
+            "datagram), and the profile's own bookkeeping adds nothing per packet.", "",
+            "| runtime | verdict | measure | first sample MB | last sample MB | fitted windows MB "
+            "| slope MB/min | bytes per round trip | grows |", "|---|---|---|---|---|---|---|---|---|",
+            *rows]
+
+
 def soak_lines(res: dict) -> list[str]:
     rows = []
     for label, s in soak_runs(res):
@@ -249,17 +322,19 @@ def soak_lines(res: dict) -> list[str]:
                 rows.append(f"| {label} | {key[:-3]} | " + " | ".join(cells) +
                             f" | {known[-1] - known[0]:+.1f} | {fmt(s['send_rate'])}/s | "
                             f"{fmt(s['sent'])} / {fmt(s['lost'])} | {ms(s['latency']['p50_us'])} |")
-    if not rows:
+    verdicts = verdict_rows(res)
+    if not rows and not verdicts:
         return []
     return ["", "## Soak (constant rate for 5 minutes, memory)", "",
             "UDP round trips at a constant rate for 300 s (`run.py` SOAK_RATE), memory sampled every "
-            "0.25 s; median per minute. The endpoint's own bookkeeping is bounded (one bit per "
-            "sequence number, 4 bytes per round-trip time: 1.1 MB per 300,000 round trips, the only "
-            "growth the profile itself causes), so more than that would be socketiwa's, Pyodide's "
-            "or Chromium's. A soak whose endpoint falls behind (lost > 0, round trips of seconds) "
-            "also holds a backlog: compare it with one that keeps up.", "",
-            "| runtime | measure (MB) | minute 1 | 2 | 3 | 4 | 5 | minute 5 - minute 1 | rate | sent / lost "
-            "| p50 round trip ms |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+            "second; median per minute. The endpoint's own bookkeeping is bounded (a sliding "
+            "bitmap of sequence numbers that stops growing at 128 KiB, a fixed round-trip "
+            "histogram), so growth would be socketiwa's, Pyodide's or Chromium's. A soak whose "
+            "endpoint falls behind (late or lost > 0, round trips of seconds) also holds a "
+            "backlog: compare it with one that keeps up.", "",
+            *(["| runtime | measure (MB) | minute 1 | 2 | 3 | 4 | 5 | minute 5 - minute 1 | rate | "
+               "sent / lost | p50 round trip ms |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+              if rows else []), *verdicts]
 
 
 def per_packet_lines() -> list[str]:
@@ -327,22 +402,26 @@ def readme_section(res: dict) -> str:
     soak = []
     for label, s in soak_runs(res):
         rt = label.split()[0]
-        keys = {"cpython": ("rss_mb",), PY: ("renderer_pss_mb", "js_heap_mb", "wasm_mb")}.get(rt, ())
+        keys = {"cpython": ("rss_mb",), PY: ("renderer_pss_mb", "js_heap_mb", "wasm_mb"),
+                "iwa-js": ("renderer_pss_mb", "js_heap_mb")}.get(rt, ())
         parts = []
         for key in keys if "error" not in s else ():
             mins = [v for v in soak_minutes(s, key)[:5] if v is not None]
             if len(mins) >= 2:
                 parts.append(f"{key[:-3].replace('_', ' ')} {mins[0]:.1f} -> {mins[-1]:.1f} MB")
+        verdict = (s.get("soak_verdict") or {}).get("verdict")
         if parts:
             soak.append(f"{LABELS.get(rt, rt)} at {fmt(s['send_rate'])}/s ({fmt(s['lost'])} of "
-                        f"{fmt(s['sent'])} lost, p50 {ms(s['latency']['p50_us'])} ms): " + ", ".join(parts))
+                        f"{fmt(s['sent'])} lost, {fmt(s.get('late'))} late, p50 "
+                        f"{ms(s['latency']['p50_us'])} ms): " + ", ".join(parts)
+                        + (f" - **{verdict}**" if verdict else ""))
     soak_line = []
     if soak:
         soak_line = ["5-minute soaks, memory as the median of minute 1 -> minute 5: " + "; ".join(soak) + ".", ""]
     return "\n".join([
         "### Stress suite (`bench/stress/report.py`)", "",
         "One command: `scripts/netns.sh .venv/bin/python bench/stress/report.py --soak` (about "
-        "25 minutes with the soak; `--quick` a tenth of every profile). It writes "
+        "30 minutes with the three 5-minute soaks; `--quick` a tenth of every profile). It writes "
         "`results/stress/report.md` (all tables, memory, the per-packet breakdown), PNG plots and "
         "json, and this section.", "",
         f"Measured {res['time'][:16].replace('T', ' ')} UTC on {m['cpu']} ({m['cpus']} CPUs, shared "
@@ -494,8 +573,12 @@ def main() -> None:
     ap.add_argument("--webloop", default=None, choices=("off", "task", "microtask"),
                     help="Pyodide WebLoop mode (default: socketiwa's default)")
     ap.add_argument("--no-quic", action="store_true", help="leave out the QUIC profile")
-    ap.add_argument("--soak-runtimes", default="cpython,iwa")
+    ap.add_argument("--soak-runtimes", default=",".join(run.SOAK_RUNTIMES))
+    ap.add_argument("--soak-seconds", type=float, default=None, help="soak length (default 300)")
     ap.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    ap.add_argument("--out-dir", type=Path, default=OUT,
+                    help="write report.md and the plots here (default results/stress; another "
+                    "folder leaves README.md alone)")
     ap.add_argument("--add-soak", type=Path, action="append", default=[],
                     help="a side run's json (run.py --only soak_udp --out ...): its soaks join this "
                     "report's and are saved into the json rendered")
@@ -504,7 +587,8 @@ def main() -> None:
         res = json.loads(args.source.read_text())
     else:
         res = run.run_all(args.runtimes.split(","), 0.1 if args.quick else 1.0, args.soak, args.webloop,
-                          not args.no_quic, soak_runtimes=tuple(args.soak_runtimes.split(",")))
+                          not args.no_quic, soak_runtimes=tuple(args.soak_runtimes.split(",")),
+                          soak_seconds=args.soak_seconds)
         print(f"wrote {run.save(res)}")
     for path in args.add_soak:
         side = json.loads(path.read_text())
@@ -518,9 +602,10 @@ def main() -> None:
                 res["extra_soaks"].append({"label": label, "source": path.name, "summary": summary})
         if args.source:
             args.source.write_text(json.dumps(res, indent=1))
-    for path in render(res):
+    for path in render(res, args.out_dir):
         print(f"wrote {path}")
-    if not args.no_readme and res["scale"] == 1.0 and update_readme(readme_section(res)):
+    if (not args.no_readme and args.out_dir == OUT and res["scale"] == 1.0
+            and update_readme(readme_section(res))):
         print("updated README.md (the stress section)")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import time
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -41,6 +42,16 @@ class Datagram(NamedTuple):
     rinfo: RemoteInfo
 
 
+def _loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or time.monotonic itself where that is all loop.time does (asyncio's
+    loops and Pyodide's WebLoop): one Python call fewer per read with a timeout."""
+    method = getattr(type(loop), "time", None)
+    if method is asyncio.BaseEventLoop.time or (
+            type(loop).__name__ == "WebLoop" and getattr(method, "__module__", "") == "pyodide.webloop"):
+        return time.monotonic
+    return loop.time
+
+
 class _Inbox:
     """The receive queue: bounded, several readers, an end that leaves queued items readable.
 
@@ -49,7 +60,7 @@ class _Inbox:
     fetch it (one step and one wake per message fewer). Read timeouts share one loop timer,
     re-armed only when it fires, instead of a wait_for timer per read."""
 
-    __slots__ = ("_items", "maxsize", "_waiters", "ended", "_timer", "_timer_at")
+    __slots__ = ("_items", "maxsize", "_waiters", "ended", "_timer", "_timer_at", "_loop", "_now")
 
     def __init__(self, maxsize: int) -> None:
         self._items: collections.deque[Any] = collections.deque()
@@ -59,6 +70,8 @@ class _Inbox:
         self.ended = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None   # the loop _now belongs to
+        self._now: Callable[[], float] = time.monotonic
 
     def qsize(self) -> int:
         return len(self._items)
@@ -111,7 +124,10 @@ class _Inbox:
         if timeout is None:
             deadline = math.inf
         else:
-            now = loop.time()
+            if loop is not self._loop:
+                self._loop = loop
+                self._now = _loop_clock(loop)
+            now = self._now()
             deadline = now + timeout
             if deadline <= now:
                 fut.set_exception(TimeoutError())

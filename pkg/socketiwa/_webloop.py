@@ -81,6 +81,23 @@ def webloop_mode(loop: asyncio.AbstractEventLoop | None = None) -> str | None:
     return mode
 
 
+_new_handle = object.__new__
+
+
+def _report_callback_error(handle: Any, exc: BaseException) -> None:
+    """What asyncio.Handle._run (Python 3.14, Pyodide's) does with a callback's exception: the
+    same context dict to the loop's exception handler. (``handle``: an asyncio.Handle, whose
+    private slots typeshed does not list.)"""
+    from asyncio import format_helpers
+    cb = format_helpers._format_callback_source(  # type: ignore[call-arg]  # debug=: Python >= 3.13
+        handle._callback, handle._args, debug=handle._loop.get_debug())
+    context: dict[str, Any] = {"message": f"Exception in callback {cb}", "exception": exc,
+                               "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
 class _Batcher:
     """call_soon queue drained in FIFO order, plus a timer heap behind one JS timer."""
 
@@ -120,7 +137,21 @@ class _Batcher:
     # ---- call_soon
     def call_soon(self, callback: Callable[..., object], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        handle = asyncio.Handle(callback, args, self.loop, context=context)
+        loop = self.loop
+        if loop._debug:
+            handle = asyncio.Handle(callback, args, loop, context=context)
+        else:
+            # asyncio.Handle.__init__ written out (its slots, as it sets them without debug):
+            # two Python calls fewer (the __init__ and loop.get_debug) per wake-up.
+            fresh: Any = _new_handle(asyncio.Handle)   # (its slots are not in typeshed)
+            handle = fresh
+            fresh._callback = callback
+            fresh._args = args
+            fresh._cancelled = False
+            fresh._loop = loop
+            fresh._repr = None
+            fresh._source_traceback = None
+            fresh._context = contextvars.copy_context() if context is None else context
         self.ready.append(handle)
         if self.scheduled:
             pass
@@ -171,16 +202,25 @@ class _Batcher:
     def drain(self) -> None:
         self.scheduled = False
         self.draining += 1
-        install = getattr(self.loop, "_install_running_loop", None)
-        if install is not None:
-            install()
+        loop = self.loop
+        # WebLoop._install_running_loop, written out (with stack switching each call may run on
+        # a thread state of its own, which must see the loop as running).
+        if asyncio._get_running_loop() is not loop:
+            asyncio._set_running_loop(loop)
         ready = self.ready
         deadline = time.perf_counter() + _BUDGET_S
         try:
             while ready:
-                handle = ready.popleft()
+                handle: Any = ready.popleft()   # (Handle's private slots: not in typeshed)
                 if not handle._cancelled:
-                    handle._run()  # Handle._run reports exceptions to the loop's handler
+                    # Handle._run written out (one Python frame fewer per callback); an
+                    # exception goes to the loop's handler exactly as Handle._run reports it.
+                    try:
+                        handle._context.run(handle._callback, *handle._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        _report_callback_error(handle, exc)
                 if time.perf_counter() > deadline:
                     break
         finally:

@@ -273,6 +273,11 @@ class Session:
         self.ack_timeout = ack_timeout
         self.max_pending_acks = max_pending_acks
         self._state = ReadyState.CONNECTING
+        # The socket layer's fast path (udp.py): with the default codec a datagram that does not
+        # start with the envelope magic is a plain message both ways, its bytes unchanged. The
+        # socket then reads ``_state`` itself (OPEN: accepting and sending) instead of calling
+        # receive_datagram/send, which give the same result through ~6 calls and 2 objects.
+        self.raw_plain = mode == "datagram" and type(self.codec) is SocketiwaCodec
         self._decoder = (self.codec.stream_decoder(max_message)
                          if mode == "stream" and framing == "frames" else None)
         self._pending: dict[int, tuple[float | None, str]] = {}  # ack id -> (deadline, event)

@@ -13,6 +13,9 @@ from .seedwire import codec_for
 from .session import EventReceived, MessageReceived, ProtocolError, Session
 
 _DNS_TYPES = (None, "ipv4", "ipv6")
+_OPEN = ReadyState.OPEN
+_tuple_new = tuple.__new__
+_MAGIC = wire.MAGIC
 
 
 def _check_port(port: Any, what: str, allow_zero: bool) -> int:
@@ -147,7 +150,12 @@ class UDPSocket(SocketBase):
         """
         if not args:
             if port is None and address is None and self._connected:  # the common case, lean
-                raw = self._session.send(data if type(data) is bytes else _as_bytes(data))
+                session = self._session
+                if (type(data) is bytes and session.raw_plain and session._state is _OPEN
+                        and 0 < len(data) <= session.max_message and data[:4] != _MAGIC):
+                    raw = data   # what session.send returns for it (see Session.raw_plain)
+                else:
+                    raw = session.send(data if type(data) is bytes else _as_bytes(data))
                 self._transport.send(raw, None, None)  # type: ignore[union-attr]  # see _transport
                 if self._write_paused:
                     await self._drain_future()
@@ -194,7 +202,19 @@ class UDPSocket(SocketBase):
 
     # ---- receiving (the backend's sink)
     def _datagram_received(self, data: bytes, address: str, port: int) -> None:
-        events = self._session.receive_datagram(data, address, port)
+        session = self._session
+        # The common case written out: a plain datagram (Session.raw_plain: no envelope magic,
+        # the bytes are the message), an open session, no backlog, no message handler and room
+        # in the queue goes straight in, as session.receive_datagram + the branch below would
+        # put it (the NamedTuples built with tuple.__new__: no Python __new__ frame).
+        if (session.raw_plain and session._state is _OPEN and not self._backlog
+                and data[:4] != _MAGIC and "message" not in self._handlers):
+            queue = self._queue
+            if len(queue._items) < queue.maxsize and len(self._tasks) < self.max_handler_tasks:
+                queue.put_nowait(_tuple_new(Datagram, (data, _tuple_new(RemoteInfo, (
+                    address, port, len(data), "IPv6" if ":" in address else "IPv4")))))
+                return
+        events = session.receive_datagram(data, address, port)
         if not events:
             return
         if self._backlog:

@@ -172,8 +172,10 @@ class _Endpoint(Generic[_SinkT]):
             try:
                 if batcher is not None and batcher.drain_inline:
                     batcher.in_callback -= 1      # batcher.leave_callback(), written out:
-                    if batcher.ready:             # no call at all when nothing became ready
-                        batcher.drain_if_idle()
+                    # no call at all when nothing became ready (drain_if_idle's test, inline)
+                    if (batcher.ready and not batcher.in_callback and not batcher.scheduled
+                            and not batcher.draining):
+                        batcher.drain()
             finally:
                 _event_depth -= 1
 
