@@ -147,3 +147,96 @@ async def test_datagram_protocol_exception_is_reported_and_receiving_goes_on(sel
         transport.close()
     finally:
         loop.set_exception_handler(previous)
+
+
+@everywhere
+async def test_buffered_protocol_gets_data_through_its_buffers(selenium, tcp_echo):
+    """An asyncio.BufferedProtocol (as asyncio code passes to loop.create_connection) receives
+    through get_buffer/buffer_updated; a buffer smaller than what arrived is filled in pieces."""
+    import asyncio
+    import hashlib
+    import socketiwa.aio
+    socketiwa.aio.install()
+    loop = asyncio.get_running_loop()
+    host, port = tcp_echo
+    small = 1000                                   # far below any TCP read: forces pieces
+
+    class Buffered(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(small)
+            self.got = bytearray()
+            self.hints, self.updates = [], []
+            self.lost = loop.create_future()
+            self.called_data_received = False
+
+        def get_buffer(self, sizehint):
+            self.hints.append(sizehint)
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            self.updates.append(nbytes)
+            self.got += self.buf[:nbytes]
+
+        def data_received(self, data):         # not part of BufferedProtocol: must not be used
+            self.called_data_received = True
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    transport, proto = await loop.create_connection(Buffered, host, port)
+    assert isinstance(proto, Buffered)
+    payload = bytes(range(251)) * 4177             # ~1 MiB, not a multiple of the buffer
+    transport.write(payload)
+    for _ in range(1000):
+        if len(proto.got) >= len(payload):
+            break
+        await asyncio.sleep(0.01)
+    assert hashlib.sha256(proto.got).digest() == hashlib.sha256(payload).digest(), len(proto.got)
+    assert not proto.called_data_received
+    assert all(0 < n <= small for n in proto.updates), max(proto.updates)
+    assert len(proto.updates) >= len(payload) // small
+    assert all(h > 0 for h in proto.hints)
+    assert max(proto.hints) > small, max(proto.hints)  # the hint is what arrived, not the buffer
+    transport.close()
+    assert await asyncio.wait_for(proto.lost, 10) is None
+
+
+@everywhere
+async def test_buffered_protocol_empty_buffer_is_fatal_as_in_asyncio(selenium, tcp_echo):
+    """get_buffer() returning an empty buffer: asyncio's transports report a RuntimeError to the
+    loop's exception handler, close the connection and pass that error to connection_lost."""
+    import asyncio
+    import socketiwa.aio
+    socketiwa.aio.install()
+    loop = asyncio.get_running_loop()
+    reported = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda lp, ctx: reported.append(ctx))
+    host, port = tcp_echo
+
+    class EmptyBuffer(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.updates = 0
+            self.lost = loop.create_future()
+
+        def get_buffer(self, sizehint):
+            return bytearray()
+
+        def buffer_updated(self, nbytes):
+            self.updates += 1
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    try:
+        transport, proto = await loop.create_connection(EmptyBuffer, host, port)
+        transport.write(b"echo me")
+        exc = await asyncio.wait_for(proto.lost, 10)
+        assert isinstance(exc, RuntimeError) and "empty buffer" in str(exc), exc
+        assert transport.is_closing()
+        assert proto.updates == 0
+        assert len(reported) == 1, reported
+        assert reported[0]["exception"] is exc
+        assert reported[0]["transport"] is transport and reported[0]["protocol"] is proto
+    finally:
+        loop.set_exception_handler(previous)

@@ -144,3 +144,81 @@ async def test_stream_backend_pushes_data_eof_and_one_connection_lost(selenium):
     else:
         raise AssertionError("write after close accepted")
     await server.close()
+
+
+@everywhere(timeout=60)
+async def test_server_aborts_a_connection_its_sink_refused_by_raising(selenium):
+    """An accept sink whose connection_made raises: the error goes to the loop's exception
+    handler (with the server as its transport) and the connection is reset, not left open with
+    no owner; the server goes on accepting."""
+    import asyncio
+    from socketiwa.backends import get_backend
+    from socketiwa.backends.base import TcpOptions
+    loop = asyncio.get_running_loop()
+    reported = []
+    loop.set_exception_handler(lambda loop, ctx: reported.append(ctx))
+    backend = get_backend()
+    server = await backend.open_tcp_server("127.0.0.1", 0, None, None)
+    accepted = []
+
+    class Accept:
+        def connection_made(self, stream):
+            accepted.append(stream)
+            if len(accepted) == 1:
+                raise RuntimeError("sink refused the connection")
+
+        def connection_lost(self, exc):
+            pass
+    server.start(Accept())
+
+    class Sink:
+        def __init__(self):
+            self.data, self.events = bytearray(), []
+
+        def data_received(self, data):
+            self.data += data
+
+        def eof_received(self):
+            self.events.append("eof")
+
+        def pause_writing(self):
+            pass
+
+        def resume_writing(self):
+            pass
+
+        def connection_lost(self, exc):
+            self.events.append(("lost", exc))
+
+    async def wait_until(cond):
+        for _ in range(250):
+            if cond():
+                return
+            await asyncio.sleep(0.02)
+    refused = await backend.open_tcp("127.0.0.1", server.endpoints.local_port, TcpOptions())
+    refused_sink = Sink()
+    refused.start(refused_sink)
+    await wait_until(lambda: refused_sink.events)
+    assert len(reported) == 1, reported
+    assert isinstance(reported[0]["exception"], RuntimeError), reported
+    assert reported[0]["transport"] is server, reported
+    # The reset reaches the client as a connection error or (if it raced the reset) an EOF;
+    # either way the connection is over, where before the fix it stayed open forever.
+    first = refused_sink.events[0] if refused_sink.events else None
+    assert first == "eof" or (isinstance(first, tuple) and first[0] == "lost"), refused_sink.events
+    # The server still accepts, and the next connection works.
+    client = await backend.open_tcp("127.0.0.1", server.endpoints.local_port, TcpOptions())
+    client_sink = Sink()
+    client.start(client_sink)
+    await wait_until(lambda: len(accepted) == 2)
+    peer_sink = Sink()
+    accepted[1].start(peer_sink)
+    client.write(b"still serving")
+    await wait_until(lambda: bytes(peer_sink.data) == b"still serving")
+    assert bytes(peer_sink.data) == b"still serving"
+    assert len(reported) == 1, reported
+    await client.close()
+    await accepted[1].close()
+    await refused.close()
+    await server.close()
+    loop.set_exception_handler(None)

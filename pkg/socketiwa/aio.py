@@ -29,6 +29,7 @@ _WRITE_LOW = 16 * 1024
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _Buffer = bytes | bytearray | memoryview  # what asyncio transports take to send
 _Addr = tuple[Any, ...]  # a socket address: (host, port) or (host, port, flowinfo, scope_id)
+_StreamProtocol = asyncio.Protocol | asyncio.BufferedProtocol  # what a stream transport drives
 
 
 class _SocketLike(Protocol):
@@ -200,11 +201,12 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
     pause (pause_writing/resume_writing reach the protocol unchanged)."""
 
     _backend: BackendStream
-    _protocol: asyncio.Protocol
+    _protocol: _StreamProtocol
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stream: BackendStream,
-                 protocol: asyncio.Protocol):
+                 protocol: _StreamProtocol):
         super().__init__(loop, stream, protocol)
+        self._fatal: BaseException | None = None  # a BufferedProtocol's failure that ended the connection
         ep = stream.endpoints
         family = _stdlib_socket.AF_INET6 if ":" in (ep.local_address or "") else _stdlib_socket.AF_INET
         self._extra.update(sockname=(ep.local_address, ep.local_port),
@@ -217,8 +219,44 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
         self._backend.start(self)
 
     def data_received(self, data: bytes) -> None:
-        """Backend sink: bytes arrived; passed to the protocol."""
-        self._protocol.data_received(data)
+        """Backend sink: bytes arrived; passed to the protocol (a BufferedProtocol gets them
+        copied into the buffers it hands out)."""
+        protocol = self._protocol
+        if isinstance(protocol, asyncio.BufferedProtocol):
+            self._feed_buffered(protocol, data)
+        else:
+            protocol.data_received(data)
+
+    def _feed_buffered(self, protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+        if self._fatal is not None:
+            return  # the connection already failed: as asyncio, nothing more is delivered
+        rest = memoryview(data)
+        try:
+            while rest:
+                buf = memoryview(protocol.get_buffer(len(rest))).cast("B")
+                n = min(len(buf), len(rest))
+                if n == 0:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                buf[:n] = rest[:n]
+                protocol.buffer_updated(n)
+                rest = rest[n:]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() or buffer_updated() call failed.")
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        # asyncio's transports treat a failing BufferedProtocol call as fatal: report it, drop
+        # the connection, and hand the protocol that exception in connection_lost.
+        self._fatal = exc
+        self._loop.call_exception_handler({"message": message, "exception": exc,
+                                           "transport": self, "protocol": self._protocol})
+        self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(self._fatal, Exception):
+            exc = self._fatal
+        super().connection_lost(exc)
 
     def eof_received(self) -> None:
         """Backend sink: the peer finished sending. Closes this transport unless the protocol's
@@ -326,7 +364,7 @@ class Server(asyncio.AbstractServer):
     def connection_made(self, stream: BackendStream) -> None:
         """Backend accept sink: a new connection gets a protocol from the factory."""
         # A stream protocol, as asyncio's own loop assumes of create_server's factory.
-        transport = StreamTransport(self._loop, stream, cast(asyncio.Protocol, self._factory()))
+        transport = StreamTransport(self._loop, stream, cast(_StreamProtocol, self._factory()))
         self._connections.add(transport)
         transport._start()
 
@@ -435,7 +473,7 @@ async def create_connection(
     stream = await get_backend().open_tcp(_unmap(host), int(port), TcpOptions(no_delay=True))
     protocol = protocol_factory()
     # A stream protocol, as asyncio's own loop assumes of this factory.
-    transport = StreamTransport(loop, stream, cast(asyncio.Protocol, protocol))
+    transport = StreamTransport(loop, stream, cast(_StreamProtocol, protocol))
     transport._start()
     return transport, protocol
 

@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,14 +36,14 @@ class Session:
     session: str
     work: Path
     timings: dict[str, float] = field(default_factory=dict)
-    http: object | None = None
+    http: ThreadingHTTPServer | None = None
     kept: "KeptProfile | None" = None   # the profile stays (and is unlocked) at close
     reused: bool = False                # the app was installed already (a kept profile)
 
     def close(self) -> None:
         cr.close_chromium(self.cdp)
         if self.http is not None:
-            self.http.shutdown()  # type: ignore[attr-defined]
+            self.http.shutdown()
         if self.kept is not None:
             self.kept.release()
         else:
@@ -248,7 +249,8 @@ def install(build: BuildResult, how: str = "dev", chromium: str | None = None,
         progress(f"launching Chromium {'150 ' if how != 'dev' else ''}({binary})"
                  if how != "policy" else f"launching Chromium 150 with a force-install policy for {build.id}")
         if how == "policy":
-            cdp, origin, timings = cr.policy_force_install(work, build.swbn, build.id,  # type: ignore[arg-type]
+            assert build.swbn is not None  # _chromium_for refused a build without one
+            cdp, origin, timings = cr.policy_force_install(work, build.swbn, build.id,
                                                            build.app.version, binary)
             sess = Session(cdp, origin, "", work, timings=timings)
         else:
@@ -264,8 +266,9 @@ def install(build: BuildResult, how: str = "dev", chromium: str | None = None,
                 sess.origin = cr.install_dev_proxy(cdp, f"http://127.0.0.1:{port}/",
                                                    dev_bundle_id(build) if kept else None)
             else:
-                progress(f"installing the signed bundle {build.swbn.name} (dev mode, from the file)")  # type: ignore[union-attr]
-                sess.origin = cr.install_dev_bundle(cdp, build.swbn, build.id)  # type: ignore[arg-type]
+                assert build.swbn is not None  # _chromium_for refused a build without one
+                progress(f"installing the signed bundle {build.swbn.name} (dev mode, from the file)")
+                sess.origin = cr.install_dev_bundle(cdp, build.swbn, build.id)
             if kept and not sess.reused:
                 kept.save({**wanted, "origin": sess.origin, "app": build.app.name,
                            "installed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

@@ -367,7 +367,14 @@ class NativeStream(_Reading):
         self._transport = transport
         self._proto = protocol
         self._aborted = False
-        self.endpoints = _endpoints(transport.get_extra_info("socket"), True)
+        # The addresses asyncio read when it made the transport: a peer that resets at once
+        # (a server refusing the connection) makes a later getpeername() fail with ENOTCONN,
+        # which must not turn a connect that succeeded into an untyped OSError.
+        local = transport.get_extra_info("sockname")
+        peer = transport.get_extra_info("peername")
+        self.endpoints = Endpoints(local[0], local[1]) if local else Endpoints()
+        if peer:
+            self.endpoints.remote_address, self.endpoints.remote_port = peer[0], peer[1]
 
     def write(self, data: bytes) -> None:
         if self._transport.is_closing() or self._proto.lost.done():
@@ -451,7 +458,10 @@ class NativeServer:
         try:
             sink.connection_made(stream)
         except Exception as exc:
-            _report_sink_error(self._loop, exc, "connection_made", None)
+            # As directsockets.py: nobody owns the connection now, so reset it rather than
+            # leave the peer waiting on an open socket nothing will ever read or close.
+            _report_sink_error(self._loop, exc, "connection_made", self)
+            stream.abort()
 
     def _flush_waiting(self) -> None:
         sink = self._sink
