@@ -56,7 +56,8 @@ function udpSink(py, onCall = () => {}) {
 
 function udpEcho() {
   const s = dgram.createSocket('udp4');
-  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  s.echoed = 0;
+  s.on('message', (m, r) => s.send(m, r.port, r.address, () => { s.echoed++; }));
   return new Promise((res) => s.bind(0, '127.0.0.1', () => res(s)));
 }
 
@@ -82,7 +83,10 @@ test('UDP pump: every datagram in order, several per call when they are already 
   h.start(sink);
   h.pause();
   for (let i = 0; i < 40; i++) sendText(py, h, `m${i}`);
-  await new Promise((r) => setTimeout(r, 200));   // all echoed and queued in the readable
+  // All echoed (counted, not a fixed sleep: under load 200 ms was not enough), then a moment to
+  // reach the harness's readable.
+  await until(() => echo.echoed === 40);
+  await new Promise((r) => setTimeout(r, 100));
   assert.equal(got.length, 0, 'nothing is delivered while paused');
   h.resume();
   await until(() => got.length === 40);

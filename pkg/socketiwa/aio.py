@@ -254,6 +254,7 @@ class StreamTransport(_BaseTransport, asyncio.Transport):
         self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Backend sink: the stream ended; a buffered protocol's own failure is what it reports."""
         if isinstance(self._fatal, Exception):
             exc = self._fatal
         super().connection_lost(exc)

@@ -1,9 +1,17 @@
 """Typed errors. Each also derives from the closest builtin so generic handlers still work."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._base import RemoteInfo
+
 
 class SocketIwaError(Exception):
     """Base class of every error socketiwa raises."""
+
+    #: The browser's DOMException name (``"NotAllowedError"``, ...) when Direct Sockets raised it.
+    js_name: str | None = None
 
 
 class PermissionDeniedError(SocketIwaError, PermissionError):
@@ -36,6 +44,8 @@ class FrameError(SocketIwaError, ValueError):
     def __init__(self, message: str, data: bytes = b""):
         super().__init__(message)
         self.data = data
+        #: For a malformed UDP datagram: who sent it (set before the socket's error handler sees it).
+        self.rinfo: RemoteInfo | None = None
 
 
 class MessageTooLargeError(FrameError):

@@ -265,7 +265,7 @@ class UDPSocket(SocketBase):
 
     def _annotate_error(self, ev: ProtocolError, size: int) -> Exception:
         exc = ev.error
-        exc.rinfo = self._rinfo(ev.address, ev.port, size)  # type: ignore[attr-defined]  # where the bad datagram came from, for the error handler
+        exc.rinfo = self._rinfo(ev.address, ev.port, size)
         return exc
 
     # ---- closing

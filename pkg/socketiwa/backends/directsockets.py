@@ -52,7 +52,7 @@ _ERRORS: dict[str, type[SocketIwaError]] = {
 def _make_error(js_name: str, message: str, what: str) -> SocketIwaError:
     cls = _ERRORS.get(js_name, ConnectError)
     err = cls(f"{what}: {js_name}: {message}")
-    err.js_name = js_name  # type: ignore[attr-defined]  # the DOMException's name, kept for callers (only this backend has one)
+    err.js_name = js_name
     return err
 
 
