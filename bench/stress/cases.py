@@ -341,6 +341,23 @@ async def peer_flow(host: str, query_port: int, flow: int, timeout: float = 10.0
         await sock.close()
 
 
+async def peer_flow_settled(host: str, query_port: int, flow: int, sent: int, transport: str,
+                            quiet: float = 0.5, limit: float = 5.0) -> dict:
+    """``peer_flow`` once the peer has caught up: asked again until it counts all ``sent`` on
+    ``transport`` or its answer stops changing for ``quiet`` s (what is missing then never
+    arrived). The endpoint's last echo can be back while the peer (one asyncio loop, one datagram
+    per wake-up) is still reading the tail of a burst sent after it."""
+    end = perf() + limit
+    answer = await peer_flow(host, query_port, flow)
+    while answer.get(transport, {}).get("received", 0) < sent and perf() < end:
+        await asyncio.sleep(quiet)
+        again = await peer_flow(host, query_port, flow)
+        if again == answer:
+            break
+        answer = again
+    return answer
+
+
 def _ending(out: dict, drain: str) -> dict:
     """How the wait for echoes ended, and what that makes of the echoes not back: ``lost`` only
     if the line went quiet (they never arrived), ``unresolved`` if the wait hit its limit."""
@@ -398,7 +415,7 @@ async def burst(host: str, port: int, flow: int, transport: str = "udp", count: 
     drain = await _drain(tally, expected, send_end, idle if transport == "udp" else max(idle, 5.0),
                          limit)
     drain_seconds = perf() - send_end
-    peer = await peer_flow(host, peer_query, flow) if peer_query else None
+    peer = await peer_flow_settled(host, peer_query, flow, count, transport) if peer_query else None
     sender = _adapter_write_stats(sock)
     await sock.close()
     out = tally.result(count, sent_bins, send_end)
@@ -474,7 +491,7 @@ async def paced(host: str, port: int, flow: int, steps: list, transport: str = "
     drain = await _drain(tally, seq, send_end, idle if transport == "udp" else max(idle, 5.0), limit)
     for step_result, received in zip(step_results, tally.segment_counts, strict=True):
         step_result["received"] = received
-    peer = await peer_flow(host, peer_query, flow) if peer_query else None
+    peer = await peer_flow_settled(host, peer_query, flow, seq, transport) if peer_query else None
     await sock.close()
     out = tally.result(seq, sent_bins, send_end)
     out["steps"] = step_results
